@@ -1,0 +1,45 @@
+"""Backends by URL scheme, imported only when used (a missing driver costs nothing until then).
+
+An unknown scheme is an UnknownBackend naming the known ones, with a "did you mean".
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from adapters.errors import UnknownBackend
+from adapters.protocols import CommandTransport, EventTransport
+
+COMMAND_BACKENDS: dict[str, str] = {
+    "memory": "adapters.memory:MemoryCommandTransport",
+}
+EVENT_BACKENDS: dict[str, str] = {
+    "memory": "adapters.memory:MemoryEventTransport",
+}
+
+
+def _load(url: str, table: dict[str, str], side: str) -> Any:
+    scheme = urlsplit(url).scheme
+    if scheme not in table:
+        known = sorted(table)
+        guess = difflib.get_close_matches(scheme, known, n=1)
+        hint = f"; did you mean {guess[0]!r}?" if guess else ""
+        raise UnknownBackend(
+            f"no {side} backend for scheme {scheme!r} in {url.split('@')[-1]!r}{hint} "
+            f"known schemes: {', '.join(known)}"
+        )
+    module, _, name = table[scheme].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def open_commands(url: str, **options: Any) -> CommandTransport:
+    """Open the command transport that serves ``url``."""
+    return cast(CommandTransport, _load(url, COMMAND_BACKENDS, "command")(url, **options))
+
+
+def open_events(url: str, **options: Any) -> EventTransport:
+    """Open the event transport that serves ``url``."""
+    return cast(EventTransport, _load(url, EVENT_BACKENDS, "event")(url, **options))

@@ -1,0 +1,38 @@
+"""Errors raised by transports. Each adapter maps its driver's exceptions onto these, in one
+place, so callers never catch ``amqp.exceptions`` or ``KafkaException``.
+
+    TransportError
+    ├── BackendUnavailable   the broker cannot be reached (connect failed, connection lost,
+    │                        circuit open with no fallback); nothing was stored
+    ├── PublishRejected      the broker answered but did not take the message (nack,
+    │                        unroutable / no queue bound, reply target gone)
+    ├── RequestTimeout       no reply arrived within the request's timeout
+    └── UnknownBackend       a URL scheme no adapter serves
+
+``BrokerUnavailable`` is another name for BackendUnavailable.
+"""
+
+from __future__ import annotations
+
+
+class TransportError(Exception):
+    """Base of every error raised by a transport."""
+
+
+class BackendUnavailable(TransportError):
+    """The backend could not be reached; the message was not stored."""
+
+
+BrokerUnavailable = BackendUnavailable
+
+
+class PublishRejected(TransportError):
+    """The backend was reached but refused or could not route the message."""
+
+
+class RequestTimeout(TransportError):
+    """A request got no reply in time. A reply arriving later is discarded."""
+
+
+class UnknownBackend(TransportError, ValueError):
+    """No adapter serves this URL scheme."""

@@ -1,0 +1,88 @@
+"""What transports move, and what a consumer answers for each delivery.
+
+A TransportMessage is bytes plus string headers. It never holds a contract: turning models into
+messages is the codec's job (contracts/), not a transport's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+# Headers a transport writes on a dead letter, so the reason travels with the message.
+DLQ_REASON = "x-interchange-dead-letter-reason"
+DLQ_ERROR = "x-interchange-dead-letter-error"
+DLQ_ATTEMPTS = "x-interchange-dead-letter-attempts"
+DLQ_SOURCE = "x-interchange-dead-letter-source"
+
+
+@dataclass(frozen=True, slots=True)
+class TransportMessage:
+    """One message on the wire.
+
+    ``id`` is the message id consumers deduplicate on; ``key`` the partition key that keeps one
+    entity's messages in order; ``reply_to`` is set on requests only.
+    """
+
+    id: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    key: str | None = None
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A message handed to a consumer.
+
+    ``attempt`` counts deliveries of this message to this queue or group, starting at 1;
+    ``offset`` and ``timestamp`` (seconds since the epoch, as the broker stamped it) are set on
+    event logs.
+    """
+
+    message: TransportMessage
+    channel: str
+    attempt: int = 1
+    redelivered: bool = False
+    offset: int | None = None
+    timestamp: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The message was handled: remove it (commands) or move the group's offset past it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Deliver the message again after ``delay`` seconds. On an ordered log nothing after it
+    is delivered to the group meanwhile."""
+
+    delay: float = 0.0
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Give up on the message: move it to the dead-letter channel with this reason."""
+
+    reason: str
+    error: str = ""
+
+
+Outcome = Ack | Retry | DeadLetter
+ACK = Ack()
+
+DeliveryHandler = Callable[[Delivery], Outcome]
+"""Called once per delivery, on a consumer thread. Raising is treated as ``Retry()``."""
+
+
+def dead_letter_headers(delivery: Delivery, outcome: DeadLetter) -> dict[str, str]:
+    """The original headers plus why, how often, and from where the message was given up."""
+    headers = dict(delivery.message.headers)
+    headers[DLQ_REASON] = outcome.reason
+    headers[DLQ_ERROR] = outcome.error
+    headers[DLQ_ATTEMPTS] = str(delivery.attempt)
+    headers[DLQ_SOURCE] = delivery.channel
+    return headers

@@ -1,0 +1,113 @@
+"""The transport protocols every backend implements. Bytes and string headers only.
+
+Commands and events are different things, so they have different protocols:
+
+* CommandTransport: ``send`` to one queue (one consumer handles each command), ``broadcast`` to
+  every queue bound to an exchange (one copy per subscribing group), ``consume`` a queue,
+  ``request``/``reply`` for request/response.
+* EventTransport: ``publish`` to an append-only log, ``subscribe`` a consumer group from a start
+  position, ``replay`` without any group, ``seek`` a group back.
+
+Guarantees every implementation gives (the conformance suite checks them):
+
+* A publishing call returns only after the backend stored the message; otherwise it raises a
+  TransportError. Nothing is reported sent that was not stored.
+* Delivery is at least once. A handler's Outcome decides what happens next; a handler that
+  raises is treated as ``Retry()``. Delivery.attempt counts deliveries of that message.
+* DeadLetter moves the message to ``<queue>.dlq`` (commands) or ``<topic>.dlq`` (events) with
+  the reason in its headers (adapters.message.DLQ_*), and the consumer moves on.
+* ``close()`` on a transport flushes what it accepted and stops its consumers; on a
+  Subscription it stops that consumer after its current delivery, leaving the rest for others.
+* All methods may be called from any thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Literal, Protocol
+
+from adapters.capabilities import Capabilities
+from adapters.message import Delivery, DeliveryHandler, TransportMessage
+
+Start = Literal["earliest", "latest"] | int | datetime
+"""Where a new consumer group starts reading: the oldest record, only new ones, an offset, or
+the first record at or after a time. A group that already committed resumes where it left off."""
+
+
+class Subscription(Protocol):
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop consuming after the delivery in hand; unacknowledged messages stay for others."""
+
+
+class CommandTransport(Protocol):
+    capabilities: Capabilities
+
+    def send(self, queue: str, message: TransportMessage) -> None:
+        """Put one message on a queue; exactly one of the queue's consumers will handle it.
+        The queue is declared if it does not exist."""
+
+    def broadcast(self, exchange: str, message: TransportMessage) -> None:
+        """Copy one message to every queue bound to ``exchange``. Raises PublishRejected when
+        no queue is bound (an unroutable command is an error, not a success)."""
+
+    def consume(
+        self,
+        queue: str,
+        handler: DeliveryHandler,
+        *,
+        exchange: str | None = None,
+        prefetch: int = 1,
+    ) -> Subscription:
+        """Start one consumer of ``queue`` on a thread of its own. With ``exchange`` the queue is
+        bound to it first, so it receives broadcasts. At most ``prefetch`` unacknowledged
+        messages are held by this consumer."""
+
+    def declare(self, queue: str, *, exchange: str | None = None) -> None:
+        """Create ``queue`` (bound to ``exchange`` if given) ahead of any consumer, idempotently,
+        so messages sent before a consumer starts are kept."""
+
+    def request(self, queue: str, message: TransportMessage, timeout: float) -> TransportMessage:
+        """Send a request and wait for its reply. Raises RequestTimeout; a late reply is
+        discarded, never handed to a later request."""
+
+    def reply(self, reply_to: str, message: TransportMessage) -> None:
+        """Answer a request. Raises PublishRejected when the requester is gone."""
+
+    def close(self) -> None:
+        """Flush what was accepted, stop every consumer, release connections. Idempotent."""
+
+
+class EventTransport(Protocol):
+    capabilities: Capabilities
+
+    def publish(self, topic: str, message: TransportMessage) -> None:
+        """Append one message to the topic's log. Messages with the same key keep their order."""
+
+    def subscribe(
+        self,
+        topic: str,
+        group: str,
+        handler: DeliveryHandler,
+        *,
+        start: Start = "earliest",
+    ) -> Subscription:
+        """Join consumer group ``group`` on a thread of its own. Every group reads every message;
+        members of one group share the work. The offset moves only after the handler's Ack."""
+
+    def replay(
+        self,
+        topic: str,
+        *,
+        since: Start = "earliest",
+        until: datetime | None = None,
+    ) -> Iterator[Delivery]:
+        """Read the log from ``since`` up to ``until`` (or its current end) without joining a
+        group or moving any group's offset."""
+
+    def seek(self, topic: str, group: str, to: Start) -> None:
+        """Move a group's committed position, e.g. back to reprocess. Takes effect for members
+        that join afterwards."""
+
+    def close(self) -> None:
+        """Flush what was accepted, stop every consumer, release connections. Idempotent."""

@@ -1,0 +1,236 @@
+"""Codec: Envelope <-> (string headers, body bytes) in CloudEvents binary content mode.
+
+The body is the contract's JSON. Attributes travel as headers named by each broker's
+CloudEvents binding: ``ce_<attr>`` for Kafka (and Redis, which has no binding and follows
+Kafka's), ``cloudEvents_<attr>`` for AMQP. ``datacontenttype`` travels as ``content-type``.
+
+Decoding treats everything as hostile input: header count, size and type are checked, the
+body size is checked before parsing, only JSON is accepted (never pickle or YAML), and every
+failure is a DecodeError subclass whose message says what was wrong without echoing the input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Final
+
+from pydantic import ValidationError
+
+from contracts.base import Contract
+from contracts.envelope import JSON, SPECVERSION, Envelope
+from contracts.errors import MalformedMessage, SchemaViolation, UnknownContract
+from contracts.registry import Registry, registry
+
+KAFKA_PREFIX: Final = "ce_"
+AMQP_PREFIX: Final = "cloudEvents_"
+REDIS_PREFIX: Final = KAFKA_PREFIX
+CONTENT_TYPE: Final = "content-type"
+
+# CloudEvents attribute -> Envelope field. Extensions are lowercase alphanumerics per the spec.
+_ATTRIBUTES: Final = {
+    "id": "id",
+    "source": "source",
+    "type": "type",
+    "specversion": "specversion",
+    "time": "time",
+    "dataversion": "version",
+    "correlationid": "correlation_id",
+    "causationid": "causation_id",
+    "partitionkey": "partition_key",
+}
+_REQUIRED: Final = ("id", "source", "type", "specversion")
+
+
+def escape(text: str, limit: int = 200) -> str:
+    """Make untrusted text safe for one log line or error message: no CR/LF, bounded length."""
+    cut = text if len(text) <= limit else text[:limit] + "…"
+    return cut.encode("unicode_escape").decode("ascii")
+
+
+class Codec:
+    """Encodes and decodes envelopes for one broker binding (its header prefix)."""
+
+    def __init__(
+        self,
+        prefix: str = KAFKA_PREFIX,
+        *,
+        contracts: Registry = registry,
+        max_body_bytes: int = 1 << 20,
+        max_headers: int = 64,
+        max_header_bytes: int = 4096,
+    ) -> None:
+        self.prefix = prefix
+        self.contracts = contracts
+        self.max_body_bytes = max_body_bytes
+        self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
+        self._reserved = {prefix + a for a in _ATTRIBUTES} | {CONTENT_TYPE}
+
+    # -- encode ---------------------------------------------------------------------------
+
+    def encode(self, envelope: Envelope) -> tuple[dict[str, str], bytes]:
+        p = self.prefix
+        headers = {k: v for k, v in envelope.headers.items() if k not in self._reserved}
+        headers.update(
+            {
+                p + "id": envelope.id,
+                p + "source": envelope.source,
+                p + "type": envelope.type,
+                p + "specversion": envelope.specversion,
+                p + "time": envelope.time.isoformat(),
+                p + "dataversion": str(envelope.version),
+                CONTENT_TYPE: envelope.datacontenttype,
+            }
+        )
+        if envelope.correlation_id is not None:
+            headers[p + "correlationid"] = envelope.correlation_id
+        if envelope.causation_id is not None:
+            headers[p + "causationid"] = envelope.causation_id
+        if envelope.partition_key is not None:
+            headers[p + "partitionkey"] = envelope.partition_key
+        body = type(envelope.data).__pydantic_serializer__.to_json(envelope.data)
+        return headers, body
+
+    # -- decode ---------------------------------------------------------------------------
+
+    def decode(
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        assume: type[Contract] | None = None,
+    ) -> Envelope:
+        """Decode a transport message.
+
+        ``assume`` names the contract of a legacy route: a body that arrives without CloudEvents
+        headers is then read as that contract, with an id derived from the body's hash so a
+        redelivered copy deduplicates. Without ``assume``, a message lacking ``type`` is
+        malformed.
+        """
+        self._check_headers(headers)
+        if len(body) > self.max_body_bytes:
+            raise MalformedMessage(
+                f"body of {len(body)} bytes exceeds the limit of {self.max_body_bytes} bytes"
+            )
+        content_type = headers.get(CONTENT_TYPE) or headers.get(self.prefix + "datacontenttype")
+        if content_type is not None and not _is_json(content_type):
+            raise MalformedMessage(
+                f"unsupported content type {escape(content_type)!r}: only JSON is accepted"
+            )
+        attrs = {
+            field: headers[self.prefix + attr]
+            for attr, field in _ATTRIBUTES.items()
+            if self.prefix + attr in headers
+        }
+        if "type" not in attrs:
+            if assume is None:
+                raise MalformedMessage(
+                    f"missing {self.prefix}type header: not a CloudEvent, and this route "
+                    "names no contract to assume for bare JSON"
+                )
+            return self._bare(headers, body, assume)
+        missing = [self.prefix + a for a in _REQUIRED if _ATTRIBUTES[a] not in attrs]
+        if missing:
+            raise MalformedMessage(f"missing CloudEvents header(s): {', '.join(missing)}")
+        if attrs["specversion"] != SPECVERSION:
+            raise MalformedMessage(
+                f"unsupported CloudEvents specversion {escape(attrs['specversion'])!r}"
+            )
+        name = attrs["type"]
+        model = self.contracts.get(name, self._version(name, attrs.get("version")))
+        time = _parse_time(attrs["time"]) if "time" in attrs else datetime.now(UTC)
+        free = {k: v for k, v in headers.items() if k not in self._reserved}
+        return Envelope(
+            data=_validate(model, body),
+            id=attrs["id"],
+            source=attrs["source"],
+            type=name,
+            version=model.contract_version,
+            time=time,
+            datacontenttype=content_type or JSON,
+            correlation_id=attrs.get("correlation_id"),
+            causation_id=attrs.get("causation_id"),
+            partition_key=attrs.get("partition_key"),
+            headers=MappingProxyType(free),
+        )
+
+    def _bare(self, headers: Mapping[str, str], body: bytes, model: type[Contract]) -> Envelope:
+        digest = hashlib.sha256(body).hexdigest()[:32]
+        return Envelope(
+            data=_validate(model, body),
+            id=f"bare-{digest}",
+            source="legacy",
+            type=model.contract_name,
+            version=model.contract_version,
+            time=datetime.now(UTC),
+            headers=MappingProxyType(dict(headers)),
+        )
+
+    def _check_headers(self, headers: Mapping[str, str]) -> None:
+        if len(headers) > self.max_headers:
+            raise MalformedMessage(f"{len(headers)} headers exceed the limit of {self.max_headers}")
+        for key, value in headers.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise MalformedMessage(
+                    f"header {escape(str(key))!r} is not a string pair "
+                    f"({type(key).__name__}: {type(value).__name__})"
+                )
+            if len(key) + len(value) > self.max_header_bytes:
+                raise MalformedMessage(
+                    f"header {escape(key)!r} of {len(key) + len(value)} characters exceeds "
+                    f"the limit of {self.max_header_bytes}"
+                )
+
+    def _version(self, name: str, raw: str | None) -> int:
+        if raw is None:
+            known = self.contracts.versions(name)
+            if len(known) == 1:
+                return known[0]
+            if not known:
+                raise UnknownContract(f"unknown contract type {escape(name)!r}")
+            raise UnknownContract(
+                f"{escape(name)!r} has versions {known} and the message names none "
+                f"(header {self.prefix}dataversion)"
+            )
+        try:
+            version = int(raw)
+        except ValueError:
+            raise MalformedMessage(
+                f"{self.prefix}dataversion {escape(raw)!r} is not an integer"
+            ) from None
+        return version
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == JSON or media.endswith("+json")
+
+
+def _parse_time(raw: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise MalformedMessage(f"time {escape(raw)!r} is not an RFC 3339 timestamp") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _validate(model: type[Contract], body: bytes) -> Contract:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        problems = error.errors(include_input=False, include_url=False)
+        if any(p["type"] == "json_invalid" for p in problems):
+            raise MalformedMessage(
+                f"body is not valid JSON: {escape(problems[0]['msg'])}"
+            ) from None
+        shown = "; ".join(
+            f"{'.'.join(str(part) for part in p['loc']) or '<body>'}: {p['msg']}"
+            for p in problems[:10]
+        )
+        more = f" (+{len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise SchemaViolation(
+            f"{model.contract_name} v{model.contract_version}: {escape(shown, 600)}{more}"
+        ) from None

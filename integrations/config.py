@@ -1,0 +1,119 @@
+"""Configuration: ``interchange.toml`` (or YAML, or a dict) overridden by ``INTERCHANGE_*``
+environment variables, validated by pydantic-settings.
+
+Nested keys use a double underscore in the environment:
+``INTERCHANGE_BACKENDS__COMMANDS=amqp://guest:guest@127.0.0.1:5672//``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_FILE = "interchange.toml"
+
+
+class Backends(BaseModel):
+    """Which backend carries which traffic, as URLs (memory://, amqp://, kafka://, redis://)."""
+
+    model_config = ConfigDict(extra="forbid")
+    commands: str = "memory://"
+    events: str = "memory://"
+
+
+class RetryPolicy(BaseModel):
+    """How a failing handler is retried before its message is dead-lettered."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_attempts: PositiveInt = 3
+    """Handler calls in all, the first included; after the last failure: dead letter."""
+    initial_delay: float = Field(0.5, ge=0)
+    multiplier: float = Field(2.0, ge=1)
+    max_delay: float = Field(30.0, ge=0)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before delivery ``attempt + 1``."""
+        return float(min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1)))
+
+
+class Route(BaseModel):
+    """Where one contract travels, keyed by contract name in ``[routes."<name>"]``.
+
+    Commands use ``queue`` (point-to-point) and ``exchange`` (broadcast); events use ``topic``
+    and ``partition_key``. Every name defaults to the contract name.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    queue: str | None = None
+    exchange: str | None = None
+    groups: list[str] = Field(default_factory=list)
+    """Broadcast groups whose queues are declared at start, so broadcasts sent before their
+    consumers run are kept."""
+    topic: str | None = None
+    partition_key: str | None = None
+    """Name of the contract field whose value is the partition key (per-key order)."""
+    bare_json: bool = False
+    """Accept header-less JSON from legacy producers on this route, read as this contract."""
+    retry: RetryPolicy | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INTERCHANGE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    source: str = "interchange"
+    """CloudEvents ``source`` stamped on everything this service sends."""
+    backends: Backends = Field(default_factory=Backends)
+    routes: dict[str, Route] = Field(default_factory=dict)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    channel_prefix: str = ""
+    """Prepended to every queue, exchange and topic name (tests use it for isolation)."""
+    request_timeout: PositiveFloat = 5.0
+    concurrency: PositiveInt = 1
+    """Consumer threads per handler, unless the handler says otherwise."""
+    max_body_bytes: PositiveInt = 1 << 20
+    dedupe_ttl: PositiveFloat = 3600.0
+    """Seconds a handled message id is remembered, to drop redelivered duplicates."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init values; the environment must override them.
+        return env_settings, init_settings
+
+    def route(self, name: str) -> Route:
+        return self.routes.get(name) or Route()
+
+
+def load_settings(config: str | Path | Mapping[str, Any] | Settings | None = None) -> Settings:
+    """Settings from a file path, a mapping, or (None) ``./interchange.toml`` when present."""
+    if isinstance(config, Settings):
+        return config
+    if config is None:
+        config = DEFAULT_FILE if Path(DEFAULT_FILE).exists() else {}
+    if isinstance(config, Mapping):
+        return Settings(**dict(config))
+    path = Path(config)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".toml":
+        data: Any = tomllib.loads(text)
+    elif path.suffix in (".yaml", ".yml"):
+        data = yaml.safe_load(text) or {}
+    else:
+        raise ValueError(f"config file {path} must end in .toml, .yaml or .yml")
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a table of settings")
+    return Settings(**data)

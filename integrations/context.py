@@ -1,0 +1,50 @@
+"""The ``ctx`` a handler receives: the envelope it is handling, and verbs that carry the
+correlation id over and name this message as the cause of what the handler sends."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from contracts import Command, Contract, Envelope, Event
+
+if TYPE_CHECKING:
+    from integrations.bus import Bus
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerContext:
+    envelope: Envelope
+    attempt: int
+    """1 on first delivery; 3 means two earlier attempts failed or were lost."""
+    group: str | None
+    bus: Bus
+
+    @property
+    def message_id(self) -> str:
+        return self.envelope.id
+
+    @property
+    def correlation_id(self) -> str:
+        """The conversation this message belongs to: its own id when it started one."""
+        return self.envelope.correlation_id or self.envelope.id
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.envelope.headers
+
+    def _lineage(self) -> dict[str, Any]:
+        return {"correlation_id": self.correlation_id, "causation_id": self.envelope.id}
+
+    def send(self, command: Command, **options: Any) -> str:
+        return self.bus.send(command, **self._lineage(), **options)
+
+    def broadcast(self, command: Command, **options: Any) -> str:
+        return self.bus.broadcast(command, **self._lineage(), **options)
+
+    def publish(self, event: Event, **options: Any) -> str:
+        return self.bus.publish(event, **self._lineage(), **options)
+
+    def request(self, command: Command, *, timeout: float | None = None) -> Contract:
+        return self.bus.request(command, timeout=timeout, **self._lineage())

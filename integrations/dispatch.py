@@ -1,0 +1,122 @@
+"""From a delivery to a handler call and back to an Outcome.
+
+Every failure ends in a decision, never a crashed consumer: a message that cannot be decoded,
+or names another contract or version, is dead-lettered at once with the reason; a handler that
+raises is retried with backoff and dead-lettered with the exception's type and text after its
+last attempt; a duplicate of a handled message is acknowledged without calling the handler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from adapters import ACK, DeadLetter, Delivery, Outcome, PublishRejected, Retry
+from contracts import Codec, Contract, DecodeError, Envelope, escape
+from integrations.config import RetryPolicy
+from integrations.context import HandlerContext
+from integrations.dedupe import DedupeStore
+
+if TYPE_CHECKING:
+    from integrations.bus import Bus
+
+log = logging.getLogger("interchange")
+
+HandlerFunc = Callable[[Any, HandlerContext], Any]
+_REASON_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Dispatcher:
+    """Turns deliveries on one channel into calls of one handler."""
+
+    bus: Bus
+    contract: type[Contract]
+    func: HandlerFunc
+    channel: str
+    group: str | None
+    codec: Codec
+    retry: RetryPolicy
+    dedupe: DedupeStore
+    bare_json: bool = False
+
+    def __call__(self, delivery: Delivery) -> Outcome:
+        message = delivery.message
+        try:
+            envelope = self.codec.decode(
+                message.headers, message.body, assume=self.contract if self.bare_json else None
+            )
+        except DecodeError as error:
+            log.warning("dead-lettering undecodable message on %s: %s", self.channel, error)
+            return DeadLetter(reason=_clip(str(error)), error=type(error).__name__)
+        mismatch = self._mismatch(envelope)
+        if mismatch:
+            log.warning("dead-lettering on %s: %s", self.channel, mismatch)
+            return DeadLetter(reason=mismatch, error="UnknownContract")
+        key = f"{self.channel}|{self.group or ''}|{envelope.id}"
+        if self.dedupe.seen(key):
+            log.info("dropping duplicate %s on %s", escape(envelope.id), self.channel)
+            return ACK
+        ctx = HandlerContext(envelope, delivery.attempt, self.group, self.bus)
+        try:
+            result = self.func(envelope.data, ctx)
+        except Exception as error:
+            return self._failed(delivery, error)
+        self.dedupe.remember(key)
+        if message.reply_to is not None:
+            self._reply(envelope, message.reply_to, result)
+        return ACK
+
+    def _mismatch(self, envelope: Envelope) -> str | None:
+        want = self.contract
+        if envelope.type != want.contract_name:
+            return (
+                f"{escape(envelope.type)} v{envelope.version} arrived on the channel of "
+                f"{want.contract_name}, whose consumer reads only that contract"
+            )
+        if envelope.version != want.contract_version:
+            return (
+                f"no converter from v{envelope.version} to v{want.contract_version} "
+                f"of {want.contract_name}"
+            )
+        return None
+
+    def _failed(self, delivery: Delivery, error: Exception) -> Outcome:
+        reason = _clip(f"{type(error).__name__}: {error}")
+        if delivery.attempt >= self.retry.max_attempts:
+            log.error(
+                "dead-lettering on %s after %d attempts: %s",
+                self.channel,
+                delivery.attempt,
+                escape(reason),
+            )
+            return DeadLetter(reason=reason, error=type(error).__name__)
+        delay = self.retry.delay(delivery.attempt)
+        log.warning(
+            "handler failed on %s (attempt %d of %d), retrying in %.2fs: %s",
+            self.channel,
+            delivery.attempt,
+            self.retry.max_attempts,
+            delay,
+            escape(reason),
+        )
+        return Retry(delay=delay, reason=reason)
+
+    def _reply(self, request: Envelope, reply_to: str, result: Any) -> None:
+        if not isinstance(result, Contract):
+            log.warning(
+                "handler of request %s returned %s, not a contract: the requester will time out",
+                escape(request.id),
+                type(result).__name__,
+            )
+            return
+        try:
+            self.bus._reply(request, reply_to, result)
+        except PublishRejected as error:
+            log.info("reply to %s discarded: %s", escape(request.id), error)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _REASON_LIMIT else text[:_REASON_LIMIT] + "…"
