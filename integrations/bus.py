@@ -44,7 +44,7 @@ from contracts import (
 )
 from integrations.config import Settings, load_settings
 from integrations.dedupe import DedupeStore, MemoryDedupeStore
-from integrations.dispatch import Dispatcher, HandlerFunc
+from integrations.dispatch import Dispatcher, HandlerFunc, dedupe_scope
 
 log = logging.getLogger("interchange")
 
@@ -208,8 +208,11 @@ class Bus:
             yield envelope.data
 
     def seek(self, contract: type[Event], group: str, to: Start) -> None:
-        """Move a consumer group's position, e.g. back to reprocess."""
-        self.events.seek(self.topic_of(contract), group, to)
+        """Move a consumer group's position, e.g. back to reprocess. The group's handled ids
+        are forgotten, so the records it reads again reach its handler again."""
+        topic = self.topic_of(contract)
+        self.events.seek(topic, group, to)
+        self.dedupe.forget(dedupe_scope(topic, group))
 
     # -- handlers -------------------------------------------------------------------------
 
@@ -416,6 +419,10 @@ class Bus:
 def _expect(contract: Contract, kind: type[Contract], verb: str, other: str) -> None:
     if not isinstance(contract, kind):
         raise TypeError(
-            f"{type(contract).__name__} is not a {kind.__name__}: use bus.{other}(), not "
-            f"bus.{verb}()"
+            f"{type(contract).__name__} is {_article(contract.contract_kind)}: "
+            f"use bus.{other}(), not bus.{verb}()"
         )
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"

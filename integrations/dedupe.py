@@ -1,7 +1,8 @@
 """Dedupe stores: delivery is at least once, so consumers remember handled message ids.
 
 An id is remembered only after its handler succeeded: a message whose handler crashed must
-still be handled when it is redelivered.
+still be handled when it is redelivered. Keys are ``<scope>|<message id>``, the scope naming the
+channel and group; ``forget(scope)`` lets a deliberate re-read (seek) reach the handler again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ class DedupeStore(Protocol):
 
     def remember(self, key: str) -> None:
         """Remember ``key`` for the store's time to live."""
+
+    def forget(self, scope: str) -> None:
+        """Forget every key of ``scope``, so its messages are handled again."""
 
 
 class MemoryDedupeStore:
@@ -45,3 +49,9 @@ class MemoryDedupeStore:
                 len(self._expiry) > self.max_entries or next(iter(self._expiry.values())) <= now
             ):
                 self._expiry.popitem(last=False)
+
+    def forget(self, scope: str) -> None:
+        prefix = scope + "|"
+        with self._lock:
+            for key in [k for k in self._expiry if k.startswith(prefix)]:
+                del self._expiry[key]

@@ -55,7 +55,7 @@ class Dispatcher:
         if mismatch:
             log.warning("dead-lettering on %s: %s", self.channel, mismatch)
             return DeadLetter(reason=mismatch, error="UnknownContract")
-        key = f"{self.channel}|{self.group or ''}|{envelope.id}"
+        key = f"{dedupe_scope(self.channel, self.group)}|{envelope.id}"
         if self.dedupe.seen(key):
             log.info("dropping duplicate %s on %s", escape(envelope.id), self.channel)
             return ACK
@@ -116,6 +116,10 @@ class Dispatcher:
             self.bus._reply(request, reply_to, result)
         except PublishRejected as error:
             log.info("reply to %s discarded: %s", escape(request.id), error)
+
+
+def dedupe_scope(channel: str, group: str | None) -> str:
+    return f"{channel}|{group or ''}"
 
 
 def _clip(text: str) -> str:

@@ -1,0 +1,73 @@
+"""Configuration: files, dicts, environment overrides, validation, backend lookup."""
+
+import pytest
+from pydantic import ValidationError
+
+from adapters import UnknownBackend, open_commands
+from integrations import Bus, Settings, load_settings
+
+
+def test_the_smallest_config_names_only_backends():
+    bus = Bus.from_config({"backends": {"commands": "memory://", "events": "memory://"}})
+    assert bus.settings.routes == {}
+    assert bus.settings.retry.max_attempts == 3
+    bus.close()
+
+
+def test_toml_and_yaml_files_give_the_same_settings(tmp_path):
+    toml = tmp_path / "interchange.toml"
+    toml.write_text(
+        'source = "shop"\n[backends]\ncommands = "memory://x"\n'
+        '[routes."orders.place_order"]\nqueue = "orders"\n[retry]\nmax_attempts = 5\n'
+    )
+    yaml = tmp_path / "interchange.yaml"
+    yaml.write_text(
+        "source: shop\nbackends:\n  commands: memory://x\n"
+        "routes:\n  orders.place_order:\n    queue: orders\nretry:\n  max_attempts: 5\n"
+    )
+    from_toml, from_yaml = load_settings(toml), load_settings(yaml)
+    assert from_toml == from_yaml
+    assert from_toml.route("orders.place_order").queue == "orders"
+    assert from_toml.retry.max_attempts == 5
+
+
+def test_environment_variables_override_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "interchange.toml"
+    path.write_text('source = "file"\n[backends]\ncommands = "memory://from-file"\n')
+    monkeypatch.setenv("INTERCHANGE_SOURCE", "env")
+    monkeypatch.setenv("INTERCHANGE_BACKENDS__EVENTS", "memory://from-env")
+    settings = load_settings(path)
+    assert settings.source == "env"
+    assert settings.backends.commands == "memory://from-file"
+    assert settings.backends.events == "memory://from-env"
+
+
+def test_a_missing_config_file_falls_back_to_interchange_toml_or_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(None) == Settings()
+    (tmp_path / "interchange.toml").write_text('source = "here"\n')
+    assert load_settings(None).source == "here"
+
+
+def test_typos_in_the_config_are_errors_not_silently_ignored():
+    with pytest.raises(ValidationError, match="qeue"):
+        Settings(routes={"a": {"qeue": "x"}})
+    with pytest.raises(ValidationError, match="max_attempts"):
+        Settings(retry={"max_attempts": 0})
+
+
+def test_an_unsupported_file_type_is_refused(tmp_path):
+    path = tmp_path / "interchange.ini"
+    path.write_text("x")
+    with pytest.raises(ValueError, match=r"must end in \.toml, \.yaml or \.yml"):
+        load_settings(path)
+
+
+def test_an_unknown_scheme_names_the_known_ones_and_guesses():
+    with pytest.raises(UnknownBackend, match=r"scheme 'memry'.*did you mean 'memory'\?.*known"):
+        open_commands("memry://")
+
+
+def test_retry_delays_grow_and_are_capped():
+    settings = Settings(retry={"initial_delay": 0.5, "multiplier": 2, "max_delay": 3})
+    assert [settings.retry.delay(a) for a in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 3.0]
