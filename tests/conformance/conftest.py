@@ -1,0 +1,89 @@
+"""Parametrizes every conformance test over the backends whose capabilities it needs.
+
+A test says what it needs with ``@pytest.mark.requires("ordered_log", ...)`` (names of
+Capabilities fields); it runs against every backend declaring them, and is simply not generated
+for the others — no per-backend skips.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from adapters import CommandTransport, EventTransport, open_commands, open_events
+from tests.conformance.backends import BACKENDS, Backend
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requires(*capabilities): backend capabilities needed")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    needed = [n for m in metafunc.definition.iter_markers("requires") for n in m.args]
+    chosen = [b for b in BACKENDS if all(getattr(b.capabilities, n) for n in needed)]
+    metafunc.parametrize("backend", chosen, ids=[b.name for b in chosen], indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> Backend:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def url(backend: Backend, request: pytest.FixtureRequest) -> str:
+    return backend.url(request)
+
+
+@pytest.fixture
+def names() -> Iterator[str]:
+    """Channel names no other test uses: next(names) gives a fresh one."""
+    run = uuid.uuid4().hex[:10]
+    return (f"conf-{run}-{i}" for i in range(1_000_000))
+
+
+@pytest.fixture
+def open_transports(url: str) -> Iterator[tuple[list[CommandTransport], list[EventTransport]]]:
+    opened: tuple[list[CommandTransport], list[EventTransport]] = ([], [])
+    yield opened
+    for transport in [*opened[0], *opened[1]]:
+        transport.close()
+
+
+@pytest.fixture
+def commands(url: str, open_transports) -> CommandTransport:
+    transport = open_commands(url)
+    open_transports[0].append(transport)
+    return transport
+
+
+@pytest.fixture
+def events(url: str, open_transports) -> EventTransport:
+    transport = open_events(url)
+    open_transports[1].append(transport)
+    return transport
+
+
+@pytest.fixture
+def another_commands(url: str, open_transports):
+    """Opens further command transports on the same broker (another process, in effect)."""
+
+    def make() -> CommandTransport:
+        transport = open_commands(url)
+        open_transports[0].append(transport)
+        return transport
+
+    return make
+
+
+@pytest.fixture
+def another_events(url: str, open_transports):
+    def make() -> EventTransport:
+        transport = open_events(url)
+        open_transports[1].append(transport)
+        return transport
+
+    return make

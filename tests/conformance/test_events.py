@@ -1,0 +1,250 @@
+"""Conformance: what every event transport promises — an append-only log that every consumer
+group reads at its own pace, in order per key, replayable from the start, an offset or a time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters import ACK, DLQ_ATTEMPTS, DLQ_REASON, DeadLetter, Retry, TransportMessage
+from integrations.testing import wait_until
+from tests.conformance.inbox import Inbox
+
+
+def _events(n: int, keys: int = 1, tag: str = "e") -> list[TransportMessage]:
+    return [
+        TransportMessage(f"{tag}-{i}", str(i).encode(), {"seq": str(i)}, key=f"k{i % keys}")
+        for i in range(n)
+    ]
+
+
+def _publish(events, topic, messages):
+    for message in messages:
+        events.publish(topic, message)
+
+
+def test_a_new_group_reads_events_published_before_it_existed(events, names):
+    topic = next(names)
+    sent = _events(20)
+    _publish(events, topic, sent)
+    inbox = Inbox()
+    events.subscribe(topic, next(names), inbox, start="earliest")
+    assert inbox.wait_for(20) == [m.id for m in sent]
+
+
+def test_every_group_reads_every_event(events, names):
+    topic = next(names)
+    groups = [Inbox() for _ in range(3)]
+    for inbox in groups:
+        events.subscribe(topic, next(names), inbox)
+    sent = _events(30, keys=3)
+    _publish(events, topic, sent)
+    for inbox in groups:
+        assert sorted(inbox.wait_for(30)) == sorted(m.id for m in sent)
+
+
+@pytest.mark.requires("consumer_groups")
+def test_members_of_one_group_together_read_each_event_once(events, another_events, names):
+    topic, group = next(names), next(names)
+    shared = Inbox()
+    events.subscribe(topic, group, shared)
+    another_events().subscribe(topic, group, shared)
+    sent = _events(40, keys=4)
+    _publish(events, topic, sent)
+    shared.wait_for(40)
+    assert sorted(shared.ids()) == sorted(m.id for m in sent)
+
+
+@pytest.mark.requires("ordered_log")
+def test_each_key_is_read_in_publish_order(events, names):
+    topic = next(names)
+    inbox = Inbox()
+    events.subscribe(topic, next(names), inbox)
+    sent = _events(60, keys=5)
+    _publish(events, topic, sent)
+    inbox.wait_for(60)
+    for key in {m.key for m in sent}:
+        published = [m.id for m in sent if m.key == key]
+        received = [d.message.id for d in inbox.deliveries if d.message.key == key]
+        assert received == published, f"order broken for key {key}"
+
+
+@pytest.mark.requires("ordered_log")
+def test_nothing_after_an_unacknowledged_event_is_delivered_to_its_group(events, names):
+    topic = next(names)
+    first_done = threading.Event()
+
+    def answer(delivery):
+        if delivery.message.id == "e-0" and delivery.attempt < 3:
+            return Retry(delay=0.05)
+        if delivery.message.id == "e-0":
+            first_done.set()
+        return ACK
+
+    inbox = Inbox(answer)
+    events.subscribe(topic, next(names), inbox)
+    _publish(events, topic, _events(3))
+    inbox.wait_for(5)
+    assert [(d.message.id, d.attempt) for d in inbox.deliveries] == [
+        ("e-0", 1),
+        ("e-0", 2),
+        ("e-0", 3),
+        ("e-1", 1),
+        ("e-2", 1),
+    ]
+
+
+def test_topics_are_isolated(events, names):
+    left, right = next(names), next(names)
+    left_inbox, right_inbox = Inbox(), Inbox()
+    events.subscribe(left, next(names), left_inbox)
+    events.subscribe(right, next(names), right_inbox)
+    events.publish(left, TransportMessage("to-left", b"l"))
+    events.publish(right, TransportMessage("to-right", b"r"))
+    assert left_inbox.wait_for(1) == ["to-left"]
+    assert right_inbox.wait_for(1) == ["to-right"]
+
+
+def test_a_group_continues_where_it_stopped_after_its_consumer_closes(
+    events, another_events, names
+):
+    topic, group = next(names), next(names)
+    first = Inbox()
+    subscription = events.subscribe(topic, group, first)
+    sent = _events(10)
+    _publish(events, topic, sent[:5])
+    first.wait_for(5)
+    subscription.close()
+    _publish(events, topic, sent[5:])
+    second = Inbox()
+    another_events().subscribe(topic, group, second, start="earliest")
+    second.wait_for(5)
+    assert first.ids() + second.ids() == [m.id for m in sent]
+
+
+@pytest.mark.requires("replay")
+def test_replay_from_the_start_an_offset_or_a_time_moves_no_group(events, names):
+    topic, group = next(names), next(names)
+    _publish(events, topic, _events(4, tag="old"))
+    cut = datetime.now(UTC)
+    time.sleep(0.01)  # the broker's clock must pass the cut; this is not a wait for a result
+    _publish(events, topic, _events(3, tag="new"))
+    everything = [d.message.id for d in events.replay(topic)]
+    assert everything == [f"old-{i}" for i in range(4)] + [f"new-{i}" for i in range(3)]
+    assert [d.message.id for d in events.replay(topic, since=cut)] == ["new-0", "new-1", "new-2"]
+    assert [d.message.id for d in events.replay(topic, until=cut)] == [f"old-{i}" for i in range(4)]
+    offsets = [d.offset for d in events.replay(topic)]
+    from_third = [d.message.id for d in events.replay(topic, since=offsets[2])]
+    assert from_third == everything[2:]
+    inbox = Inbox()
+    events.subscribe(topic, group, inbox)
+    assert inbox.wait_for(7) == everything
+
+
+@pytest.mark.requires("replay")
+def test_a_group_can_start_from_a_time(events, names):
+    topic = next(names)
+    _publish(events, topic, _events(3, tag="old"))
+    cut = datetime.now(UTC)
+    time.sleep(0.01)
+    _publish(events, topic, _events(2, tag="new"))
+    inbox = Inbox()
+    events.subscribe(topic, next(names), inbox, start=cut)
+    assert inbox.wait_for(2) == ["new-0", "new-1"]
+
+
+def test_a_group_starting_at_latest_skips_the_past(events, names):
+    topic = next(names)
+    _publish(events, topic, _events(3, tag="old"))
+    inbox = Inbox()
+    events.subscribe(topic, next(names), inbox, start="latest")
+    # Publish until the group has joined and reads: "latest" is fixed when it joins.
+    wait_until(lambda: bool(inbox.ids()) or _publish(events, topic, [_probe()]) is not None, 30)
+    assert all(i.startswith("probe") for i in inbox.ids())
+
+
+def _probe() -> TransportMessage:
+    return TransportMessage(f"probe-{time.monotonic_ns()}", b"p")
+
+
+@pytest.mark.requires("replay")
+def test_seek_makes_a_group_read_again(events, another_events, names):
+    topic, group = next(names), next(names)
+    first = Inbox()
+    subscription = events.subscribe(topic, group, first)
+    _publish(events, topic, _events(3))
+    first.wait_for(3)
+    subscription.close()
+    events.seek(topic, group, "earliest")
+    again = Inbox()
+    another_events().subscribe(topic, group, again)
+    assert again.wait_for(3) == ["e-0", "e-1", "e-2"]
+
+
+def test_a_dead_lettered_event_goes_to_the_dlq_topic_and_the_group_moves_on(events, names):
+    topic, group = next(names), next(names)
+
+    def answer(delivery):
+        return (
+            DeadLetter("SchemaViolation: total_cents missing", "SchemaViolation")
+            if (delivery.message.id == "e-1")
+            else ACK
+        )
+
+    inbox = Inbox(answer)
+    events.subscribe(topic, group, inbox)
+    dlq = Inbox()
+    events.subscribe(f"{topic}.dlq", next(names), dlq)
+    _publish(events, topic, _events(3))
+    assert inbox.wait_for(3) == ["e-0", "e-1", "e-2"]
+    assert dlq.wait_for(1) == ["e-1"]
+    headers = dlq.deliveries[0].message.headers
+    assert headers[DLQ_REASON] == "SchemaViolation: total_cents missing"
+    assert headers[DLQ_ATTEMPTS] == "1"
+
+
+def test_closing_a_publisher_loses_nothing_it_accepted(events, another_events, names):
+    topic = next(names)
+    publisher = another_events()
+    sent = _events(50)
+    _publish(publisher, topic, sent)
+    publisher.close()
+    inbox = Inbox()
+    events.subscribe(topic, next(names), inbox)
+    assert inbox.wait_for(50) == [m.id for m in sent]
+
+
+@pytest.mark.requires("survives_restart")
+def test_a_group_carries_on_after_a_broker_restart_and_rereads_what_it_did_not_commit(
+    events, backend, url, names
+):
+    topic = next(names)
+    in_handler, restarted = threading.Event(), threading.Event()
+
+    def answer(delivery):
+        if delivery.message.id == "e-0" and not in_handler.is_set():
+            in_handler.set()
+            restarted.wait(30)
+        return ACK
+
+    inbox = Inbox(answer)
+    events.subscribe(topic, next(names), inbox)
+    _publish(events, topic, _events(1))
+    assert in_handler.wait(20)
+    backend.restart(url)
+    restarted.set()
+    wait_until(lambda: _try_publish(events, topic, TransportMessage("e-1", b"1")), 60)
+    inbox.wait_for(3, timeout=60)
+    assert inbox.ids()[:2] == ["e-0", "e-0"], "the uncommitted event must be read again"
+    assert inbox.ids()[2:] == ["e-1"]
+
+
+def _try_publish(events, topic, message) -> bool:
+    try:
+        events.publish(topic, message)
+    except Exception:
+        return False
+    return True
