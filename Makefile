@@ -1,12 +1,13 @@
 # The two set-up commands of the README:
 #   make demo   install Interchange and run the demo on the embedded memory:// backend
-#   make test   install Interchange with every extra and run lint, types and the whole suite
+#   make test   install Interchange with every extra, bring up RabbitMQ, Kafka and Redis
+#               (compose/with-brokers), then run lint, types and the whole suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit install clean
+.PHONY: demo test lint typecheck unit install brokers brokers-down clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +33,15 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit tests/conformance
 
+# Starts the native brokers first when no URLs are given and no Docker engine answers.
 test: lint typecheck
-	$(BIN)/pytest
+	compose/with-brokers $(BIN)/pytest
+
+brokers:
+	compose/native/up
+
+brokers-down:
+	compose/native/down
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

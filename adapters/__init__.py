@@ -2,7 +2,15 @@
 bytes and string headers only, never a contract.
 """
 
-from adapters.backends import COMMAND_BACKENDS, EVENT_BACKENDS, open_commands, open_events
+from adapters._urls import redact
+from adapters.backends import (
+    COMMAND_BACKENDS,
+    EVENT_BACKENDS,
+    PROBES,
+    open_commands,
+    open_events,
+    probe,
+)
 from adapters.capabilities import Capabilities
 from adapters.errors import (
     BackendUnavailable,
@@ -36,6 +44,7 @@ __all__ = [
     "DLQ_REASON",
     "DLQ_SOURCE",
     "EVENT_BACKENDS",
+    "PROBES",
     "Ack",
     "BackendUnavailable",
     "BrokerUnavailable",
@@ -56,4 +65,6 @@ __all__ = [
     "UnknownBackend",
     "open_commands",
     "open_events",
+    "probe",
+    "redact",
 ]

@@ -20,6 +20,15 @@ EVENT_BACKENDS: dict[str, str] = {
     "memory": "adapters.memory:MemoryEventTransport",
 }
 
+PROBES: dict[str, str] = {
+    "memory": "adapters.backends:_probe_memory",
+    "amqp": "adapters.rabbitmq:probe",
+    "amqps": "adapters.rabbitmq:probe",
+    "kafka": "adapters.kafka:probe",
+    "redis": "adapters.redis:probe",
+    "rediss": "adapters.redis:probe",
+}
+
 
 def _load(url: str, table: dict[str, str], side: str) -> Any:
     scheme = urlsplit(url).scheme
@@ -28,7 +37,7 @@ def _load(url: str, table: dict[str, str], side: str) -> Any:
         guess = difflib.get_close_matches(scheme, known, n=1)
         hint = f"; did you mean {guess[0]!r}?" if guess else ""
         raise UnknownBackend(
-            f"no {side} backend for scheme {scheme!r} in {url.split('@')[-1]!r}{hint} "
+            f"no {side} for scheme for scheme {scheme!r} in {url.split('@')[-1]!r}{hint} "
             f"known schemes: {', '.join(known)}"
         )
     module, _, name = table[scheme].partition(":")
@@ -37,9 +46,20 @@ def _load(url: str, table: dict[str, str], side: str) -> Any:
 
 def open_commands(url: str, **options: Any) -> CommandTransport:
     """Open the command transport that serves ``url``."""
-    return cast(CommandTransport, _load(url, COMMAND_BACKENDS, "command")(url, **options))
+    return cast(CommandTransport, _load(url, COMMAND_BACKENDS, "command backend")(url, **options))
 
 
 def open_events(url: str, **options: Any) -> EventTransport:
     """Open the event transport that serves ``url``."""
-    return cast(EventTransport, _load(url, EVENT_BACKENDS, "event")(url, **options))
+    return cast(EventTransport, _load(url, EVENT_BACKENDS, "event backend")(url, **options))
+
+
+def probe(url: str, timeout: float = 5.0) -> str:
+    """Check for real that the backend behind ``url`` answers; return what it said about
+    itself. Raises BackendUnavailable when it does not answer within ``timeout``."""
+    check = _load(url, PROBES, "health probe")
+    return cast(str, check(url, timeout))
+
+
+def _probe_memory(url: str, timeout: float) -> str:
+    return "in-process broker"

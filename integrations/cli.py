@@ -30,6 +30,34 @@ def demo(config: ConfigOption = None) -> None:
 
 
 @app.command()
+def health(
+    config: ConfigOption = None,
+    url: Annotated[
+        list[str] | None,
+        typer.Option("--url", "-u", help="check this backend URL instead of the configured ones"),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for each backend")] = 5.0,
+) -> None:
+    """Check each backend for real (AMQP connection + channel, Kafka metadata, Redis PING).
+    Exits 1 when any is down."""
+    from rich.table import Table
+
+    from integrations.health import check
+
+    settings = load_settings(config)
+    results = check(url or [settings.backends.commands, settings.backends.events], timeout)
+    table = Table(title="Interchange backends")
+    for column in ("backend", "status", "detail", "answered in"):
+        table.add_column(column)
+    for result in results:
+        status = "[green]up[/green]" if result.up else "[bold red]down[/bold red]"
+        table.add_row(result.url, status, result.detail, f"{result.seconds * 1000:.0f} ms")
+    console.print(table)
+    if not all(result.up for result in results):
+        raise typer.Exit(1)
+
+
+@app.command()
 def version() -> None:
     """Print the installed version."""
     from importlib.metadata import version as installed

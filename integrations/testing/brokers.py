@@ -1,0 +1,118 @@
+"""Where the test suite's real brokers come from, in this order:
+
+1. ``INTERCHANGE_AMQP_URL`` / ``INTERCHANGE_KAFKA_URL`` / ``INTERCHANGE_REDIS_URL``, checked
+   to accept a TCP connection;
+2. otherwise, when a Docker engine answers, a container started with testcontainers for the
+   whole session;
+3. otherwise none: the test is skipped on a laptop, and FAILS under ``CI=true``, naming the
+   missing broker. A CI run must never go green by skipping the tests that matter.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from adapters import redact
+from adapters._urls import endpoints
+
+
+@dataclass(frozen=True)
+class Broker:
+    name: str
+    env: str
+    start_container: Callable[[pytest.FixtureRequest], str]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def unavailable(message: str) -> None:
+    """Skip on a developer's machine; fail under CI=true."""
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: a missing broker fails the run)", pytrace=False)
+    pytest.skip(message)
+
+
+def unreachable(url: str, timeout: float = 3.0) -> str | None:
+    """Why no TCP connection to the URL's hosts could be opened, or None when one could."""
+    problems = []
+    for host, port in endpoints(url):
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return None
+        except OSError as error:
+            problems.append(f"{host}:{port}: {error.strerror or error}")
+    return "; ".join(problems) or "no host in the URL"
+
+
+def docker_engine_available() -> bool:
+    try:
+        import docker
+    except ImportError:
+        return False
+    try:
+        client = docker.from_env(timeout=3)
+        client.ping()
+        client.close()
+    except Exception:  # no socket, no permission, no engine behind the client
+        return False
+    return True
+
+
+def resolve(broker: Broker, request: pytest.FixtureRequest) -> str:
+    url = os.environ.get(broker.env)
+    if url:
+        problem = unreachable(url)
+        if problem:
+            unavailable(
+                f"{broker.name} is not reachable at {redact(url)} ({broker.env}): {problem}"
+            )
+        return url
+    if docker_engine_available():
+        return broker.start_container(request)
+    unavailable(
+        f"no {broker.name} for this test: set {broker.env}, run compose/native/up, "
+        "or make a Docker engine reachable for testcontainers"
+    )
+    raise AssertionError("unreachable")  # unavailable() always raises
+
+
+def _stop_at_end(request: pytest.FixtureRequest, container: object) -> None:
+    request.addfinalizer(container.stop)  # type: ignore[attr-defined]
+
+
+def rabbitmq_container(request: pytest.FixtureRequest) -> str:
+    from testcontainers.rabbitmq import RabbitMqContainer
+
+    container = RabbitMqContainer("rabbitmq:3.13-management").start()
+    _stop_at_end(request, container)
+    host = container.get_container_host_ip()
+    port = container.get_exposed_port(5672)
+    return f"amqp://{container.username}:{container.password}@{host}:{port}//"
+
+
+def kafka_container(request: pytest.FixtureRequest) -> str:
+    from testcontainers.kafka import KafkaContainer
+
+    container = KafkaContainer().with_kraft().start()
+    _stop_at_end(request, container)
+    return f"kafka://{container.get_bootstrap_server()}"
+
+
+def redis_container(request: pytest.FixtureRequest) -> str:
+    from testcontainers.redis import RedisContainer
+
+    container = RedisContainer("redis:7").start()
+    _stop_at_end(request, container)
+    return f"redis://{container.get_container_host_ip()}:{container.get_exposed_port(6379)}/0"
+
+
+RABBITMQ = Broker("RabbitMQ", "INTERCHANGE_AMQP_URL", rabbitmq_container)
+KAFKA = Broker("Kafka", "INTERCHANGE_KAFKA_URL", kafka_container)
+REDIS = Broker("Redis", "INTERCHANGE_REDIS_URL", redis_container)

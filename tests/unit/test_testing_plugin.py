@@ -1,0 +1,81 @@
+"""The shipped pytest plugin: a missing broker skips on a laptop and fails under CI=true."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+USES_RABBITMQ = """
+def test_needs_rabbitmq(amqp_url):
+    assert amqp_url
+"""
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def no_docker(monkeypatch):
+    monkeypatch.setattr("integrations.testing.brokers.docker_engine_available", lambda: False)
+
+
+def test_under_ci_a_broker_url_on_a_closed_port_fails_naming_the_broker(
+    pytester, monkeypatch, no_docker
+):
+    port = _closed_port()
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("INTERCHANGE_AMQP_URL", f"amqp://guest:secret@127.0.0.1:{port}//")
+    pytester.makepyfile(USES_RABBITMQ)
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [f"*RabbitMQ is not reachable at amqp://guest:***@127.0.0.1:{port}// *CI=true*"]
+    )
+    assert "secret" not in result.stdout.str()
+
+
+def test_on_a_laptop_the_same_test_is_skipped_with_the_reason(pytester, monkeypatch, no_docker):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("INTERCHANGE_AMQP_URL", f"amqp://127.0.0.1:{_closed_port()}//")
+    pytester.makepyfile(USES_RABBITMQ)
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*RabbitMQ is not reachable*"])
+
+
+def test_under_ci_no_broker_at_all_fails_and_says_how_to_get_one(pytester, monkeypatch, no_docker):
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.delenv("INTERCHANGE_KAFKA_URL", raising=False)
+    pytester.makepyfile("def test_needs_kafka(kafka_url):\n    assert kafka_url\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*no Kafka for this test: set INTERCHANGE_KAFKA_URL*"])
+
+
+def test_the_bus_fixture_gives_each_test_its_own_channel_names(pytester):
+    pytester.makepyfile(
+        """
+        from contracts import Command
+
+        class Note(Command, name="plugin.note", version=1):
+            text: str
+
+        seen = []
+
+        def test_first(bus):
+            seen.append(bus.queue_of(Note))
+            bus.send(Note(text="hi"))
+
+        def test_second(bus):
+            seen.append(bus.queue_of(Note))
+            assert seen[0] != seen[1]
+            assert seen[1].endswith("plugin.note")
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
