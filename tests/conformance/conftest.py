@@ -8,7 +8,7 @@ for the others — no per-backend skips.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -46,44 +46,39 @@ def names() -> Iterator[str]:
 
 
 @pytest.fixture
-def open_transports(url: str) -> Iterator[tuple[list[CommandTransport], list[EventTransport]]]:
-    opened: tuple[list[CommandTransport], list[EventTransport]] = ([], [])
-    yield opened
-    for transport in [*opened[0], *opened[1]]:
+def opened(url: str) -> Iterator[list[CommandTransport | EventTransport]]:
+    """Every transport a test opened, closed after it."""
+    transports: list[CommandTransport | EventTransport] = []
+    yield transports
+    for transport in transports:
         transport.close()
 
 
-@pytest.fixture
-def commands(url: str, open_transports) -> CommandTransport:
-    transport = open_commands(url)
-    open_transports[0].append(transport)
-    return transport
+def _opener(open_transport, url, opened):
+    def make():
+        transport = open_transport(url)
+        opened.append(transport)
+        return transport
+
+    return make
 
 
 @pytest.fixture
-def events(url: str, open_transports) -> EventTransport:
-    transport = open_events(url)
-    open_transports[1].append(transport)
-    return transport
-
-
-@pytest.fixture
-def another_commands(url: str, open_transports):
+def another_commands(url: str, opened) -> Callable[[], CommandTransport]:
     """Opens further command transports on the same broker (another process, in effect)."""
-
-    def make() -> CommandTransport:
-        transport = open_commands(url)
-        open_transports[0].append(transport)
-        return transport
-
-    return make
+    return _opener(open_commands, url, opened)
 
 
 @pytest.fixture
-def another_events(url: str, open_transports):
-    def make() -> EventTransport:
-        transport = open_events(url)
-        open_transports[1].append(transport)
-        return transport
+def another_events(url: str, opened) -> Callable[[], EventTransport]:
+    return _opener(open_events, url, opened)
 
-    return make
+
+@pytest.fixture
+def commands(another_commands) -> CommandTransport:
+    return another_commands()
+
+
+@pytest.fixture
+def events(another_events) -> EventTransport:
+    return another_events()
