@@ -42,6 +42,10 @@ class ConsumerThread:
                 self._stop.wait(CRASH_DELAY)
 
     @property
+    def name(self) -> str:
+        return self._thread.name
+
+    @property
     def stopping(self) -> threading.Event:
         return self._stop
 

@@ -15,6 +15,8 @@ from adapters.protocols import CommandTransport, EventTransport
 
 COMMAND_BACKENDS: dict[str, str] = {
     "memory": "adapters.memory:MemoryCommandTransport",
+    "amqp": "adapters.rabbitmq:RabbitMQCommandTransport",
+    "amqps": "adapters.rabbitmq:RabbitMQCommandTransport",
 }
 EVENT_BACKENDS: dict[str, str] = {
     "memory": "adapters.memory:MemoryEventTransport",

@@ -216,6 +216,10 @@ class MemoryCommandTransport(_Closable):
         self._check_open()
         self.broker.queue(queue).put(_Entry(message))
 
+    def send_many(self, queue: str, messages: list[TransportMessage]) -> None:
+        for message in messages:
+            self.send(queue, message)
+
     def broadcast(self, exchange: str, message: TransportMessage) -> None:
         self._check_open()
         queues = self.broker.bound(exchange)

@@ -47,6 +47,10 @@ class CommandTransport(Protocol):
         """Put one message on a queue; exactly one of the queue's consumers will handle it.
         The queue is declared if it does not exist."""
 
+    def send_many(self, queue: str, messages: list[TransportMessage]) -> None:
+        """Put several messages on a queue in order, returning once the backend stored all of
+        them. Raises PublishRejected whose ``failed`` lists the ids not stored."""
+
     def broadcast(self, exchange: str, message: TransportMessage) -> None:
         """Copy one message to every queue bound to ``exchange``. Raises PublishRejected when
         no queue is bound (an unroutable command is an error, not a success)."""
@@ -72,7 +76,8 @@ class CommandTransport(Protocol):
         discarded, never handed to a later request."""
 
     def reply(self, reply_to: str, message: TransportMessage) -> None:
-        """Answer a request. Raises PublishRejected when the requester is gone."""
+        """Answer a request. ``reply_to`` is the opaque address the request was delivered with.
+        Raises PublishRejected when the requester is gone."""
 
     def close(self) -> None:
         """Flush what was accepted, stop every consumer, release connections. Idempotent."""

@@ -135,6 +135,21 @@ class Bus:
         self.commands.send(self.queue_of(type(command)), message)
         return message.id
 
+    def send_many(self, commands: list[Command], **options: Any) -> list[str]:
+        """Send commands of one contract in order, with the backend's confirms pipelined (far
+        faster than one ``send`` each). Returns their ids once every one was stored; raises
+        PublishRejected whose ``failed`` lists the ids that were not."""
+        if not commands:
+            return []
+        kinds = {type(c) for c in commands}
+        if len(kinds) != 1:
+            raise TypeError("send_many takes commands of one contract (one queue) per call")
+        for command in commands:
+            _expect(command, Command, "send_many", "publish")
+        messages = [self._encode(c, self._command_codec, **options) for c in commands]
+        self.commands.send_many(self.queue_of(kinds.pop()), messages)
+        return [m.id for m in messages]
+
     def broadcast(self, command: Command, **options: Any) -> str:
         """Copy a command to every subscribing group. Raises PublishRejected when no group is
         bound: an unroutable command is an error."""

@@ -6,9 +6,12 @@ how to restart the broker behind it. The capabilities come from the adapter itse
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +25,8 @@ class Backend:
     capabilities: Capabilities
     url: Callable[[pytest.FixtureRequest], str]
     """A URL for one test; real brokers take it from the session's broker fixtures."""
+    commands: bool = True
+    events: bool = True
     restart: Callable[[str], None] | None = None
     """Restart the broker behind a URL, where the environment allows it."""
 
@@ -34,6 +39,29 @@ def _memory_restart(url: str) -> None:
     memory_adapter.MemoryBroker.for_url(url).restart()
 
 
+NATIVE = Path(__file__).resolve().parents[2] / "compose" / "native"
+
+
+def _native_restart(broker: str) -> Callable[[str], None] | None:
+    """Brokers compose/native/up started for this run can be restarted by the tests."""
+    if os.environ.get("INTERCHANGE_NATIVE_BROKERS") != "1":
+        return None
+    return lambda url: subprocess.run([NATIVE / "restart", broker], check=True, timeout=120)
+
+
+def _rabbitmq_capabilities() -> Capabilities:
+    from adapters import rabbitmq
+
+    return rabbitmq.CAPABILITIES
+
+
 BACKENDS = [
-    Backend("memory", memory_adapter.CAPABILITIES, _memory_url, _memory_restart),
+    Backend("memory", memory_adapter.CAPABILITIES, _memory_url, restart=_memory_restart),
+    Backend(
+        "amqp",
+        _rabbitmq_capabilities(),
+        lambda request: request.getfixturevalue("amqp_url"),
+        events=False,
+        restart=_native_restart("rabbitmq"),
+    ),
 ]

@@ -1,8 +1,9 @@
 """Parametrizes every conformance test over the backends whose capabilities it needs.
 
 A test says what it needs with ``@pytest.mark.requires("ordered_log", ...)`` (names of
-Capabilities fields); it runs against every backend declaring them, and is simply not generated
-for the others — no per-backend skips.
+Capabilities fields, or ``restart`` when it must restart the broker); it runs against every
+backend declaring them and serving the side it uses (``commands`` or ``events`` fixture), and is
+simply not generated for the others — no per-backend skips.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" not in metafunc.fixturenames:
         return
     needed = [n for m in metafunc.definition.iter_markers("requires") for n in m.args]
-    chosen = [b for b in BACKENDS if all(getattr(b.capabilities, n) for n in needed)]
+    sides = [side for side in ("commands", "events") if side in metafunc.fixturenames]
+    chosen = [
+        b
+        for b in BACKENDS
+        if all(getattr(b, side) for side in sides)
+        # a capability of the adapter, or of the test environment (such as "restart")
+        and all(getattr(b.capabilities, n, None) or getattr(b, n, None) for n in needed)
+    ]
     metafunc.parametrize("backend", chosen, ids=[b.name for b in chosen], indirect=True)
 
 

@@ -230,7 +230,7 @@ def test_closing_a_sender_loses_nothing_it_accepted(commands, another_commands, 
     assert sorted(inbox.wait_for(50)) == sorted(m.id for m in sent)
 
 
-@pytest.mark.requires("survives_restart")
+@pytest.mark.requires("survives_restart", "restart")
 def test_consumers_carry_on_after_a_broker_restart_and_unacked_work_comes_back(
     commands, backend, url, names
 ):

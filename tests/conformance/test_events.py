@@ -217,7 +217,7 @@ def test_closing_a_publisher_loses_nothing_it_accepted(events, another_events, n
     assert inbox.wait_for(50) == [m.id for m in sent]
 
 
-@pytest.mark.requires("survives_restart")
+@pytest.mark.requires("survives_restart", "restart")
 def test_a_group_carries_on_after_a_broker_restart_and_rereads_what_it_did_not_commit(
     events, backend, url, names
 ):
