@@ -13,13 +13,14 @@ import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import amqp
 import amqp.exceptions
+from amqp import spec
 import kombu
 import kombu.exceptions
 
@@ -31,6 +32,8 @@ CONTENT_TYPE = "content-type"
 ATTEMPT = "x-interchange-attempt"
 """Transport-private header: deliveries of this message before this copy (our retries)."""
 ID_HEADER = "cloudEvents_id"
+_CORK = 100
+"""Publishes whose socket writes are gathered into one system call."""
 
 # Failures of the connection itself: the broker is (for now) unreachable.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -42,7 +45,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 
 
 @contextmanager
-def mapped_errors(url: str, doing: str) -> Any:
+def mapped_errors(url: str, doing: str) -> Iterator[None]:
     """The one place driver exceptions become ours."""
     try:
         yield
@@ -231,14 +234,52 @@ class ConfirmingPublisher:
     def _publish_once(self, items: Sequence[Publish]) -> _Window:
         channel = self.channel
         self._state = state = _Window()
-        for item in items:
-            channel.basic_publish(item.message, item.exchange, item.routing_key, mandatory=True)
-            self._sequence += 1
-            state.outstanding[self._sequence] = item.id
-            if len(state.outstanding) >= self.window:
-                self._drain(state, until=self.window // 2)
+        with self._corked() as flush:
+            for count, item in enumerate(items, start=1):
+                # basic_publish would also poll the socket on every call for connection.blocked
+                # notices; we read the socket at every flush and ack wait instead.
+                channel.send_method(
+                    spec.Basic.Publish,
+                    "Bssbb",
+                    (0, item.exchange, item.routing_key, True, False),
+                    item.message,
+                )
+                self._sequence += 1
+                state.outstanding[self._sequence] = item.id
+                if count % _CORK == 0:
+                    flush()
+                if len(state.outstanding) >= self.window:
+                    flush()
+                    self._drain(state, until=self.window // 2)
+            flush()
         self._drain(state, until=0)
         return state
+
+    @contextmanager
+    def _corked(self) -> Iterator[Callable[[], None]]:
+        """Gather the socket writes of up to _CORK publishes into one ``sendall``.
+
+        py-amqp writes each message (method, header and body frames) with one call of its
+        transport's ``_write``: one system call per message, the largest single cost of a
+        small confirmed publish. Frames are only buffered between flushes, and ``flush`` runs
+        before anything is read from the socket, so acks and returns still arrive in order.
+        """
+        assert self._connection is not None
+        transport = self._connection.connection.transport
+        write = transport._write
+        pending: list[bytes] = []
+
+        def flush() -> None:
+            if pending:
+                data = b"".join(pending)
+                pending.clear()
+                write(data)
+
+        transport._write = lambda data: pending.append(bytes(data))
+        try:
+            yield flush
+        finally:
+            transport._write = write
 
     def _drain(self, state: _Window, until: int) -> None:
         assert self._connection is not None
