@@ -20,9 +20,9 @@ from typing import Any
 
 import amqp
 import amqp.exceptions
-from amqp import spec
 import kombu
 import kombu.exceptions
+from amqp import spec
 
 from adapters._urls import redact
 from adapters.errors import BackendUnavailable, PublishRejected
