@@ -108,9 +108,10 @@ def to_amqp(
     return amqp.Message(message.body, **properties)
 
 
-def from_amqp(raw: amqp.Message, queue: str) -> Delivery:
-    """A delivery as our handlers see it. Header values become strings (bytes decoded, numbers
-    printed); nested tables such as ``x-death`` are dropped: headers are strings here."""
+def from_amqp(raw: amqp.Message, queue: str) -> tuple[Delivery, bool]:
+    """A delivery as our handlers see it, and whether it is a broker redelivery that nothing
+    counted (a classic queue after a consumer died). Header values become strings (bytes
+    decoded, numbers printed); nested tables such as ``x-death`` are dropped."""
     properties: Mapping[str, Any] = raw.properties
     headers: dict[str, str] = {}
     for key, value in (properties.get("application_headers") or {}).items():
@@ -118,7 +119,8 @@ def from_amqp(raw: amqp.Message, queue: str) -> Delivery:
             headers[str(key)] = value.decode("utf-8", "replace")
         elif isinstance(value, str | int | float | bool):
             headers[str(key)] = str(value)
-    earlier = int(headers.pop(ATTEMPT, "0") or 0) if headers.get(ATTEMPT, "0").isdigit() else 0
+    ours = headers.pop(ATTEMPT, "0")
+    earlier = int(ours) if ours.isdigit() else 0
     if properties.get("content_type"):
         headers[CONTENT_TYPE] = str(properties["content_type"])
     body = bytes(raw.body) if not isinstance(raw.body, bytes) else raw.body
@@ -129,14 +131,19 @@ def from_amqp(raw: amqp.Message, queue: str) -> Delivery:
     token = f"{reply_to}#{properties.get('correlation_id') or message_id}" if reply_to else None
     redelivered = bool(raw.delivery_info.get("redelivered"))
     # Quorum queues count deliveries for us; classic ones only say "redelivered".
-    broker_count = headers.pop("x-delivery-count", None)
-    extra = int(broker_count) if broker_count and broker_count.isdigit() else int(redelivered)
-    return Delivery(
+    broker_count = headers.pop("x-delivery-count", "")
+    counted = broker_count.isdigit()
+    extra = int(broker_count) if counted else int(redelivered)
+    delivery = Delivery(
         TransportMessage(str(message_id), body, headers, reply_to=token),
         queue,
         attempt=earlier + extra + 1,
         redelivered=redelivered or earlier > 0,
     )
+    return delivery, redelivered and not counted
+
+
+
 
 
 # -- publishing ------------------------------------------------------------------------------

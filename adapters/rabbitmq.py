@@ -349,10 +349,22 @@ class _Consumer(_Connected):
         channel.basic_consume(self.queue, callback=self._on_message, no_ack=False)
 
     def _on_message(self, raw: Any) -> None:
-        delivery = from_amqp(raw, self.queue)
-        outcome = run_handler(self.handler, delivery)
+        delivery, uncounted = from_amqp(raw, self.queue)
         tag = raw.delivery_info["delivery_tag"]
         channel = raw.channel
+        if uncounted:
+            # A classic queue says only "redelivered": a consumer died holding this message.
+            # Re-enqueue a copy that counts that delivery, so a message that kills its
+            # consumers reaches max_attempts and the dead-letter queue instead of looping.
+            try:
+                self.transport.republish(delivery, self.queue, attempt=delivery.attempt - 1)
+            except TransportError as error:
+                log.error("could not count redelivery of %s: %s", delivery.message.id, error)
+                channel.basic_reject(tag, requeue=True)
+                return
+            channel.basic_ack(tag)
+            return
+        outcome = run_handler(self.handler, delivery)
         try:
             if isinstance(outcome, Retry):
                 delay = self.transport.declare_delay_queue(self.queue, outcome.delay)
@@ -418,7 +430,7 @@ class _ReplyListener(_Connected):
             if waiter is None:
                 log.info("discarding a reply to %r: its request is gone", correlation)
                 return
-            self._replies[correlation] = from_amqp(raw, self._queue or "").message
+            self._replies[correlation] = from_amqp(raw, self._queue or "")[0].message
         waiter.set()
 
 

@@ -44,6 +44,14 @@ class Dispatcher:
 
     def __call__(self, delivery: Delivery) -> Outcome:
         message = delivery.message
+        if delivery.attempt > self.retry.max_attempts:
+            # Delivered again without an answer from us: consumers died holding it.
+            reason = (
+                f"delivered {delivery.attempt} times without an answer (max_attempts "
+                f"{self.retry.max_attempts}): its consumers died while handling it"
+            )
+            log.error("dead-lettering on %s: %s", self.channel, reason)
+            return DeadLetter(reason=reason, error="PoisonMessage")
         try:
             envelope = self.codec.decode(
                 message.headers, message.body, assume=self.contract if self.bare_json else None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
+import time
 import uuid
 from collections import Counter
 from urllib.parse import urlsplit
@@ -95,7 +97,7 @@ def test_request_gets_its_reply_and_times_out_when_nobody_answers(amqp_bus):
         assert client.request(QuoteFare(route="LIS-OPO"), timeout=10) == Fare(
             route="LIS-OPO", cents=4200
         )
-        with pytest.raises(RequestTimeout, match="no reply on .*quote_fare.* within 0.5s"):
+        with pytest.raises(RequestTimeout, match=r"no reply on .*quote_fare.* within 0.5s"):
             client.request(QuoteFare(route="slow"), timeout=0.5)
         slow.set()  # its late reply must not reach the next request
         assert client.request(QuoteFare(route="FAO-LIS"), timeout=10).route == "FAO-LIS"
@@ -274,3 +276,29 @@ def test_quorum_queues_carry_commands_when_asked(amqp_url, amqp_bus):
             )
     finally:
         connection.close()
+
+
+def test_a_message_whose_consumer_died_counts_that_delivery_and_cannot_loop_forever(
+    amqp_bus, amqp_url
+):
+    bus = amqp_bus(retry={"max_attempts": 1, "initial_delay": 0.05})
+    seen, dead = Recorder(), []
+    bus.handles(ReserveSeat)(seen)
+    bus.handles_dead_letters(ReserveSeat)(dead.append)
+    sent = bus.send(ReserveSeat(seat=13))
+    # A consumer takes the command and dies before acknowledging it.
+    connection, channel = _raw_channel(amqp_url)
+    taken: list[amqp.Message] = []
+    channel.basic_consume(bus.queue_of(ReserveSeat), callback=taken.append, no_ack=False)
+    deadline = time.monotonic() + 30
+    while not taken and time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError):
+            connection.drain_events(timeout=1)
+    assert taken, "the raw consumer never got the command"
+    connection.close()  # unacknowledged: RabbitMQ requeues it, marked only "redelivered"
+    with bus:
+        wait_until(lambda: len(dead) == 1, 30)
+    assert len(seen) == 0, "a message already delivered max_attempts times must not run again"
+    assert dead[0].envelope.id == sent
+    assert dead[0].reason.startswith("delivered 2 times without an answer (max_attempts 1)")
+    assert dead[0].error == "PoisonMessage"

@@ -1,0 +1,43 @@
+"""The dispatcher's decisions, on its own: no broker, no threads."""
+
+from adapters import DeadLetter, Delivery, TransportMessage
+from contracts import Codec, Command, Envelope
+from integrations import MemoryDedupeStore, RetryPolicy
+from integrations.dispatch import Dispatcher
+
+
+class Refund(Command, name="unit.dispatch.refund", version=1):
+    cents: int
+
+
+def _delivery(attempt: int) -> Delivery:
+    headers, body = Codec().encode(Envelope.wrap(Refund(cents=5), source="t"))
+    return Delivery(TransportMessage("m-1", body, headers), "refunds", attempt=attempt)
+
+
+def _dispatcher(calls: list) -> Dispatcher:
+    return Dispatcher(
+        bus=None,
+        contract=Refund,
+        func=lambda cmd, ctx: calls.append(cmd),
+        channel="refunds",
+        group=None,
+        codec=Codec(),
+        retry=RetryPolicy(max_attempts=3),
+        dedupe=MemoryDedupeStore(),
+    )
+
+
+def test_a_delivery_past_max_attempts_is_dead_lettered_without_calling_the_handler():
+    calls: list = []
+    outcome = _dispatcher(calls)(_delivery(attempt=4))
+    assert calls == []
+    assert isinstance(outcome, DeadLetter)
+    assert outcome.error == "PoisonMessage"
+    assert outcome.reason.startswith("delivered 4 times without an answer (max_attempts 3)")
+
+
+def test_the_last_allowed_attempt_still_reaches_the_handler():
+    calls: list = []
+    _dispatcher(calls)(_delivery(attempt=3))
+    assert calls == [Refund(cents=5)]
