@@ -143,9 +143,6 @@ def from_amqp(raw: amqp.Message, queue: str) -> tuple[Delivery, bool]:
     return delivery, redelivered and not counted
 
 
-
-
-
 # -- publishing ------------------------------------------------------------------------------
 
 
