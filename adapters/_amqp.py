@@ -228,12 +228,11 @@ class ConfirmingPublisher:
                     if last_try:
                         raise
         if state.failed:
-            failed = PublishRejected(
+            raise PublishRejected(
                 f"{len(state.failed)} of {len(items)} message(s) not taken by RabbitMQ: "
-                + "; ".join(f"{i}: {why}" for i, why in list(state.failed.items())[:5])
+                + "; ".join(f"{i}: {why}" for i, why in list(state.failed.items())[:5]),
+                failed=list(state.failed),
             )
-            failed.failed = list(state.failed)  # type: ignore[attr-defined]
-            raise failed
 
     def _publish_once(self, items: Sequence[Publish]) -> _Window:
         channel = self.channel

@@ -20,6 +20,7 @@ COMMAND_BACKENDS: dict[str, str] = {
 }
 EVENT_BACKENDS: dict[str, str] = {
     "memory": "adapters.memory:MemoryEventTransport",
+    "kafka": "adapters.kafka:KafkaEventTransport",
 }
 
 PROBES: dict[str, str] = {

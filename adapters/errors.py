@@ -16,7 +16,12 @@ from __future__ import annotations
 
 
 class TransportError(Exception):
-    """Base of every error raised by a transport."""
+    """Base of every error raised by a transport. ``failed`` lists the ids of the messages of a
+    batch that were not stored, when the error is about a batch."""
+
+    def __init__(self, *args: object, failed: list[str] | None = None) -> None:
+        super().__init__(*args)
+        self.failed: list[str] = failed or []
 
 
 class BackendUnavailable(TransportError):

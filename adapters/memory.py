@@ -307,6 +307,10 @@ class MemoryEventTransport(_Closable):
             log.times.append(stamp)
             log.cond.notify_all()
 
+    def publish_many(self, topic: str, messages: list[TransportMessage]) -> None:
+        for message in messages:
+            self.publish(topic, message)
+
     def subscribe(
         self,
         topic: str,

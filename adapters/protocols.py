@@ -89,6 +89,10 @@ class EventTransport(Protocol):
     def publish(self, topic: str, message: TransportMessage) -> None:
         """Append one message to the topic's log. Messages with the same key keep their order."""
 
+    def publish_many(self, topic: str, messages: list[TransportMessage]) -> None:
+        """Append several messages, returning once the backend acknowledged all of them.
+        Raises PublishRejected or BackendUnavailable whose ``failed`` lists the ids affected."""
+
     def subscribe(
         self,
         topic: str,

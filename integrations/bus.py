@@ -188,13 +188,28 @@ class Bus:
 
     def publish(self, event: Event, **options: Any) -> str:
         """Append an event to its topic's log. Returns its id once the backend stored it."""
+        message = self._event_message(event, options)
+        self.events.publish(self.topic_of(type(event)), message)
+        return message.id
+
+    def publish_many(self, events: list[Event], **options: Any) -> list[str]:
+        """Append events of one contract, waiting once for all acknowledgements. Returns their
+        ids once every one was stored; the error's ``failed`` lists those that were not."""
+        if not events:
+            return []
+        kinds = {type(e) for e in events}
+        if len(kinds) != 1:
+            raise TypeError("publish_many takes events of one contract (one topic) per call")
+        messages = [self._event_message(e, dict(options)) for e in events]
+        self.events.publish_many(self.topic_of(kinds.pop()), messages)
+        return [m.id for m in messages]
+
+    def _event_message(self, event: Event, options: dict[str, Any]) -> TransportMessage:
         _expect(event, Event, "publish", "send")
         route = self.settings.route(event.contract_name)
         if route.partition_key and "key" not in options:
             options["key"] = str(getattr(event, route.partition_key))
-        message = self._encode(event, self._event_codec, **options)
-        self.events.publish(self.topic_of(type(event)), message)
-        return message.id
+        return self._encode(event, self._event_codec, **options)
 
     def replay(
         self,

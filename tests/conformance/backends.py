@@ -55,6 +55,12 @@ def _rabbitmq_capabilities() -> Capabilities:
     return rabbitmq.CAPABILITIES
 
 
+def _kafka_capabilities() -> Capabilities:
+    from adapters import kafka
+
+    return kafka.CAPABILITIES
+
+
 BACKENDS = [
     Backend("memory", memory_adapter.CAPABILITIES, _memory_url, restart=_memory_restart),
     Backend(
@@ -63,5 +69,12 @@ BACKENDS = [
         lambda request: request.getfixturevalue("amqp_url"),
         events=False,
         restart=_native_restart("rabbitmq"),
+    ),
+    Backend(
+        "kafka",
+        _kafka_capabilities(),
+        lambda request: request.getfixturevalue("kafka_url"),
+        commands=False,
+        restart=_native_restart("kafka"),
     ),
 ]

@@ -1,0 +1,178 @@
+"""One member of a Kafka consumer group, on a thread of its own (used by adapters.kafka).
+
+At least once: offsets are stored only after the handler answered (``enable.auto.offset.store``
+is off) and committed by librdkafka's periodic auto-commit, on partition revoke, and on close.
+A record answered with Retry is handled again in place, so nothing after it in its partition is
+delivered first. In-flight work is one record per member; librdkafka's prefetch is bounded by
+``queued.max.messages.kbytes``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, cast
+
+from confluent_kafka import (
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+
+from adapters._threads import ConsumerThread, run_handler
+from adapters.message import (
+    DeadLetter,
+    Delivery,
+    DeliveryHandler,
+    Retry,
+    TransportMessage,
+    dead_letter_headers,
+)
+from adapters.protocols import Start
+
+log = logging.getLogger("interchange.adapters.kafka")
+
+
+def position(record: Message) -> TopicPartition:
+    """Where a record sits; a record that came without error always has all three."""
+    return TopicPartition(
+        cast(str, record.topic()), cast(int, record.partition()), cast(int, record.offset())
+    )
+
+
+ID_HEADER = "x-interchange-id"
+"""Carries a message id that ``ce_id`` does not (Kafka records have no id of their own)."""
+
+
+def to_delivery(record: Any, attempt: int = 1) -> Delivery:
+    """Our view of a record. Foreign records without an id get one from their position,
+    stable across redeliveries, so dedupe still works."""
+    headers = {
+        key: (value or b"").decode("utf-8", "replace") for key, value in (record.headers() or [])
+    }
+    key = record.key()
+    message_id = (
+        headers.pop(ID_HEADER, None)
+        or headers.get("ce_id")
+        or f"{record.topic()}/{record.partition()}/{record.offset()}"
+    )
+    return Delivery(
+        TransportMessage(
+            message_id,
+            record.value() or b"",
+            headers,
+            key=key.decode("utf-8", "replace") if isinstance(key, bytes) else key,
+        ),
+        record.topic(),
+        attempt=attempt,
+        redelivered=attempt > 1,
+        offset=record.offset(),
+        timestamp=record.timestamp()[1] / 1000,
+    )
+
+
+class GroupMember:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topic: str,
+        group: str,
+        handler: DeliveryHandler,
+        start: Start,
+        dead_letter: Any,
+    ) -> None:
+        self.topic, self.group, self.handler, self.start = topic, group, handler, start
+        self._dead_letter = dead_letter
+        self.consumer = Consumer(
+            {
+                **config,
+                "group.id": group,
+                "enable.auto.commit": True,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "latest" if start == "latest" else "earliest",
+            }
+        )
+        self.consumer.subscribe(
+            [topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        self.thread = ConsumerThread(f"kafka-{topic}-{group}", self._step)
+
+    # -- rebalance callbacks (run inside poll, on the member's thread) ----------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if isinstance(self.start, int | datetime) and not isinstance(self.start, bool):
+            committed = consumer.committed(partitions, timeout=10)
+            fresh = [tp for tp in committed if tp.offset < 0]  # never committed by this group
+            if isinstance(self.start, datetime):
+                stamp = int(self.start.timestamp() * 1000)
+                found = consumer.offsets_for_times(
+                    [TopicPartition(tp.topic, tp.partition, stamp) for tp in fresh], timeout=10
+                )
+                offsets = {
+                    tp.partition: tp.offset if tp.offset >= 0 else OFFSET_END for tp in found
+                }
+            else:
+                offsets = {tp.partition: self.start for tp in fresh}
+            for tp in partitions:
+                if tp.partition in offsets:
+                    tp.offset = offsets[tp.partition]
+        consumer.assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Commit what was handled before another member takes these partitions over.
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError._NO_OFFSET:
+                log.warning("commit on revoke failed for %s/%s: %s", self.topic, self.group, error)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Another member may already own them: committing now could skip its work.
+        log.warning(
+            "%s/%s lost %d partition(s); not committing", self.topic, self.group, len(partitions)
+        )
+
+    # -- consuming --------------------------------------------------------------------------
+
+    def _step(self, stop: threading.Event) -> None:
+        record = self.consumer.poll(0.5)
+        if record is None:
+            return
+        error = record.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("%s/%s: %s", self.topic, self.group, error)
+            return
+        try:
+            self._handle(record, stop)
+        except Exception:
+            # Not handled (e.g. the dead-letter topic refused it): never move past it, or a
+            # later commit would skip it. Read it again after a pause.
+            self.consumer.seek(position(record))
+            raise
+
+    def _handle(self, record: Any, stop: threading.Event) -> None:
+        for attempt in itertools.count(1):
+            delivery = to_delivery(record, attempt)
+            outcome = run_handler(self.handler, delivery)
+            if isinstance(outcome, Retry):
+                if stop.wait(outcome.delay):
+                    # closing: read this record again next time, whoever owns the partition
+                    self.consumer.seek(position(record))
+                    return
+                continue
+            if isinstance(outcome, DeadLetter):
+                dead = replace(delivery.message, headers=dead_letter_headers(delivery, outcome))
+                self._dead_letter(f"{self.topic}.dlq", dead)
+            break
+        self.consumer.store_offsets(message=record)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.thread.close(timeout)
+        self.consumer.close()  # commits stored offsets and leaves the group
