@@ -43,7 +43,7 @@ from contracts import (
     registry,
 )
 from integrations.config import Settings, load_settings
-from integrations.dedupe import DedupeStore, MemoryDedupeStore
+from integrations.dedupe import DedupeStore, open_dedupe
 from integrations.dispatch import Dispatcher, HandlerFunc, dedupe_scope
 
 log = logging.getLogger("interchange")
@@ -85,7 +85,7 @@ class Bus:
         self.contracts = contracts
         self.commands = commands or open_commands(self.settings.backends.commands)
         self.events = events or open_events(self.settings.backends.events)
-        self.dedupe = dedupe or MemoryDedupeStore(ttl=self.settings.dedupe_ttl)
+        self.dedupe = dedupe or open_dedupe(self.settings.dedupe, self.settings.dedupe_ttl)
         self._command_codec = self._codec(self.commands.capabilities.header_prefix)
         self._event_codec = self._codec(self.events.capabilities.header_prefix)
         self._registrations: list[_Registration] = []

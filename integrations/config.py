@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     max_body_bytes: PositiveInt = 1 << 20
     dedupe_ttl: PositiveFloat = 3600.0
     """Seconds a handled message id is remembered, to drop redelivered duplicates."""
+    dedupe: str | None = None
+    """Where handled ids are kept: this process (None, ``memory://``) or a ``redis://`` URL
+    shared by every consumer process, so a replacement for a killed one skips its work."""
 
     @classmethod
     def settings_customise_sources(

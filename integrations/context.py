@@ -20,6 +20,10 @@ class HandlerContext:
     """1 on first delivery; 3 means two earlier attempts failed or were lost."""
     group: str | None
     bus: Bus
+    dedupe_key: str = ""
+    """The key the dedupe store records this message under once the handler returns. For an
+    effect that must happen exactly once, record it in the same transaction as the effect
+    (e.g. ``RedisDedupeStore.remember_in``): a crash between the two cannot then repeat it."""
 
     @property
     def message_id(self) -> str:

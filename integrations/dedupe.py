@@ -55,3 +55,15 @@ class MemoryDedupeStore:
         with self._lock:
             for key in [k for k in self._expiry if k.startswith(prefix)]:
                 del self._expiry[key]
+
+
+def open_dedupe(url: str | None, ttl: float) -> DedupeStore:
+    """The dedupe store a URL names: ``redis://...`` is shared by every process using it;
+    None or ``memory://`` keeps ids in this process only."""
+    if url is None or url.startswith("memory:"):
+        return MemoryDedupeStore(ttl=ttl)
+    if url.startswith(("redis://", "rediss://")):
+        from adapters.redis import RedisDedupeStore
+
+        return RedisDedupeStore(url, ttl=ttl)
+    raise ValueError(f"dedupe must be memory:// or a redis:// URL, not {url!r}")

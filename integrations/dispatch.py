@@ -67,7 +67,7 @@ class Dispatcher:
         if self.dedupe.seen(key):
             log.info("dropping duplicate %s on %s", escape(envelope.id), self.channel)
             return ACK
-        ctx = HandlerContext(envelope, delivery.attempt, self.group, self.bus)
+        ctx = HandlerContext(envelope, delivery.attempt, self.group, self.bus, dedupe_key=key)
         try:
             result = self.func(envelope.data, ctx)
         except Exception as error:

@@ -29,3 +29,23 @@ def amqp_bus(amqp_url: str) -> Iterator[Callable[..., Bus]]:
     yield make
     for bus in made:
         bus.close()
+
+
+@pytest.fixture
+def kafka_bus(kafka_url: str) -> Iterator[Callable[..., Bus]]:
+    """Build Buses whose events travel on the real Kafka, on topics of this test's own."""
+    prefix = f"it-{uuid.uuid4().hex[:10]}."
+    commands = f"memory://it-{uuid.uuid4().hex[:10]}"
+    made: list[Bus] = []
+
+    def make(**settings: Any) -> Bus:
+        settings.setdefault("backends", {"commands": commands, "events": kafka_url})
+        settings.setdefault("retry", {"max_attempts": 3, "initial_delay": 0.05})
+        settings.setdefault("channel_prefix", prefix)
+        bus = Bus(Settings(**settings))
+        made.append(bus)
+        return bus
+
+    yield make
+    for bus in made:
+        bus.close()
