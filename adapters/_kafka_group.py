@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 from dataclasses import replace
 from datetime import datetime
@@ -37,6 +38,14 @@ from adapters.message import (
 from adapters.protocols import Start
 
 log = logging.getLogger("interchange.adapters.kafka")
+_BATCH = 100
+"""Records fetched per consume() call; each is still handled and stored one at a time."""
+
+
+def start_millis(at: datetime) -> int:
+    """Kafka stamps records in whole milliseconds. A record in the same millisecond as a
+    sub-millisecond start time may be just before it: start at the next whole millisecond."""
+    return math.ceil(at.timestamp() * 1000)
 
 
 def position(record: Message) -> TopicPartition:
@@ -110,7 +119,7 @@ class GroupMember:
             committed = consumer.committed(partitions, timeout=10)
             fresh = [tp for tp in committed if tp.offset < 0]  # never committed by this group
             if isinstance(self.start, datetime):
-                stamp = int(self.start.timestamp() * 1000)
+                stamp = start_millis(self.start)
                 found = consumer.offsets_for_times(
                     [TopicPartition(tp.topic, tp.partition, stamp) for tp in fresh], timeout=10
                 )
@@ -141,37 +150,50 @@ class GroupMember:
     # -- consuming --------------------------------------------------------------------------
 
     def _step(self, stop: threading.Event) -> None:
-        record = self.consumer.poll(0.5)
-        if record is None:
-            return
-        error = record.error()
-        if error is not None:
-            if error.code() != KafkaError._PARTITION_EOF:
-                log.warning("%s/%s: %s", self.topic, self.group, error)
-            return
-        try:
-            self._handle(record, stop)
-        except Exception:
-            # Not handled (e.g. the dead-letter topic refused it): never move past it, or a
-            # later commit would skip it. Read it again after a pause.
-            self.consumer.seek(position(record))
-            raise
+        records = self.consumer.consume(_BATCH, 0.5)
+        rewound: set[int] = set()  # partitions sought back: the rest of their batch comes again
+        for index, record in enumerate(records):
+            error = record.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("%s/%s: %s", self.topic, self.group, error)
+                continue
+            if record.partition() in rewound:
+                continue
+            if stop.is_set():
+                return  # closing: unhandled records stay unstored, so the next owner reads them
+            try:
+                settled = self._handle(record, stop)
+            except Exception:
+                # Not settled (e.g. the dead-letter topic refused it). Never move past it, nor
+                # past any other partition's unhandled records: a later commit would skip them.
+                self._rewind(records[index:], rewound)
+                raise
+            if not settled:
+                self._rewind([record], rewound)
 
-    def _handle(self, record: Any, stop: threading.Event) -> None:
+    def _rewind(self, unhandled: list[Message], rewound: set[int]) -> None:
+        """Seek each partition back to its first record in ``unhandled``."""
+        for record in unhandled:
+            if record.error() is None and record.partition() not in rewound:
+                self.consumer.seek(position(record))
+                rewound.add(cast(int, record.partition()))
+
+    def _handle(self, record: Any, stop: threading.Event) -> bool:
+        """Deliver until the handler settles the record; False when closing cut it short."""
         for attempt in itertools.count(1):
             delivery = to_delivery(record, attempt)
             outcome = run_handler(self.handler, delivery)
             if isinstance(outcome, Retry):
                 if stop.wait(outcome.delay):
-                    # closing: read this record again next time, whoever owns the partition
-                    self.consumer.seek(position(record))
-                    return
+                    return False  # closing: whoever owns the partition next reads it again
                 continue
             if isinstance(outcome, DeadLetter):
                 dead = replace(delivery.message, headers=dead_letter_headers(delivery, outcome))
                 self._dead_letter(f"{self.topic}.dlq", dead)
             break
         self.consumer.store_offsets(message=record)
+        return True
 
     def close(self, timeout: float = 10.0) -> None:
         self.thread.close(timeout)

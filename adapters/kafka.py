@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from adapters._kafka_group import ID_HEADER, GroupMember, position, to_delivery
+from adapters._kafka_group import ID_HEADER, GroupMember, position, start_millis, to_delivery
 from adapters.capabilities import Capabilities
 from adapters.errors import BackendUnavailable, PublishRejected
 from adapters.message import Delivery, TransportMessage
@@ -129,11 +129,13 @@ class KafkaEventTransport:
         }
         self.producer = Producer(
             {
-                **self.config,
-                "enable.idempotence": True,
-                "acks": "all",
+                # our defaults first: options given in the URL override them
                 "linger.ms": 5,
                 "delivery.timeout.ms": int(self.publish_timeout * 1000),
+                **self.config,
+                # never overridable: what "published" means here
+                "enable.idempotence": True,
+                "acks": "all",
             }
         )
         self.admin = AdminClient(self.config)
@@ -216,8 +218,10 @@ class KafkaEventTransport:
                             f"{self.publish_timeout}s (local queue full)"
                         ) from None
                     self.producer.poll(0.05)
+        # flush() sends what lingers for batching at once and serves the delivery reports
+        # (other threads' messages too: each caller still checks only its own).
         while pending and time.monotonic() < deadline:
-            self.producer.poll(0.05)
+            self.producer.flush(max(0.0, min(1.0, deadline - time.monotonic())))
         if pending:
             raise BackendUnavailable(
                 f"{len(pending)} message(s) to {topic!r} not acknowledged by Kafka at "
@@ -262,7 +266,7 @@ class KafkaEventTransport:
             elif at == "latest":
                 first = high
             elif isinstance(at, datetime):
-                stamp = int(at.timestamp() * 1000)
+                stamp = start_millis(at)
                 [found] = consumer.offsets_for_times(
                     [TopicPartition(topic, partition, stamp)], timeout=10
                 )

@@ -63,6 +63,9 @@ class Route(BaseModel):
     retry: RetryPolicy | None = None
 
 
+_DEFAULT_ROUTE = Route()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="INTERCHANGE_", env_nested_delimiter="__", extra="forbid"
@@ -98,7 +101,7 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
     def route(self, name: str) -> Route:
-        return self.routes.get(name) or Route()
+        return self.routes.get(name) or _DEFAULT_ROUTE
 
 
 def load_settings(config: str | Path | Mapping[str, Any] | Settings | None = None) -> Settings:
