@@ -151,6 +151,12 @@ def broker_ceiling(servers: str, topic: str, count: int, size: int) -> float | N
     return float(found[-1][1]) if found else None
 
 
+def _bus(url: str, prefix: str) -> Bus:
+    return Bus(
+        Settings(backends={"commands": "memory://bench", "events": url}, channel_prefix=prefix)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -170,20 +176,14 @@ def main() -> None:
         consumed = raw_consumer(servers, raw_topic, args.count)
         prefix = f"bench-{run}-{size}."
 
-        def bus() -> Bus:
-            return Bus(
-                Settings(
-                    backends={"commands": "memory://bench", "events": args.url},
-                    channel_prefix=prefix,
-                )
-            )
-
-        publisher = bus()
+        publisher = _bus(args.url, prefix)
         publisher.publish(_event(0, size))  # topic created and connected outside the timing
         single = interchange_publish(publisher, args.single_count, size, many=False)
         many = interchange_publish(publisher, args.count, size, many=True)
         publisher.close()
-        subscribed = interchange_subscribe(bus(), args.count + args.single_count + 1)
+        subscribed = interchange_subscribe(
+            _bus(args.url, prefix), args.count + args.single_count + 1
+        )
         ceiling = broker_ceiling(servers, f"bench-{run}-perf-{size}", args.count, size)
         rows = [
             ("raw producer (acks=all)", produced, produced),
