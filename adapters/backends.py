@@ -17,10 +17,14 @@ COMMAND_BACKENDS: dict[str, str] = {
     "memory": "adapters.memory:MemoryCommandTransport",
     "amqp": "adapters.rabbitmq:RabbitMQCommandTransport",
     "amqps": "adapters.rabbitmq:RabbitMQCommandTransport",
+    "redis": "adapters.redis:RedisCommandTransport",
+    "rediss": "adapters.redis:RedisCommandTransport",
 }
 EVENT_BACKENDS: dict[str, str] = {
     "memory": "adapters.memory:MemoryEventTransport",
     "kafka": "adapters.kafka:KafkaEventTransport",
+    "redis": "adapters.redis:RedisEventTransport",
+    "rediss": "adapters.redis:RedisEventTransport",
 }
 
 PROBES: dict[str, str] = {

@@ -1,19 +1,37 @@
-"""Redis through redis-py.
+"""Redis through redis-py: a complete backend on Streams, and a shared dedupe store.
 
 Features
-    ``probe`` (PING plus the persistence settings, for ``interchange health``);
-    ``RedisDedupeStore``: handled message ids shared by every consumer process, with a TTL.
-    The Streams backend and the fallback spool are the work of issue 6.
+    commands: a stream per queue read by one consumer group (competing consumers); broadcast: a
+    stream per exchange with one group per subscribing queue (created at ``$``, like a binding;
+    no group means unroutable); acknowledged with XACK after the handler; retries stay pending
+    and are claimed back after their delay; entries of dead consumers taken over with XAUTOCLAIM;
+    dead letters to ``<queue>.dlq``; request/response over a reply list with timeout.
+    events: a stream per topic, a consumer group per group, start at ``0``, ``$``, an offset or
+    a time; replay with XRANGE; seek with XGROUP SETID; dead letters to ``<topic>.dlq``.
+    ``probe`` for ``interchange health`` (reports the fsync policy); ``RedisDedupeStore``.
 Connection string
     ``redis://[:password@]host:6379/0``, ``rediss://...`` for TLS.
-Options
-    none yet.
+Options (URL query)
+    ``claim_idle`` (30): seconds an entry stays pending before another consumer takes it over.
+Guarantees
+    At least once. Durability is the server's: with ``appendfsync everysec`` (compose/native)
+    about one second of acknowledged writes can be lost in a crash; ``health`` shows the policy.
+    redis-py retries a command after a timeout, so an XADD may land twice: consumers dedupe by id.
+    Acknowledged command entries are deleted; event streams are kept (no trimming yet).
 """
 
 from __future__ import annotations
 
+import json
 import re
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from adapters._urls import redact
 from adapters.errors import BackendUnavailable
@@ -24,6 +42,24 @@ except ImportError as missing:  # pragma: no cover - depends on the installed ex
     raise ImportError(
         "the redis:// backend needs redis: pip install 'interchange[redis]'"
     ) from missing
+
+from adapters._redis_entries import first_id, last_delivered_before, last_id, to_delivery, to_fields
+from adapters._redis_groups import LogReader, QueueReader
+from adapters.capabilities import Capabilities
+from adapters.errors import PublishRejected, RequestTimeout
+from adapters.message import Delivery, DeliveryHandler, TransportMessage
+from adapters.protocols import Start
+
+CAPABILITIES = Capabilities(
+    header_prefix="ce_",
+    persistent=True,
+    ordered_log=True,
+    consumer_groups=True,
+    replay=True,
+    request_reply=True,
+    survives_restart=True,
+)
+_REPLY_TTL_MS = 60_000
 
 
 def probe(url: str, timeout: float = 5.0) -> str:
@@ -95,3 +131,198 @@ class RedisDedupeStore:
                 self.client.delete(*batch)
         except redis.RedisError as error:
             raise BackendUnavailable(f"dedupe store at {redact(self.url)}: {error}") from error
+
+
+@contextmanager
+def _mapped(url: str, doing: str) -> Iterator[None]:
+    """The one place redis-py's exceptions become ours."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        raise BackendUnavailable(
+            f"Redis at {redact(url)} while trying to {doing}: {error}"
+        ) from error
+    except redis.ResponseError as error:
+        raise PublishRejected(f"Redis refused to {doing}: {error}") from error
+
+
+class _RedisTransport:
+    capabilities = CAPABILITIES
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        options = dict(parse_qsl(parts.query))
+        self.claim_idle = float(options.pop("claim_idle", 30))
+        self.url = urlunsplit(parts._replace(query=urlencode(options)))
+        # redis-py's replies are typed as sync/async unions; treat them as the values they are
+        self.client: Any = redis.Redis.from_url(
+            self.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15
+        )
+        self._readers: list[QueueReader | LogReader] = []
+        self._groups: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _group(self, stream: str, group: str, start: str) -> None:
+        """Create a consumer group unless it exists; an existing group keeps its position."""
+        if (stream, group) in self._groups:
+            return
+        with _mapped(self.url, f"create group {group!r} on {stream!r}"):
+            try:
+                self.client.xgroup_create(stream, group, id=start, mkstream=True)
+            except redis.ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+        self._groups.add((stream, group))
+
+    def _started(self, reader: QueueReader | LogReader) -> QueueReader | LogReader:
+        with self._lock:
+            self._readers.append(reader)
+        return reader
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BackendUnavailable("transport is closed")
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.thread.stopping.set()
+        for reader in readers:
+            reader.close()
+        self.client.close()
+
+
+class RedisCommandTransport(_RedisTransport):
+    def declare(self, queue: str, *, exchange: str | None = None) -> None:
+        self._check_open()
+        # a queue keeps what was sent before it had consumers; a broadcast group, like a
+        # binding, only what is broadcast after it exists
+        self._group(exchange or queue, queue, "$" if exchange else "0")
+
+    def send(self, queue: str, message: TransportMessage) -> None:
+        self.send_many(queue, [message])
+
+    def send_many(self, queue: str, messages: list[TransportMessage]) -> None:
+        self.declare(queue)
+        with (
+            _mapped(self.url, f"send to {queue!r}"),
+            self.client.pipeline(transaction=False) as pipe,
+        ):
+            for message in messages:
+                pipe.xadd(queue, to_fields(message))
+            pipe.execute()
+
+    def broadcast(self, exchange: str, message: TransportMessage) -> None:
+        self._check_open()
+        with _mapped(self.url, f"broadcast to {exchange!r}"):
+            groups = self.client.xinfo_groups(exchange) if self.client.exists(exchange) else []
+            if not groups:
+                raise PublishRejected(f"no queue is bound to exchange {exchange!r}: unroutable")
+            self.client.xadd(exchange, to_fields(message))
+
+    def consume(
+        self,
+        queue: str,
+        handler: DeliveryHandler,
+        *,
+        exchange: str | None = None,
+        prefetch: int = 1,
+    ) -> QueueReader:
+        self.declare(queue, exchange=exchange)
+        reader = QueueReader(
+            self.client,
+            exchange or queue,
+            queue,
+            handler,
+            queue,
+            self.claim_idle,
+            f"redis-consume-{queue}",
+            delete_acked=exchange is None,
+        )
+        return self._started(reader)  # type: ignore[return-value]
+
+    def request(self, queue: str, message: TransportMessage, timeout: float) -> TransportMessage:
+        self._check_open()
+        inbox = f"interchange:reply:{uuid.uuid4().hex}"
+        alive = f"{inbox}:waiting"
+        with _mapped(self.url, f"request on {queue!r}"):
+            self.client.set(alive, b"1", px=int(timeout * 1000) + 1000)
+            self.send(queue, replace(message, reply_to=inbox))
+            try:
+                answer = self.client.blpop([inbox], timeout=timeout)
+            finally:
+                self.client.delete(alive, inbox)
+        if answer is None:
+            raise RequestTimeout(f"no reply on {queue!r} within {timeout}s")
+        fields = json.loads(answer[1])
+        return TransportMessage(fields["id"], bytes.fromhex(fields["body"]), fields["headers"])
+
+    def reply(self, reply_to: str, message: TransportMessage) -> None:
+        self._check_open()
+        payload = json.dumps(
+            {"id": message.id, "body": message.body.hex(), "headers": dict(message.headers)}
+        )
+        with _mapped(self.url, "reply"):
+            if not self.client.exists(f"{reply_to}:waiting"):
+                raise PublishRejected(f"requester {reply_to!r} is gone (timed out or closed)")
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.rpush(reply_to, payload)
+                pipe.pexpire(reply_to, _REPLY_TTL_MS)
+                pipe.execute()
+
+
+class RedisEventTransport(_RedisTransport):
+    def publish(self, topic: str, message: TransportMessage) -> None:
+        self.publish_many(topic, [message])
+
+    def publish_many(self, topic: str, messages: list[TransportMessage]) -> None:
+        self._check_open()
+        with (
+            _mapped(self.url, f"publish to {topic!r}"),
+            self.client.pipeline(transaction=False) as pipe,
+        ):
+            for message in messages:
+                pipe.xadd(topic, to_fields(message))
+            pipe.execute()
+
+    def subscribe(
+        self, topic: str, group: str, handler: DeliveryHandler, *, start: Start = "earliest"
+    ) -> LogReader:
+        self._check_open()
+        self._group(topic, group, last_delivered_before(start))
+        reader = LogReader(
+            self.client,
+            topic,
+            group,
+            handler,
+            topic,
+            self.claim_idle,
+            f"redis-subscribe-{topic}-{group}",
+        )
+        return self._started(reader)  # type: ignore[return-value]
+
+    def replay(
+        self, topic: str, *, since: Start = "earliest", until: datetime | None = None
+    ) -> Iterator[Delivery]:
+        self._check_open()
+        low, high = first_id(since), last_id(until)
+        if low == "+":
+            return
+        while True:
+            with _mapped(self.url, f"read {topic!r}"):
+                entries = self.client.xrange(topic, min=low, max=high, count=500)
+            for entry_id, fields in entries:
+                yield to_delivery(topic, entry_id, fields, channel=topic)
+            if len(entries) < 500:
+                return
+            low = "(" + entries[-1][0].decode()
+
+    def seek(self, topic: str, group: str, to: Start) -> None:
+        self._check_open()
+        position = last_delivered_before(to)
+        self._group(topic, group, position)
+        with _mapped(self.url, f"seek group {group!r} on {topic!r}"):
+            self.client.xgroup_setid(topic, group, position)

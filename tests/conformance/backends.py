@@ -61,6 +61,12 @@ def _kafka_capabilities() -> Capabilities:
     return kafka.CAPABILITIES
 
 
+def _redis_capabilities() -> Capabilities:
+    from adapters import redis
+
+    return redis.CAPABILITIES
+
+
 BACKENDS = [
     Backend("memory", memory_adapter.CAPABILITIES, _memory_url, restart=_memory_restart),
     Backend(
@@ -76,5 +82,11 @@ BACKENDS = [
         lambda request: request.getfixturevalue("kafka_url"),
         commands=False,
         restart=_native_restart("kafka"),
+    ),
+    Backend(
+        "redis",
+        _redis_capabilities(),
+        lambda request: request.getfixturevalue("redis_url"),
+        restart=_native_restart("redis"),
     ),
 ]

@@ -231,7 +231,7 @@ def test_closing_a_sender_loses_nothing_it_accepted(commands, another_commands, 
 
 
 @pytest.mark.requires("survives_restart", "restart")
-def test_consumers_carry_on_after_a_broker_restart_and_unacked_work_comes_back(
+def test_consumers_carry_on_after_a_broker_restart_and_lose_nothing_in_flight(
     commands, backend, url, names
 ):
     queue = next(names)
@@ -251,10 +251,14 @@ def test_consumers_carry_on_after_a_broker_restart_and_unacked_work_comes_back(
     backend.restart(url)
     restarted.set()
     wait_until(lambda: "after" in inbox.ids() or _try_send(commands, queue), 60)
-    inbox.wait_for(3, timeout=60)
-    deliveries = [d for d in inbox.deliveries if d.message.id == "in-flight"]
-    assert len(deliveries) == 2, "the unacknowledged command must come back once"
-    assert deliveries[1].redelivered is True
+    wait_until(lambda: "after" in inbox.ids(), 60)
+    assert set(inbox.ids()) == {"in-flight", "after"}
+    # Whether the command in flight comes again depends on the broker (RabbitMQ requeues what
+    # a dropped channel held; a Redis pending entry survives and is acknowledged late); when
+    # it does, it says so.
+    again = [d for d in inbox.deliveries if d.message.id == "in-flight"][1:]
+    assert len(again) <= 1
+    assert all(d.redelivered for d in again)
 
 
 def _try_send(commands, queue) -> bool:

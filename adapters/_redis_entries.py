@@ -1,0 +1,90 @@
+"""How a TransportMessage lives in a Redis stream entry, and positions in a stream.
+
+Fields follow the Kafka binding, as DESIGN says for Redis: headers by their own names (``ce_id``,
+``ce_type``, ``content-type``...), the body in ``data``. Transport-private fields start with
+``x-interchange-`` and are removed again on reading.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from adapters.message import Delivery, TransportMessage
+
+DATA = "data"
+ID = "x-interchange-id"
+KEY = "x-interchange-key"
+REPLY_TO = "x-interchange-reply-to"
+ATTEMPT = "x-interchange-attempt"
+_SEQ_BITS = 20
+MAX_SEQ = 2**64 - 1
+
+
+def to_fields(message: TransportMessage, attempt: int = 0) -> dict[str, bytes | str]:
+    fields: dict[str, bytes | str] = dict(message.headers)
+    fields[DATA] = message.body
+    if message.headers.get("ce_id") != message.id:
+        fields[ID] = message.id
+    if message.key is not None:
+        fields[KEY] = message.key
+    if message.reply_to is not None:
+        fields[REPLY_TO] = message.reply_to
+    if attempt:
+        fields[ATTEMPT] = str(attempt)
+    return fields
+
+
+def to_delivery(
+    stream: str, entry_id: bytes, raw: dict[bytes, bytes], *, channel: str, delivered: int = 1
+) -> Delivery:
+    """``delivered`` counts deliveries of this very entry; retried copies carry earlier ones."""
+    fields = {k.decode("utf-8", "replace"): v for k, v in raw.items()}
+    body = fields.pop(DATA, b"")
+    text = {k: v.decode("utf-8", "replace") for k, v in fields.items()}
+    message_id = text.pop(ID, None) or text.get("ce_id") or f"{stream}/{entry_id.decode()}"
+    earlier = text.pop(ATTEMPT, "0")
+    key = text.pop(KEY, None)
+    reply_to = text.pop(REPLY_TO, None)
+    millis, seq = (int(part) for part in entry_id.decode().split("-"))
+    attempt = (int(earlier) if earlier.isdigit() else 0) + delivered
+    return Delivery(
+        TransportMessage(message_id, body, text, key=key, reply_to=reply_to),
+        channel,
+        attempt=attempt,
+        redelivered=attempt > 1,
+        offset=(millis << _SEQ_BITS) | seq,
+        timestamp=millis / 1000,
+    )
+
+
+def entry_id(offset: int) -> str:
+    return f"{offset >> _SEQ_BITS}-{offset & ((1 << _SEQ_BITS) - 1)}"
+
+
+def first_id(at: Any) -> str:
+    """The smallest entry id at or after a start position, for XRANGE."""
+    if at == "earliest":
+        return "-"
+    if at == "latest":
+        return "+"
+    if isinstance(at, datetime):
+        return f"{math.ceil(at.timestamp() * 1000)}-0"
+    return entry_id(int(at))
+
+
+def last_delivered_before(at: Any) -> str:
+    """The id a consumer group must be set to so that its next entry is the first at ``at``."""
+    if at == "earliest":
+        return "0"
+    if at == "latest":
+        return "$"
+    millis, seq = (int(p) for p in first_id(at).split("-"))
+    if seq > 0:
+        return f"{millis}-{seq - 1}"
+    return f"{millis - 1}-{MAX_SEQ}" if millis > 0 else "0"
+
+
+def last_id(until: datetime | None) -> str:
+    return "+" if until is None else f"{math.floor(until.timestamp() * 1000)}-{MAX_SEQ}"

@@ -1,0 +1,187 @@
+"""Consumer-group readers on Redis Streams (used by adapters.redis), one thread each.
+
+Commands (``QueueReader``): entries are read with XREADGROUP ``>`` and acknowledged (XACK, and
+XDEL on a point-to-point stream, which only its one group reads) after the handler answered.
+A retried entry stays pending in this consumer and is claimed back (XCLAIM) when its delay is
+over: it never re-enters the stream, so on a broadcast stream no other group sees it again.
+Entries left pending by a consumer that died are taken over with XAUTOCLAIM once idle for
+``claim_idle`` seconds; their delivery count comes from XPENDING.
+
+Events (``LogReader``): a member retries an entry in place, so nothing after it is handled
+first; one member per group keeps publish order (several share the entries, like partitions).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import redis
+
+from adapters._redis_entries import to_delivery, to_fields
+from adapters._threads import ConsumerThread, run_handler
+from adapters.message import Ack, DeadLetter, Delivery, DeliveryHandler, Retry, dead_letter_headers
+
+log = logging.getLogger("interchange.adapters.redis")
+_BLOCK_MS = 500
+_BATCH = 20
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class _Reader:
+    def __init__(
+        self,
+        client: Any,  # redis.Redis; its replies are typed as sync/async unions
+        stream: str,
+        group: str,
+        handler: DeliveryHandler,
+        channel: str,
+        claim_idle: float,
+        name: str,
+    ) -> None:
+        self.client, self.stream, self.group = client, stream, group
+        self.handler, self.channel = handler, channel
+        self.claim_idle_ms = int(claim_idle * 1000)
+        self.consumer = consumer_name()
+        self._next_claim = 0.0
+        self._backoff = 0.2
+        self.thread = ConsumerThread(name, self._step)
+
+    def _step(self, stop: threading.Event) -> None:
+        try:
+            self.work(stop)
+            self._backoff = 0.2
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            # the group vanished (a Redis without persistence restarted): declare it again
+            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            log.warning(
+                "%s lost Redis: %s; retrying in %.1fs", self.thread.name, error, self._backoff
+            )
+            stop.wait(self._backoff)
+            self._backoff = min(self._backoff * 2, 5.0)
+
+    def work(self, stop: threading.Event) -> None:
+        raise NotImplementedError
+
+    def read_new(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        answer = self.client.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=_BATCH, block=_BLOCK_MS
+        )
+        return list(answer[0][1]) if answer else []
+
+    def claim_abandoned(self) -> list[tuple[bytes, dict[bytes, bytes], int]]:
+        """Entries another consumer left pending for ``claim_idle``: it is presumed dead."""
+        if time.monotonic() < self._next_claim:
+            return []
+        self._next_claim = time.monotonic() + max(1.0, self.claim_idle_ms / 4000)
+        _, entries, _ = self.client.xautoclaim(
+            self.stream, self.group, self.consumer, self.claim_idle_ms, "0-0", count=_BATCH
+        )
+        claimed = []
+        for entry_id, fields in entries:
+            if fields is None:
+                continue  # deleted while pending
+            [pending] = self.client.xpending_range(self.stream, self.group, entry_id, entry_id, 1)
+            claimed.append((entry_id, fields, int(pending["times_delivered"])))
+        return claimed
+
+    def delivery(self, entry_id: bytes, fields: dict[bytes, bytes], delivered: int) -> Delivery:
+        return to_delivery(self.stream, entry_id, fields, channel=self.channel, delivered=delivered)
+
+    def dead_letter(self, pipe: Any, delivery: Delivery, outcome: DeadLetter) -> None:
+        dead = replace(delivery.message, headers=dead_letter_headers(delivery, outcome))
+        pipe.xadd(f"{self.channel}.dlq", to_fields(dead))
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.thread.close(timeout)
+
+
+class QueueReader(_Reader):
+    """Competing consumers of one group: a queue, or one broadcast group's share."""
+
+    def __init__(self, *args: Any, delete_acked: bool, **kwargs: Any) -> None:
+        self.delete_acked = delete_acked
+        self._due: list[tuple[float, bytes]] = []  # retries waiting for their delay
+        self._deliveries: dict[bytes, int] = {}
+        super().__init__(*args, **kwargs)
+
+    def work(self, stop: threading.Event) -> None:
+        for entry_id, fields, delivered in self.claim_abandoned():
+            self.handle(entry_id, fields, delivered)
+        for entry_id, fields in self._claim_due():
+            self.handle(entry_id, fields, self._deliveries.get(entry_id, 0) + 1)
+        for entry_id, fields in self.read_new():
+            if stop.is_set():
+                return  # unhandled entries stay pending and are claimed by another consumer
+            self.handle(entry_id, fields, 1)
+
+    def _claim_due(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        now = time.monotonic()
+        due = []
+        while self._due and self._due[0][0] <= now:
+            due.append(heapq.heappop(self._due)[1])
+        if not due:
+            return []
+        claimed = self.client.xclaim(self.stream, self.group, self.consumer, 0, due)
+        return [(entry_id, fields) for entry_id, fields in claimed if fields is not None]
+
+    def handle(self, entry_id: bytes, fields: dict[bytes, bytes], delivered: int) -> None:
+        self._deliveries[entry_id] = delivered
+        delivery = self.delivery(entry_id, fields, delivered)
+        outcome = run_handler(self.handler, delivery)
+        if isinstance(outcome, Retry):
+            heapq.heappush(self._due, (time.monotonic() + outcome.delay, entry_id))
+            return
+        with self.client.pipeline(transaction=True) as pipe:
+            if isinstance(outcome, DeadLetter):
+                self.dead_letter(pipe, delivery, outcome)
+            else:
+                assert isinstance(outcome, Ack)
+            pipe.xack(self.stream, self.group, entry_id)
+            if self.delete_acked:
+                pipe.xdel(self.stream, entry_id)
+            pipe.execute()
+        self._deliveries.pop(entry_id, None)
+
+
+class LogReader(_Reader):
+    """One member of an event consumer group."""
+
+    def work(self, stop: threading.Event) -> None:
+        for entry_id, fields, delivered in self.claim_abandoned():
+            if not self.handle(entry_id, fields, delivered, stop):
+                return
+        for entry_id, fields in self.read_new():
+            if stop.is_set() or not self.handle(entry_id, fields, 1, stop):
+                return  # left pending: claimed by the group's next member once idle
+
+    def handle(
+        self, entry_id: bytes, fields: dict[bytes, bytes], delivered: int, stop: threading.Event
+    ) -> bool:
+        while True:
+            delivery = self.delivery(entry_id, fields, delivered)
+            outcome = run_handler(self.handler, delivery)
+            if not isinstance(outcome, Retry):
+                break
+            if stop.wait(outcome.delay):
+                return False
+            delivered += 1
+        with self.client.pipeline(transaction=True) as pipe:
+            if isinstance(outcome, DeadLetter):
+                self.dead_letter(pipe, delivery, outcome)
+            pipe.xack(self.stream, self.group, entry_id)
+            pipe.execute()
+        return True
