@@ -27,6 +27,10 @@ EVENT_BACKENDS: dict[str, str] = {
     "rediss": "adapters.redis:RedisEventTransport",
 }
 
+SPOOLS: dict[str, str] = {
+    "redis": "adapters.redis:RedisSpool",
+    "rediss": "adapters.redis:RedisSpool",
+}
 PROBES: dict[str, str] = {
     "memory": "adapters.backends:_probe_memory",
     "amqp": "adapters.rabbitmq:probe",
@@ -70,3 +74,8 @@ def probe(url: str, timeout: float = 5.0) -> str:
 
 def _probe_memory(url: str, timeout: float) -> str:
     return "in-process broker"
+
+
+def open_spool(url: str, **options: Any) -> Any:
+    """The failover spool that ``url`` names (a ``redis://`` URL)."""
+    return _load(url, SPOOLS, "fallback spool")(url, **options)

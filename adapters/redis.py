@@ -326,3 +326,57 @@ class RedisEventTransport(_RedisTransport):
         self._group(topic, group, position)
         with _mapped(self.url, f"seek group {group!r} on {topic!r}"):
             self.client.xgroup_setid(topic, group, position)
+
+
+class RedisSpool:
+    """The failover spool: one stream per destination line, ``interchange:spool:<line>``.
+
+    Durability is the server's fsync policy (see the module's guarantees); ``interchange
+    health`` prints it. An entry is removed only after the primary confirmed its copy.
+    """
+
+    PREFIX = "interchange:spool:"
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self.url = url
+        self.client: Any = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+
+    def append(self, line: str, messages: list[TransportMessage]) -> None:
+        with _mapped(self.url, f"spool to {line}"), self.client.pipeline(transaction=True) as pipe:
+            for message in messages:
+                pipe.xadd(self.PREFIX + line, to_fields(message))
+            pipe.execute()
+
+    def head(self, line: str, count: int) -> list[tuple[str, TransportMessage]]:
+        with _mapped(self.url, f"read spool {line}"):
+            entries = self.client.xrange(self.PREFIX + line, count=count)
+        return [
+            (entry_id.decode(), to_delivery(line, entry_id, fields, channel=line).message)
+            for entry_id, fields in entries
+        ]
+
+    def remove(self, line: str, ids: list[str]) -> None:
+        with _mapped(self.url, f"trim spool {line}"):
+            self.client.xdel(self.PREFIX + line, *ids)
+
+    def lines(self) -> list[str]:
+        with _mapped(self.url, "list spools"):
+            keys = list(self.client.scan_iter(match=self.PREFIX + "*", _type="STREAM"))
+            lengths = [self.client.xlen(key) for key in keys]
+        return sorted(
+            key.decode()[len(self.PREFIX) :]
+            for key, length in zip(keys, lengths, strict=True)
+            if length
+        )
+
+    def depth(self) -> int:
+        with _mapped(self.url, "measure spools"):
+            return sum(
+                int(self.client.xlen(key))
+                for key in self.client.scan_iter(match=self.PREFIX + "*", _type="STREAM")
+            )
+
+    def close(self) -> None:
+        self.client.close()

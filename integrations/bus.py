@@ -45,6 +45,7 @@ from contracts import (
 from integrations.config import Settings, load_settings
 from integrations.dedupe import DedupeStore, open_dedupe
 from integrations.dispatch import Dispatcher, HandlerFunc, dedupe_scope
+from integrations.drain import Drainer, with_fallback
 
 log = logging.getLogger("interchange")
 
@@ -85,6 +86,11 @@ class Bus:
         self.contracts = contracts
         self.commands = commands or open_commands(self.settings.backends.commands)
         self.events = events or open_events(self.settings.backends.events)
+        self.drainer: Drainer | None = None
+        if self.settings.backends.fallback:
+            self.commands, self.events, self.drainer = with_fallback(
+                self.settings, self.commands, self.events
+            )
         self.dedupe = dedupe or open_dedupe(self.settings.dedupe, self.settings.dedupe_ttl)
         self._command_codec = self._codec(self.commands.capabilities.header_prefix)
         self._event_codec = self._codec(self.events.capabilities.header_prefix)
@@ -393,6 +399,8 @@ class Bus:
                 self._declare_broadcast_groups()
                 for registration in self._registrations:
                     self._running.extend(self._start(registration))
+        if self.drainer is not None:
+            self.drainer.start()
         return self
 
     def _declare_broadcast_groups(self) -> None:
@@ -405,6 +413,8 @@ class Bus:
         """Stop consumers after the deliveries in hand; what is unhandled stays queued."""
         with self._lock:
             running, self._running = self._running, []
+        if self.drainer is not None:
+            self.drainer.stop()
         for subscription in running:
             subscription.close(timeout)
 
@@ -413,6 +423,12 @@ class Bus:
         self.stop()
         self.commands.close()
         self.events.close()
+        if self.drainer is not None:
+            self.drainer.close()
+
+    def failover_status(self) -> dict[str, dict[str, Any]]:
+        """Per side: circuit state, spool depth, messages spooled and drained, drain rate."""
+        return self.drainer.status() if self.drainer is not None else {}
 
     def __enter__(self) -> Bus:
         return self.start()

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from adapters import redact
 from integrations.config import load_settings
 
 app = typer.Typer(help="Interchange: commands and events over real brokers.", no_args_is_help=True)
@@ -45,7 +46,9 @@ def health(
     from integrations.health import check
 
     settings = load_settings(config)
-    results = check(url or [settings.backends.commands, settings.backends.events], timeout)
+    backends = settings.backends
+    urls = url or [backends.commands, backends.events, *filter(None, [backends.fallback])]
+    results = check(urls, timeout)
     table = Table(title="Interchange backends")
     for column in ("backend", "status", "detail", "answered in"):
         table.add_column(column)
@@ -53,7 +56,44 @@ def health(
         status = "[green]up[/green]" if result.up else "[bold red]down[/bold red]"
         table.add_row(result.url, status, result.detail, f"{result.seconds * 1000:.0f} ms")
     console.print(table)
+    fallback_up = any(
+        r.up for r in results if backends.fallback and r.url == redact(backends.fallback)
+    )
+    if backends.fallback and not url and fallback_up:
+        from adapters.backends import open_spool
+
+        spool = open_spool(backends.fallback, timeout=timeout)
+        console.print(f"fallback spool: {spool.depth()} message(s) waiting to be drained")
+        spool.close()
     if not all(result.up for result in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def drain(config: ConfigOption = None) -> None:
+    """Forward what the fallback spool holds to the primaries, oldest first, with progress.
+    Exits 1 when messages remain (a primary is still down)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from integrations.bus import Bus
+
+    _log_to(console)
+    settings = load_settings(config)
+    if not settings.backends.fallback:
+        console.print("no backends.fallback configured: nothing to drain")
+        return
+    bus = Bus(settings)
+    assert bus.drainer is not None
+    waiting = bus.drainer.depth()
+    with Progress(
+        TextColumn("draining"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as bar:
+        task = bar.add_task("drain", total=waiting)
+        forwarded = bus.drainer.drain(progress=lambda n: bar.advance(task, n))
+    left = bus.drainer.depth()
+    bus.close()
+    console.print(f"forwarded {forwarded} message(s); {left} still in the spool")
+    if left:
         raise typer.Exit(1)
 
 

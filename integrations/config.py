@@ -25,6 +25,14 @@ class Backends(BaseModel):
     model_config = ConfigDict(extra="forbid")
     commands: str = "memory://"
     events: str = "memory://"
+    fallback: str | None = None
+    """A ``redis://`` URL: where publishes park while a primary is unreachable."""
+    fallback_timeout: PositiveFloat = 5.0
+    """Seconds the fallback may take to answer before a publish fails with both named."""
+    cool_down: PositiveFloat = 2.0
+    """Seconds an open circuit waits before probing its primary again."""
+    drain_interval: PositiveFloat = 0.5
+    """Seconds between the drainer's looks at the spool."""
 
 
 class RetryPolicy(BaseModel):

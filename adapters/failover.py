@@ -1,0 +1,257 @@
+"""Failover: a transport wrapping a primary transport and a spool (Redis), itself a transport.
+
+Publishing verbs (send, send_many, broadcast, publish, publish_many) go to the primary while
+its circuit is closed. When the primary cannot be reached (BackendUnavailable: no connection,
+no confirm in time) the circuit opens and messages are appended to the spool instead, envelope
+intact; a message the primary *refused* (PublishRejected: unroutable, too large) is the
+caller's error, never spooled. While a destination has spooled messages, new ones for it are
+spooled too, so the drain keeps their order. Both down: BackendUnavailable naming both.
+
+``drain()`` forwards spooled messages to the primary in order, deleting each batch only after
+the primary confirmed it. Consuming, request/reply, replay and seek use the primary directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from adapters.errors import BackendUnavailable
+from adapters.message import TransportMessage
+
+log = logging.getLogger("interchange.adapters.failover")
+
+
+class Spool(Protocol):
+    """Durable, ordered parking for messages, one line per destination."""
+
+    def append(self, line: str, messages: list[TransportMessage]) -> None:
+        """Store messages at the end of a line; raises BackendUnavailable when it cannot."""
+
+    def head(self, line: str, count: int) -> list[tuple[str, TransportMessage]]:
+        """The oldest ``count`` entries of a line, with their spool ids."""
+
+    def remove(self, line: str, ids: list[str]) -> None:
+        """Delete entries after the primary confirmed them."""
+
+    def lines(self) -> list[str]:
+        """Every line holding entries."""
+
+    def depth(self) -> int:
+        """Entries waiting, all lines together."""
+
+
+@dataclass
+class Circuit:
+    """closed → (failure) → open → (after ``cool_down``) one probe → closed or open again."""
+
+    cool_down: float = 2.0
+    state: str = "closed"
+    failures: int = 0
+    _retry_at: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def allows(self) -> bool:
+        """May this call try the primary? While open, one caller per cool-down probes."""
+        with self._lock:
+            if self.state == "closed":
+                return True
+            if time.monotonic() >= self._retry_at:
+                self.state = "half-open"
+                self._retry_at = time.monotonic() + self.cool_down
+                return True
+            return False
+
+    def succeeded(self) -> None:
+        with self._lock:
+            if self.state != "closed":
+                log.warning("primary answers again: circuit closed")
+            self.state = "closed"
+
+    def failed(self) -> None:
+        with self._lock:
+            if self.state == "closed":
+                log.warning("primary unreachable: circuit open, spooling")
+            self.state = "open"
+            self.failures += 1
+            self._retry_at = time.monotonic() + self.cool_down
+
+
+@dataclass
+class Stats:
+    spooled: int = 0
+    drained: int = 0
+    drain_started: float | None = None
+
+    def rate(self) -> float:
+        if not self.drain_started or not self.drained:
+            return 0.0
+        return self.drained / max(1e-9, time.monotonic() - self.drain_started)
+
+
+class _Failover:
+    def __init__(self, primary: Any, spool: Spool, side: str, cool_down: float = 2.0) -> None:
+        self.primary = primary
+        self.spool = spool
+        self.side = side
+        self.capabilities = primary.capabilities
+        self.circuit = Circuit(cool_down=cool_down)
+        self.stats = Stats()
+        self._backlog: set[str] = set()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        # every verb that does not publish goes straight to the primary
+        return getattr(self.primary, name)
+
+    def _lock(self, line: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(line, threading.Lock())
+
+    def _publish(self, verb: str, destination: str, messages: list[TransportMessage]) -> None:
+        line = f"{self.side}:{verb}:{destination}"
+        forward = self._verbs()[verb]
+        with self._lock(line):
+            if line not in self._backlog and self.circuit.allows():
+                try:
+                    forward(destination, messages)
+                    self.circuit.succeeded()
+                    return
+                except BackendUnavailable as primary_down:
+                    self.circuit.failed()
+                    self._park(line, messages, primary_down)
+                    return
+            self._park(line, messages, None)
+
+    def _park(
+        self, line: str, messages: list[TransportMessage], primary_down: BackendUnavailable | None
+    ) -> None:
+        try:
+            self.spool.append(line, messages)
+        except BackendUnavailable as spool_down:
+            reason = primary_down or "its circuit is open"
+            raise BackendUnavailable(
+                f"neither the primary ({reason}) nor the fallback spool ({spool_down}) took "
+                f"{len(messages)} message(s) for {line}: nothing was stored",
+                failed=[m.id for m in messages],
+            ) from spool_down
+        self._backlog.add(line)
+        self.stats.spooled += len(messages)
+
+    # -- drain ----------------------------------------------------------------------------
+
+    def drain(self, batch: int = 500, progress: Callable[[int], None] | None = None) -> int:
+        """Forward spooled messages to the primary, oldest first per line. Returns how many
+        were forwarded; stops early when the primary is still down."""
+        forwarded = 0
+        for line in self.spool.lines():
+            if not line.startswith(f"{self.side}:"):
+                continue
+            for count in self._drain_line(line, batch):
+                forwarded += count
+                if progress:
+                    progress(count)
+        return forwarded
+
+    def _drain_line(self, line: str, batch: int) -> Iterator[int]:
+        _, verb, destination = line.split(":", 2)
+        forward = self._verbs()[verb]
+        while self.circuit.allows():
+            entries = self.spool.head(line, batch)
+            if not entries:
+                with self._lock(line):  # publishers wait: "empty" and "direct again" together
+                    if not self.spool.head(line, 1):
+                        self._backlog.discard(line)
+                        return
+                continue
+            try:
+                forward(destination, [message for _, message in entries])
+            except BackendUnavailable:
+                self.circuit.failed()
+                return
+            self.circuit.succeeded()
+            self.spool.remove(line, [spool_id for spool_id, _ in entries])
+            self.stats.drain_started = self.stats.drain_started or time.monotonic()
+            self.stats.drained += len(entries)
+            yield len(entries)
+
+    def _verbs(self) -> dict[str, Callable[[str, list[TransportMessage]], None]]:
+        raise NotImplementedError
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "circuit": self.circuit.state,
+            "spool_depth": self.spool.depth(),
+            "spooled": self.stats.spooled,
+            "drained": self.stats.drained,
+            "drain_rate": round(self.stats.rate(), 1),
+        }
+
+
+class FailoverCommandTransport(_Failover):
+    def _verbs(self) -> dict[str, Callable[[str, list[TransportMessage]], None]]:
+        def broadcast_each(exchange: str, messages: list[TransportMessage]) -> None:
+            for message in messages:
+                self.primary.broadcast(exchange, message)
+
+        return {"send": self.primary.send_many, "broadcast": broadcast_each}
+
+    def send(self, queue: str, message: TransportMessage) -> None:
+        self._publish("send", queue, [message])
+
+    def send_many(self, queue: str, messages: list[TransportMessage]) -> None:
+        self._publish("send", queue, messages)
+
+    def broadcast(self, exchange: str, message: TransportMessage) -> None:
+        self._publish("broadcast", exchange, [message])
+
+
+class FailoverEventTransport(_Failover):
+    def _verbs(self) -> dict[str, Callable[[str, list[TransportMessage]], None]]:
+        return {"publish": self.primary.publish_many}
+
+    def publish(self, topic: str, message: TransportMessage) -> None:
+        self._publish("publish", topic, [message])
+
+    def publish_many(self, topic: str, messages: list[TransportMessage]) -> None:
+        self._publish("publish", topic, messages)
+
+
+class MemorySpool:
+    """A spool in this process: for tests of the failover logic, never for production."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, list[tuple[str, TransportMessage]]] = {}
+        self._next = 0
+        self.down = False
+        self._lock = threading.Lock()
+
+    def append(self, line: str, messages: list[TransportMessage]) -> None:
+        if self.down:
+            raise BackendUnavailable("memory spool is down")
+        with self._lock:
+            for message in messages:
+                self._next += 1
+                self._lines.setdefault(line, []).append((str(self._next), message))
+
+    def head(self, line: str, count: int) -> list[tuple[str, TransportMessage]]:
+        with self._lock:
+            return list(self._lines.get(line, [])[:count])
+
+    def remove(self, line: str, ids: list[str]) -> None:
+        with self._lock:
+            gone = set(ids)
+            self._lines[line] = [e for e in self._lines.get(line, []) if e[0] not in gone]
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return [line for line, entries in self._lines.items() if entries]
+
+    def depth(self) -> int:
+        with self._lock:
+            return sum(len(entries) for entries in self._lines.values())

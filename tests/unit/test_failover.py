@@ -1,0 +1,128 @@
+"""Failover logic on its own: a primary that can be switched off, an in-memory spool."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from adapters import BackendUnavailable, PublishRejected, TransportMessage
+from adapters.failover import FailoverCommandTransport, FailoverEventTransport, MemorySpool
+from adapters.memory import MemoryCommandTransport, MemoryEventTransport
+
+
+class Switchable:
+    """Wraps a memory transport; ``down`` makes its publishing verbs unreachable."""
+
+    def __init__(self, inner):
+        self.inner, self.down, self.capabilities = inner, False, inner.capabilities
+
+    def __getattr__(self, name):
+        verb = getattr(self.inner, name)
+        if name not in ("send", "send_many", "broadcast", "publish", "publish_many"):
+            return verb
+
+        def guarded(*args, **kwargs):
+            if self.down:
+                raise BackendUnavailable("primary is down")
+            return verb(*args, **kwargs)
+
+        return guarded
+
+
+def _messages(n, tag="m"):
+    return [TransportMessage(f"{tag}-{i}", str(i).encode(), key=f"k{i % 3}") for i in range(n)]
+
+
+@pytest.fixture
+def commands():
+    primary = Switchable(MemoryCommandTransport(f"memory://fo-{uuid.uuid4().hex}"))
+    return primary, FailoverCommandTransport(primary, MemorySpool(), "commands", cool_down=0)
+
+
+def _queued(primary, queue):
+    return [entry.message.id for entry in primary.inner.broker.queue(queue).ready]
+
+
+def test_sends_go_to_the_primary_while_it_answers(commands):
+    primary, failover = commands
+    for message in _messages(3):
+        failover.send("q", message)
+    assert _queued(primary, "q") == ["m-0", "m-1", "m-2"]
+    assert failover.status()["spool_depth"] == 0
+
+
+def test_an_unreachable_primary_opens_the_circuit_and_messages_are_spooled(commands):
+    primary, failover = commands
+    primary.down = True
+    for message in _messages(5):
+        failover.send("q", message)  # no error: the spool took them
+    assert failover.circuit.state == "open"
+    assert failover.status()["spool_depth"] == 5
+    assert _queued(primary, "q") == []
+
+
+def test_drain_forwards_in_order_once_the_primary_is_back_and_empties_the_spool(commands):
+    primary, failover = commands
+    primary.down = True
+    for message in _messages(5):
+        failover.send("q", message)
+    assert failover.drain() == 0, "nothing can be drained while the primary is down"
+    primary.down = False
+    failover.send("q", TransportMessage("after", b"x"))  # backlog first: this one is spooled too
+    assert failover.drain() == 6
+    assert _queued(primary, "q") == ["m-0", "m-1", "m-2", "m-3", "m-4", "after"]
+    assert failover.status()["spool_depth"] == 0
+    assert failover.circuit.state == "closed"
+    failover.send("q", TransportMessage("direct", b"y"))  # backlog gone: straight through
+    assert _queued(primary, "q")[-1] == "direct"
+
+
+def test_a_refusal_is_the_callers_error_and_is_never_spooled(commands):
+    _, failover = commands
+    with pytest.raises(PublishRejected, match="no queue is bound"):
+        failover.broadcast("nobody-listens", TransportMessage("b-1", b"x"))
+    assert failover.status()["spool_depth"] == 0
+    assert failover.circuit.state == "closed"
+
+
+def test_with_both_down_the_caller_gets_an_error_naming_both(commands):
+    primary, failover = commands
+    primary.down = True
+    failover.spool.down = True
+    with pytest.raises(
+        BackendUnavailable,
+        match=r"neither the primary \(primary is down\) nor "
+        r"the fallback spool \(memory spool is down\)",
+    ) as caught:
+        failover.send("q", TransportMessage("lost?", b"x"))
+    assert caught.value.failed == ["lost?"]
+
+
+def test_events_keep_per_key_order_through_spool_and_drain():
+    primary = Switchable(MemoryEventTransport(f"memory://fo-{uuid.uuid4().hex}"))
+    failover = FailoverEventTransport(primary, MemorySpool(), "events", cool_down=0)
+    sent = _messages(12)
+    failover.publish_many("t", sent[:4])
+    primary.down = True
+    for message in sent[4:8]:
+        failover.publish("t", message)
+    primary.down = False
+    failover.publish_many("t", sent[8:])
+    failover.drain()
+    log = [d.message.id for d in primary.inner.replay("t")]
+    assert log == [m.id for m in sent]
+
+
+def test_status_reports_circuit_depth_and_counts(commands):
+    primary, failover = commands
+    primary.down = True
+    failover.send_many("q", _messages(4))
+    primary.down = False
+    failover.drain()
+    status = failover.status()
+    assert status["circuit"] == "closed"
+    assert status["spooled"] == 4
+    assert status["drained"] == 4
+    assert status["spool_depth"] == 0
+    assert status["drain_rate"] > 0
