@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,3 +24,22 @@ def restart_broker() -> Callable[[str], None]:
         subprocess.run([NATIVE / "restart", name], check=True, timeout=120, capture_output=True)
 
     return restart
+
+
+@pytest.fixture
+def broker_ctl() -> Iterator[Callable[[str, str], None]]:
+    """Stop and start brokers compose/native/up started; everything stopped is started again
+    when the test ends, whatever happened."""
+    if os.environ.get("INTERCHANGE_NATIVE_BROKERS") != "1":
+        unavailable("fault tests stop brokers: run them through compose/with-brokers (native)")
+    stopped: set[str] = set()
+
+    def ctl(name: str, verb: str) -> None:
+        subprocess.run([NATIVE / "ctl", name, verb], check=True, timeout=180, capture_output=True)
+        (stopped.add if verb == "stop" else stopped.discard)(name)
+
+    yield ctl
+    for name in stopped:
+        subprocess.run(
+            [NATIVE / "ctl", name, "start"], check=True, timeout=180, capture_output=True
+        )
