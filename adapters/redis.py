@@ -12,12 +12,14 @@ Features
 Connection string
     ``redis://[:password@]host:6379/0``, ``rediss://...`` for TLS.
 Options (URL query)
-    ``claim_idle`` (30): seconds an entry stays pending before another consumer takes it over.
+    ``claim_idle`` (30): seconds an entry stays pending before another consumer takes it over;
+    ``maxlen`` and ``retention_ms``: trim event streams to a length or an age — never past an
+    entry some group has not yet read or acknowledged (XTRIM would delete it from under them).
 Guarantees
     At least once. Durability is the server's: with ``appendfsync everysec`` (compose/native)
     about one second of acknowledged writes can be lost in a crash; ``health`` shows the policy.
     redis-py retries a command after a timeout, so an XADD may land twice: consumers dedupe by id.
-    Acknowledged command entries are deleted; event streams are kept (no trimming yet).
+    Acknowledged command entries are deleted; event streams are trimmed only when asked.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -153,6 +156,8 @@ class _RedisTransport:
         parts = urlsplit(url)
         options = dict(parse_qsl(parts.query))
         self.claim_idle = float(options.pop("claim_idle", 30))
+        self.maxlen = int(options.pop("maxlen")) if "maxlen" in options else None
+        self.retention_ms = int(options.pop("retention_ms")) if "retention_ms" in options else None
         self.url = urlunsplit(parts._replace(query=urlencode(options)))
         # redis-py's replies are typed as sync/async unions; treat them as the values they are
         self.client: Any = redis.Redis.from_url(
@@ -287,6 +292,33 @@ class RedisEventTransport(_RedisTransport):
             for message in messages:
                 pipe.xadd(topic, to_fields(message))
             pipe.execute()
+        if self.maxlen is not None or self.retention_ms is not None:
+            self.trim(topic)
+
+    def trim(self, topic: str) -> int:
+        """Apply ``maxlen`` / ``retention_ms``, but never past the first entry a group still
+        needs: its oldest pending entry, or the first after its last-delivered id. Returns how
+        many entries were deleted."""
+        with _mapped(self.url, f"trim {topic!r}"):
+            cut = self._wanted_cut(topic)
+            if cut is None:
+                return 0
+            for group in self.client.xinfo_groups(topic):
+                oldest = self.client.xpending(topic, group["name"])["min"]
+                needed = _id(oldest) if oldest else _after(_id(group["last-delivered-id"]))
+                cut = min(cut, needed)
+            # exact: approximate trimming ("~") only drops whole 100-entry nodes
+            return int(self.client.xtrim(topic, minid=f"{cut[0]}-{cut[1]}", approximate=False))
+
+    def _wanted_cut(self, topic: str) -> tuple[int, int] | None:
+        cuts = []
+        if self.retention_ms is not None:
+            cuts.append((int(time.time() * 1000) - self.retention_ms, 0))
+        if self.maxlen is not None:
+            newest = self.client.xrevrange(topic, count=self.maxlen)
+            if len(newest) == self.maxlen:
+                cuts.append(_id(newest[-1][0]))
+        return max(cuts) if cuts else None
 
     def subscribe(
         self, topic: str, group: str, handler: DeliveryHandler, *, start: Start = "earliest"
@@ -326,6 +358,16 @@ class RedisEventTransport(_RedisTransport):
         self._group(topic, group, position)
         with _mapped(self.url, f"seek group {group!r} on {topic!r}"):
             self.client.xgroup_setid(topic, group, position)
+
+
+def _id(raw: bytes | str) -> tuple[int, int]:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    millis, _, seq = text.partition("-")
+    return int(millis), int(seq or 0)
+
+
+def _after(entry: tuple[int, int]) -> tuple[int, int]:
+    return entry[0], entry[1] + 1
 
 
 class RedisSpool:

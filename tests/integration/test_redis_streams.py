@@ -1,0 +1,62 @@
+"""Redis-specific promises beyond the conformance suite."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from adapters import ACK, TransportMessage, open_events
+from integrations.testing import wait_until
+
+pytestmark = pytest.mark.redis
+
+
+def _messages(n, tag):
+    return [TransportMessage(f"{tag}-{i}", b"x") for i in range(n)]
+
+
+def test_trimming_never_deletes_what_a_group_has_not_finished(redis_url):
+    topic = f"trim-{uuid.uuid4().hex[:8]}"
+    events = open_events(f"{redis_url}?maxlen=10")
+    try:
+        events.publish_many(topic, _messages(5, "early"))
+        # a group that takes the first entry and never acknowledges it
+        events.client.xgroup_create(topic, "slow", id="0")
+        events.client.xreadgroup("slow", "c1", {topic: ">"}, count=1)
+        events.publish_many(topic, _messages(40, "late"))
+        kept = [d.message.id for d in events.replay(topic)]
+        assert kept[0] == "early-0", "the entry pending in group 'slow' must survive trimming"
+        assert len(kept) == 45
+        # once the group has acknowledged everything, the stream is trimmed to maxlen
+        for entry_id, _ in events.client.xrange(topic):
+            events.client.xack(topic, "slow", entry_id)
+        events.client.xgroup_setid(topic, "slow", "$")
+        events.publish_many(topic, _messages(1, "last"))
+        kept = [d.message.id for d in events.replay(topic)]
+        assert len(kept) == 10
+        assert kept[-1] == "last-0"
+    finally:
+        events.client.delete(topic)
+        events.close()
+
+
+def test_a_consumer_that_died_holding_a_command_is_replaced_after_claim_idle(redis_url):
+    from adapters import open_commands
+
+    queue = f"claim-{uuid.uuid4().hex[:8]}"
+    commands = open_commands(f"{redis_url}?claim_idle=0.5")
+    try:
+        commands.declare(queue)
+        commands.send(queue, TransportMessage("orphan", b"x"))
+        # a consumer reads it and dies without acknowledging
+        commands.client.xreadgroup(queue, "dead-consumer", {queue: ">"}, count=1)
+        got = []
+        commands.consume(queue, lambda d: got.append(d) or ACK)
+        wait_until(lambda: len(got) == 1, 30)
+        assert got[0].message.id == "orphan"
+        assert got[0].attempt == 2, "the delivery to the dead consumer counts"
+        wait_until(lambda: commands.client.xlen(queue) == 0, 10)
+    finally:
+        commands.client.delete(queue)
+        commands.close()
