@@ -15,6 +15,7 @@ from contracts.errors import (
     UnknownContract,
 )
 from contracts.registry import Registry, registry
+from contracts.versions import Converters, NoConverter, converters, downcaster, upcaster
 
 __all__ = [
     "AMQP_PREFIX",
@@ -24,14 +25,19 @@ __all__ = [
     "Command",
     "Contract",
     "ContractError",
+    "Converters",
     "DecodeError",
     "DuplicateContract",
     "Envelope",
     "Event",
     "MalformedMessage",
+    "NoConverter",
     "Registry",
     "SchemaViolation",
     "UnknownContract",
+    "converters",
+    "downcaster",
     "escape",
     "registry",
+    "upcaster",
 ]

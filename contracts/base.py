@@ -30,17 +30,37 @@ class Contract(BaseModel):
     contract_name: ClassVar[str]
     contract_version: ClassVar[int]
     contract_kind: ClassVar[Kind]
+    contract_compatibility: ClassVar[str] = "BACKWARD"
+    """How versions of this contract may evolve (contracts.compatibility.MODES)."""
 
-    def __init_subclass__(cls, *, name: str | None = None, version: int = 1, **kwargs: Any) -> None:
+    def __init_subclass__(
+        cls,
+        *,
+        name: str | None = None,
+        version: int = 1,
+        compatibility: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         # type.__init_subclass__ refuses class keywords; pydantic hands them on to
         # __pydantic_init_subclass__ below, once the fields exist.
         super().__init_subclass__(**kwargs)
 
     @classmethod
     def __pydantic_init_subclass__(
-        cls, *, name: str | None = None, version: int = 1, **kwargs: Any
+        cls,
+        *,
+        name: str | None = None,
+        version: int = 1,
+        compatibility: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__pydantic_init_subclass__(**kwargs)
+        if compatibility is not None:
+            from contracts.compatibility import MODES
+
+            if compatibility not in MODES:
+                raise ValueError(f"compatibility must be one of {', '.join(MODES)}")
+            cls.contract_compatibility = compatibility
         if name is None:
             return  # an abstract intermediate base; nothing to register
         if not _NAME.match(name):
