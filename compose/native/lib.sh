@@ -71,6 +71,8 @@ rabbit() {
 }
 
 rabbit_healthy() { rabbit rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1; }
+# The Erlang node answers even while its rabbit application is stopped (ctl rabbitmq stop).
+rabbit_node_alive() { rabbit rabbitmq-diagnostics -q ping >/dev/null 2>&1; }
 
 # -- Redis ---------------------------------------------------------------------------------
 redis_healthy() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]; }
@@ -82,3 +84,95 @@ kafka_java() {
   java -Dlog4j2.configurationFile="$NATIVE_DIR/kafka/log4j2.properties" \
     -Dkafka.logs.dir="$STATE/kafka/logs" -cp "$KAFKA_LIB/*" "$@"
 }
+
+# -- starting (shared by up and ctl) -------------------------------------------------------
+start_redis() {
+  if redis_healthy; then say "redis already up"; return; fi
+  mkdir -p "$STATE/redis"
+  pid_alive "$STATE/redis/redis.pid" && fail redis "$STATE/redis/redis.log" \
+    "process $(cat "$STATE/redis/redis.pid") is running but does not answer PING"
+  # AOF: the durability of the Redis spool. everysec may lose about one second of writes in a
+  # crash; always fsyncs each write (slower). interchange health shows which is in force.
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$STATE/redis" \
+    --pidfile "$STATE/redis/redis.pid" --logfile "$STATE/redis/redis.log" \
+    --appendonly yes --appendfsync "${INTERCHANGE_REDIS_APPENDFSYNC:-everysec}" \
+    --maxmemory-policy noeviction --protected-mode yes
+  wait_until 30 redis_healthy || fail redis "$STATE/redis/redis.log" "did not answer PING in 30s"
+  say "redis up"
+}
+
+start_rabbitmq() {
+  mkdir -p "$STATE/rabbitmq"
+  chown rabbitmq:rabbitmq "$STATE/rabbitmq"
+  if rabbit_node_alive; then
+    if rabbit_healthy; then say "rabbitmq already up"; return; fi
+    # the node runs but its application was stopped (ctl rabbitmq stop): start just that
+    rabbit rabbitmqctl start_app >/dev/null 2>&1 || true
+    wait_until 60 rabbit_healthy \
+      || fail rabbitmq "$STATE/rabbitmq/log/rabbit@localhost.log" "node runs but does not accept AMQP"
+    say "rabbitmq up"; return
+  fi
+  # The management plugin gives the HTTP admin API (queue depths, connections) on 15672.
+  echo '[rabbitmq_management].' >"$STATE/rabbitmq/enabled_plugins"
+  cat >"$STATE/rabbitmq/rabbitmq.conf" <<CONF
+listeners.tcp.default = 127.0.0.1:$AMQP_PORT
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $AMQP_MGMT_PORT
+CONF
+  chown rabbitmq:rabbitmq "$STATE/rabbitmq/enabled_plugins" "$STATE/rabbitmq/rabbitmq.conf"
+  rabbit rabbitmq-server -detached
+  local log="$STATE/rabbitmq/log/rabbit@localhost.log"
+  rabbit rabbitmqctl --timeout 90 wait "'$STATE/rabbitmq/rabbit.pid'" >/dev/null 2>&1 \
+    || fail rabbitmq "$log" "did not start in 90s"
+  wait_until 30 rabbit_healthy || fail rabbitmq "$log" "does not accept AMQP connections"
+  say "rabbitmq up"
+}
+
+resolve_kafka() {
+  [ -f "$KAFKA_LIB/kafka_2.13-$KAFKA_VERSION.jar" ] && return
+  say "resolving Apache Kafka $KAFKA_VERSION jars with Maven into $KAFKA_LIB"
+  mkdir -p "$KAFKA_LIB"
+  mvn -B -q -f "$NATIVE_DIR/kafka/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$KAFKA_LIB" -DincludeScope=runtime >"$STATE/maven.log" 2>&1 \
+    || { rm -rf "$KAFKA_LIB"; fail kafka "$STATE/maven.log" "Maven could not resolve the jars"; }
+}
+
+start_kafka() {
+  if kafka_healthy; then say "kafka already up"; return; fi
+  local dir="$STATE/kafka"
+  mkdir -p "$dir/data" "$dir/logs"
+  pid_alive "$dir/kafka.pid" && { kill "$(cat "$dir/kafka.pid")" || true; sleep 1; }
+  cat >"$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=3
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# tests join and leave groups constantly: do not wait for more members
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+PROPS
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    kafka_java kafka.tools.StorageTool format -t "$(kafka_java kafka.tools.StorageTool random-uuid)" \
+      -c "$dir/server.properties" >"$dir/logs/format.log" 2>&1 \
+      || fail kafka "$dir/logs/format.log" "storage format failed"
+  fi
+  setsid nohup java -Xms256m -Xmx1g \
+    -Dlog4j2.configurationFile="$NATIVE_DIR/kafka/log4j2.properties" \
+    -Dkafka.logs.dir="$dir/logs" -cp "$KAFKA_LIB/*" kafka.Kafka "$dir/server.properties" \
+    >"$dir/logs/stdout.log" 2>&1 </dev/null &
+  echo $! >"$dir/kafka.pid"
+  wait_until 90 kafka_healthy || fail kafka "$dir/logs/server.log" "did not answer a metadata request in 90s"
+  say "kafka up"
+}
+
