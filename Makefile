@@ -33,8 +33,15 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit tests/conformance
 
+# The official AsyncAPI parser, from npm, for the test that validates our documents.
+# No lockfile is kept: it would only record where the packages were downloaded from.
+ASYNCAPI := tools/asyncapi/node_modules/@asyncapi/parser
+$(ASYNCAPI): tools/asyncapi/package.json
+	cd tools/asyncapi && npm install --no-audit --no-fund --no-package-lock --loglevel=error
+	touch $(ASYNCAPI)
+
 # Starts the native brokers first when no URLs are given and no Docker engine answers.
-test: lint typecheck
+test: lint typecheck $(ASYNCAPI)
 	compose/with-brokers $(BIN)/pytest
 
 brokers:

@@ -63,7 +63,7 @@ def check(
         raise ValueError(f"unknown compatibility mode {mode!r}; known: {', '.join(MODES)}")
     if mode == "NONE" or not earlier:
         return []
-    previous = sorted(v for v in earlier if v < version) or sorted(earlier)
+    previous = sorted(earlier)
     targets = previous if mode.endswith("_TRANSITIVE") else previous[-1:]
     base = mode.removesuffix("_TRANSITIVE")
     breaks = []

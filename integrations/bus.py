@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +41,14 @@ from contracts import (
     Envelope,
     Event,
     Registry,
+    converters,
     registry,
 )
 from integrations.config import Settings, load_settings
 from integrations.dedupe import DedupeStore, open_dedupe
 from integrations.dispatch import Dispatcher, HandlerFunc, dedupe_scope
 from integrations.drain import Drainer, with_fallback
+from integrations.versions import EXTENSION, decide
 
 log = logging.getLogger("interchange")
 
@@ -123,10 +126,14 @@ class Bus:
         route = self.settings.route(contract.contract_name)
         return self._name(route.exchange or contract.contract_name)
 
-    def topic_of(self, contract: type[Contract]) -> str:
-        return self._name(
-            self.settings.route(contract.contract_name).topic or contract.contract_name
-        )
+    def topic_of(self, contract: type[Contract], version: int | None = None) -> str:
+        """The contract's topic; with the per-version layout, that of ``version`` (by default
+        the contract's own)."""
+        route = self.settings.route(contract.contract_name)
+        topic = self._name(route.topic or contract.contract_name)
+        if route.layout == "per-version":
+            return f"{topic}.v{version or contract.contract_version}"
+        return topic
 
     def group_queue_of(self, contract: type[Contract], group: str) -> str:
         return f"{self.exchange_of(contract)}.{group}"
@@ -193,29 +200,53 @@ class Bus:
     # -- events ---------------------------------------------------------------------------
 
     def publish(self, event: Event, **options: Any) -> str:
-        """Append an event to its topic's log. Returns its id once the backend stored it."""
-        message = self._event_message(event, options)
-        self.events.publish(self.topic_of(type(event)), message)
-        return message.id
+        """Append an event to its topic's log — once per version the route lists, each derived
+        by the registered converters. Returns its id once the backend stored every record."""
+        event_id, records = self._event_records(event, options)
+        for topic, message in records:
+            self.events.publish(topic, message)
+        return event_id
 
     def publish_many(self, events: list[Event], **options: Any) -> list[str]:
         """Append events of one contract, waiting once for all acknowledgements. Returns their
         ids once every one was stored; the error's ``failed`` lists those that were not."""
         if not events:
             return []
-        kinds = {type(e) for e in events}
-        if len(kinds) != 1:
+        if len({type(e) for e in events}) != 1:
             raise TypeError("publish_many takes events of one contract (one topic) per call")
-        messages = [self._event_message(e, dict(options)) for e in events]
-        self.events.publish_many(self.topic_of(kinds.pop()), messages)
-        return [m.id for m in messages]
+        ids: list[str] = []
+        per_topic: dict[str, list[TransportMessage]] = {}
+        for event in events:
+            event_id, records = self._event_records(event, dict(options))
+            ids.append(event_id)
+            for topic, message in records:
+                per_topic.setdefault(topic, []).append(message)
+        for topic, messages in per_topic.items():
+            self.events.publish_many(topic, messages)
+        return ids
 
-    def _event_message(self, event: Event, options: dict[str, Any]) -> TransportMessage:
+    def _event_records(
+        self, event: Event, options: dict[str, Any]
+    ) -> tuple[str, list[tuple[str, TransportMessage]]]:
+        """(id, [(topic, message)]) for every version the route publishes of this event."""
         _expect(event, Event, "publish", "send")
         route = self.settings.route(event.contract_name)
         if route.partition_key and "key" not in options:
             options["key"] = str(getattr(event, route.partition_key))
-        return self._encode(event, self._event_codec, **options)
+        versions = route.versions or [event.contract_version]
+        base_id = options.pop("id", None) or str(uuid.uuid4())
+        headers = dict(options.pop("headers", None) or {})
+        if len(versions) > 1:
+            headers[self._event_codec.prefix + EXTENSION] = ",".join(map(str, versions))
+        records = []
+        for version in versions:
+            twin = (
+                event if version == event.contract_version else converters.convert(event, version)
+            )
+            twin_id = base_id if version == event.contract_version else f"{base_id}.v{version}"
+            message = self._encode(twin, self._event_codec, id=twin_id, headers=headers, **options)
+            records.append((self.topic_of(type(event), version), message))
+        return base_id, records
 
     def replay(
         self,
@@ -231,17 +262,16 @@ class Bus:
         for delivery in self.events.replay(self.topic_of(contract), since=start, until=until):
             try:
                 envelope = self._event_codec.decode(delivery.message.headers, delivery.message.body)
-                if not isinstance(envelope.data, contract):
-                    raise DecodeError(
-                        f"offset {delivery.offset} holds {envelope.type} v{envelope.version}, "
-                        f"not {contract.contract_name} v{contract.contract_version}"
-                    )
+                decision = decide(envelope, contract, self._event_codec.prefix)
+                if decision.dead is not None:
+                    raise DecodeError(f"offset {delivery.offset}: {decision.dead}")
             except DecodeError as error:
                 if on_error == "raise":
                     raise
                 log.warning("replay skipped offset %s: %s", delivery.offset, error)
                 continue
-            yield envelope.data
+            if decision.envelope is not None:
+                yield decision.envelope.data  # type: ignore[misc]
 
     def seek(self, contract: type[Event], group: str, to: Start) -> None:
         """Move a consumer group's position, e.g. back to reprocess. The group's handled ids

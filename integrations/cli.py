@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -95,6 +95,88 @@ def drain(config: ConfigOption = None) -> None:
     console.print(f"forwarded {forwarded} message(s); {left} still in the spool")
     if left:
         raise typer.Exit(1)
+
+
+contracts_app = typer.Typer(help="The contract gate: JSON Schemas, a lock file, compatibility.")
+app.add_typer(contracts_app, name="contracts")
+
+ModulesOption = Annotated[
+    list[str] | None,
+    typer.Option("--module", "-m", help="module declaring contracts (default: contract_modules)"),
+]
+
+
+def _contracts(config: Path | None, modules: list[str] | None) -> list[Any]:
+    from integrations.contracts_lock import load_modules
+
+    chosen = modules or load_settings(config).contract_modules
+    if not chosen:
+        console.print(
+            "[red]no contracts: name their modules with --module or contract_modules[/red]"
+        )
+        raise typer.Exit(2)
+    return load_modules(chosen)
+
+
+@contracts_app.command("export")
+def contracts_export(
+    config: ConfigOption = None,
+    module: ModulesOption = None,
+    lock: Annotated[Path, typer.Option(help="lock file to write")] = Path("contracts.lock.json"),
+    schemas: Annotated[Path, typer.Option(help="folder for one JSON Schema per version")] = Path(
+        "schemas"
+    ),
+) -> None:
+    """Write every contract version's JSON Schema and the lock file that check compares to."""
+    from integrations.contracts_lock import export
+
+    count = export(_contracts(config, module), lock, schemas)
+    console.print(f"wrote {count} schema(s) to {schemas}/ and the lock to {lock}")
+
+
+@contracts_app.command("check")
+def contracts_check(
+    config: ConfigOption = None,
+    module: ModulesOption = None,
+    lock: Annotated[Path, typer.Option(help="lock file to compare with")] = Path(
+        "contracts.lock.json"
+    ),
+) -> None:
+    """Compare the code's contracts with the lock under each contract's compatibility mode;
+    exit 1 and say what broke where on any breaking change. The gate for a user's CI."""
+    from integrations.contracts_lock import problems
+
+    found = problems(_contracts(config, module), lock)
+    for problem in found:
+        console.print(f"[red]✗[/red] {problem}", markup=True, highlight=False, soft_wrap=True)
+    if found:
+        raise typer.Exit(1)
+    console.print("contracts compatible with the lock")
+
+
+@app.command()
+def asyncapi(
+    config: ConfigOption = None,
+    module: ModulesOption = None,
+    out: Annotated[Path | None, typer.Option(help="write here instead of printing")] = None,
+) -> None:
+    """Write an AsyncAPI 3.0 document of the contracts and routes."""
+    import json
+
+    from integrations.asyncapi import document
+    from integrations.bus import Bus
+
+    contracts = _contracts(config, module)
+    bus = Bus(load_settings(config))
+    try:
+        text = json.dumps(document(bus, contracts, bus.settings.source), indent=2)
+    finally:
+        bus.close()
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text + "\n")
+        console.print(f"wrote {out}")
 
 
 @app.command()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
@@ -68,6 +68,10 @@ class Route(BaseModel):
     """Name of the contract field whose value is the partition key (per-key order)."""
     bare_json: bool = False
     """Accept header-less JSON from legacy producers on this route, read as this contract."""
+    versions: list[PositiveInt] | None = None
+    """Event versions one publish writes (dual publishing), derived by registered converters."""
+    layout: Literal["shared", "per-version"] = "shared"
+    """Versions share one topic (the version travels in headers) or get ``<topic>.v<N>`` each."""
     retry: RetryPolicy | None = None
 
 
@@ -92,6 +96,8 @@ class Settings(BaseSettings):
     max_body_bytes: PositiveInt = 1 << 20
     dedupe_ttl: PositiveFloat = 3600.0
     """Seconds a handled message id is remembered, to drop redelivered duplicates."""
+    contract_modules: list[str] = Field(default_factory=list)
+    """Modules that declare this service's contracts, for ``contracts`` and ``asyncapi``."""
     dedupe: str | None = None
     """Where handled ids are kept: this process (None, ``memory://``) or a ``redis://`` URL
     shared by every consumer process, so a replacement for a killed one skips its work."""

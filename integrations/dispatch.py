@@ -18,6 +18,7 @@ from contracts import Codec, Contract, DecodeError, Envelope, escape
 from integrations.config import RetryPolicy
 from integrations.context import HandlerContext
 from integrations.dedupe import DedupeStore
+from integrations.versions import decide
 
 if TYPE_CHECKING:
     from integrations.bus import Bus
@@ -59,10 +60,13 @@ class Dispatcher:
         except DecodeError as error:
             log.warning("dead-lettering undecodable message on %s: %s", self.channel, error)
             return DeadLetter(reason=_clip(str(error)), error=type(error).__name__)
-        mismatch = self._mismatch(envelope)
-        if mismatch:
-            log.warning("dead-lettering on %s: %s", self.channel, mismatch)
-            return DeadLetter(reason=mismatch, error="UnknownContract")
+        decision = decide(envelope, self.contract, self.codec.prefix)
+        if decision.dead is not None:
+            log.warning("dead-lettering on %s: %s", self.channel, decision.dead)
+            return DeadLetter(reason=decision.dead, error="UnknownContract")
+        if decision.envelope is None:
+            return ACK  # a twin in another version; this consumer's own version comes too
+        envelope = decision.envelope
         key = f"{dedupe_scope(self.channel, self.group)}|{envelope.id}"
         if self.dedupe.seen(key):
             log.info("dropping duplicate %s on %s", escape(envelope.id), self.channel)
@@ -76,20 +80,6 @@ class Dispatcher:
         if message.reply_to is not None:
             self._reply(envelope, message.reply_to, result)
         return ACK
-
-    def _mismatch(self, envelope: Envelope) -> str | None:
-        want = self.contract
-        if envelope.type != want.contract_name:
-            return (
-                f"{escape(envelope.type)} v{envelope.version} arrived on the channel of "
-                f"{want.contract_name}, whose consumer reads only that contract"
-            )
-        if envelope.version != want.contract_version:
-            return (
-                f"no converter from v{envelope.version} to v{want.contract_version} "
-                f"of {want.contract_name}"
-            )
-        return None
 
     def _failed(self, delivery: Delivery, error: Exception) -> Outcome:
         reason = _clip(f"{type(error).__name__}: {error}")

@@ -223,7 +223,7 @@ def test_a_version_the_consumer_did_not_declare_is_dead_lettered_not_handed_over
         bus.send(ChargeV2(account="a", cents=1, currency="EUR"))
         wait_until(lambda: len(dead) == 1)
     assert len(seen) == 0
-    assert dead[0].reason == "no converter from v2 to v1 of unit.bus.charge"
+    assert dead[0].reason.startswith("no converter from v2 to v1 of unit.bus.charge")
 
 
 def test_a_redelivered_duplicate_is_handled_once(make_bus):

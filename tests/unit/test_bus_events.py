@@ -111,7 +111,7 @@ def test_replay_raises_on_a_record_of_another_version_unless_told_to_skip(make_b
     bus = make_bus()
     bus.publish(ParcelScanned(parcel_id="a", seq=1))
     bus.publish(ParcelScannedV2(parcel_id="b", seq=2, depot="north"))
-    with pytest.raises(DecodeError, match=r"offset 1 holds unit.events.parcel_scanned v2, not"):
+    with pytest.raises(DecodeError, match=r"offset 1: no converter from v2 to v1 of unit.events"):
         list(bus.replay(ParcelScanned))
     assert [e.seq for e in bus.replay(ParcelScanned, on_error="skip")] == [1]
 
