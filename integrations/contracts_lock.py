@@ -27,7 +27,8 @@ def load_modules(modules: Iterable[str]) -> list[type[Contract]]:
     for module in names:
         importlib.import_module(module)
     return [
-        c for c in registry.all()
+        c
+        for c in registry.all()
         if any(c.__module__ == m or c.__module__.startswith(m + ".") for m in names)
     ]
 
