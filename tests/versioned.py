@@ -76,7 +76,8 @@ def replay_old_log_as_v3(make_bus) -> None:
     legacy = make_bus()
     legacy.publish_many([ShipmentV1(shipment_id=f"old{i}", grams=250 * i) for i in range(5)])
     reader = make_bus()
-    assert list(reader.replay(ShipmentV3)) == [
+    replayed = sorted(reader.replay(ShipmentV3), key=lambda e: e.shipment_id)  # no global order
+    assert replayed == [  # across partitions
         ShipmentV3(shipment_id=f"old{i}", kilograms=0.25 * i, carrier="unknown", insured=False)
         for i in range(5)
     ]
