@@ -180,6 +180,13 @@ class _RedisTransport:
                     raise
         self._groups.add((stream, group))
 
+    def _append(self, stream: str, messages: list[TransportMessage], doing: str) -> None:
+        """XADD every message in one round trip; returns once Redis answered for all."""
+        with _mapped(self.url, doing), self.client.pipeline(transaction=False) as pipe:
+            for message in messages:
+                pipe.xadd(stream, to_fields(message))
+            pipe.execute()
+
     def _started(self, reader: QueueReader | LogReader) -> QueueReader | LogReader:
         with self._lock:
             self._readers.append(reader)
@@ -212,13 +219,7 @@ class RedisCommandTransport(_RedisTransport):
 
     def send_many(self, queue: str, messages: list[TransportMessage]) -> None:
         self.declare(queue)
-        with (
-            _mapped(self.url, f"send to {queue!r}"),
-            self.client.pipeline(transaction=False) as pipe,
-        ):
-            for message in messages:
-                pipe.xadd(queue, to_fields(message))
-            pipe.execute()
+        self._append(queue, messages, f"send to {queue!r}")
 
     def broadcast(self, exchange: str, message: TransportMessage) -> None:
         self._check_open()
@@ -285,13 +286,7 @@ class RedisEventTransport(_RedisTransport):
 
     def publish_many(self, topic: str, messages: list[TransportMessage]) -> None:
         self._check_open()
-        with (
-            _mapped(self.url, f"publish to {topic!r}"),
-            self.client.pipeline(transaction=False) as pipe,
-        ):
-            for message in messages:
-                pipe.xadd(topic, to_fields(message))
-            pipe.execute()
+        self._append(topic, messages, f"publish to {topic!r}")
         if self.maxlen is not None or self.retention_ms is not None:
             self.trim(topic)
 

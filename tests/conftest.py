@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
-from integrations import Bus, Settings
+from integrations import Bus
+from tests.buses import bus_factory
 
 
 @pytest.fixture
@@ -20,15 +20,8 @@ def memory_url() -> str:
 @pytest.fixture
 def make_bus(memory_url: str) -> Iterator[Callable[..., Bus]]:
     """Build Buses on this test's broker (two Buses = two services); all closed afterwards."""
-    made: list[Bus] = []
-
-    def make(**settings: Any) -> Bus:
-        settings.setdefault("backends", {"commands": memory_url, "events": memory_url})
-        settings.setdefault("retry", {"max_attempts": 3, "initial_delay": 0.01})
-        bus = Bus(Settings(**settings))
-        made.append(bus)
-        return bus
-
-    yield make
-    for bus in made:
-        bus.close()
+    with bus_factory(
+        backends={"commands": memory_url, "events": memory_url},
+        retry={"max_attempts": 3, "initial_delay": 0.01},
+    ) as make:
+        yield make

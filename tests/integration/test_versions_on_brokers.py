@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 
-from integrations import Bus, Settings
+from tests.buses import bus_factory
 from tests.versioned import dual_publish_story, replay_old_log_as_v3
 
 BROKERS = [
@@ -18,20 +17,12 @@ BROKERS = [
 
 @pytest.fixture(params=BROKERS)
 def make_bus(request):
-    events = request.getfixturevalue(request.param)
     prefix = f"vers-{uuid.uuid4().hex[:8]}."
-    made: list[Bus] = []
-
-    def make(**settings: Any) -> Bus:
-        settings.setdefault("backends", {"commands": f"memory://{prefix}", "events": events})
-        settings.setdefault("channel_prefix", prefix)
-        bus = Bus(Settings(**settings))
-        made.append(bus)
-        return bus
-
-    yield make
-    for bus in made:
-        bus.close()
+    events = request.getfixturevalue(request.param)
+    with bus_factory(
+        backends={"commands": f"memory://{prefix}", "events": events}, channel_prefix=prefix
+    ) as make:
+        yield make
 
 
 @pytest.mark.parametrize("layout", ["shared", "per-version"])
