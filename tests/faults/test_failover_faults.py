@@ -34,6 +34,20 @@ def _outage(broker_ctl, name: str, seconds: float) -> threading.Thread:
     return threading.Thread(target=run, name=f"outage-{name}")
 
 
+def _stream_through(outage: threading.Thread, count: int, publish) -> list[tuple[int, str]]:
+    """Publish ``count`` messages, starting the outage at the fifth of them; what raised."""
+    raised = []
+    for n in range(count):
+        if n == count // 5:
+            outage.start()
+        try:
+            publish(n)
+        except Exception as error:  # must not happen while the fallback is up
+            raised.append((n, repr(error)))
+    outage.join(180)
+    return raised
+
+
 @pytest.mark.amqp
 @pytest.mark.redis
 def test_10000_commands_survive_a_rabbitmq_outage_each_handled_once(
@@ -66,17 +80,9 @@ def test_10000_commands_survive_a_rabbitmq_outage_each_handled_once(
             handled.append(cmd.n)
 
     outage = _outage(broker_ctl, "rabbitmq", 4)
-    raised = []
     try:
         with consumer, producer:
-            for n in range(10_000):
-                if n == 2_000:
-                    outage.start()
-                try:
-                    producer.send(Transfer(n=n))
-                except Exception as error:  # must not happen: the spool takes over
-                    raised.append((n, repr(error)))
-            outage.join(120)
+            raised = _stream_through(outage, 10_000, lambda n: producer.send(Transfer(n=n)))
             wait_until(
                 lambda: len(set(handled)) == 10_000,
                 180,
@@ -132,17 +138,11 @@ def test_10000_keyed_events_survive_a_kafka_outage_in_per_key_order(
 
     producer.publish(Reading(meter="m0", n=-1))  # the topic exists before the consumer joins
     outage = _outage(broker_ctl, "kafka", 4)
-    raised = []
     try:
         with consumer, producer:
-            for n in range(10_000):
-                if n == 2_000:
-                    outage.start()
-                try:
-                    producer.publish(Reading(meter=f"m{n % 10}", n=n))
-                except Exception as error:
-                    raised.append((n, repr(error)))
-            outage.join(180)
+            raised = _stream_through(
+                outage, 10_000, lambda n: producer.publish(Reading(meter=f"m{n % 10}", n=n))
+            )
             total = lambda: sum(len(set(v) - {-1}) for v in seen.values())  # noqa: E731
             wait_until(
                 lambda: total() == 10_000, 240, message=lambda: f"received {total()} of 10000"
