@@ -18,11 +18,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import amqp
-import amqp.exceptions
-import kombu
-import kombu.exceptions
-from amqp import spec
+try:
+    import amqp
+    import amqp.exceptions
+    import kombu
+    import kombu.exceptions
+    from amqp import spec
+except ImportError as missing:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "the amqp:// backend needs kombu: pip install 'interchange[kombu]'"
+    ) from missing
 
 from adapters._urls import redact
 from adapters.errors import BackendUnavailable, PublishRejected

@@ -24,45 +24,30 @@ Guarantees
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-import uuid
 from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import kombu
+
 from adapters._amqp import (
-    CONNECTION_ERRORS,
     ConfirmingPublisher,
     Publish,
     delay_queue,
-    from_amqp,
     mapped_errors,
     queue_arguments,
     to_amqp,
 )
-from adapters._threads import ConsumerThread, run_handler
-from adapters._urls import redact
+from adapters._amqp_threads import Consumer, ReplyListener, untoken
 from adapters.capabilities import Capabilities
-from adapters.errors import BackendUnavailable, PublishRejected, RequestTimeout, TransportError
+from adapters.errors import BackendUnavailable, PublishRejected, RequestTimeout
 from adapters.message import (
-    Ack,
-    DeadLetter,
     Delivery,
     DeliveryHandler,
-    Retry,
     TransportMessage,
-    dead_letter_headers,
 )
-
-try:
-    import amqp.exceptions
-    import kombu
-except ImportError as missing:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "the amqp:// backend needs kombu: pip install 'interchange[kombu]'"
-    ) from missing
 
 log = logging.getLogger("interchange.adapters.rabbitmq")
 
@@ -113,8 +98,8 @@ class RabbitMQCommandTransport:
             window=int(options["window"]),
             confirm_timeout=float(options["confirm_timeout"]),
         )
-        self._consumers: list[_Consumer] = []
-        self._replies: _ReplyListener | None = None
+        self._consumers: list[Consumer] = []
+        self._replies: ReplyListener | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -198,7 +183,7 @@ class RabbitMQCommandTransport:
     ) -> None:
         """Publish a delivered message again (retry copy or dead letter), confirmed."""
         message = delivery.message
-        reply_to, correlation = _untoken(message.reply_to)
+        reply_to, correlation = untoken(message.reply_to)
         copy = replace(message, reply_to=reply_to, headers=headers or message.headers)
         self.publisher.publish(
             [
@@ -217,10 +202,10 @@ class RabbitMQCommandTransport:
         *,
         exchange: str | None = None,
         prefetch: int | None = None,
-    ) -> _Consumer:
+    ) -> Consumer:
         self._check_open()
         self.declare(queue, exchange=exchange)
-        consumer = _Consumer(self, queue, exchange, handler, prefetch or self.prefetch)
+        consumer = Consumer(self, queue, exchange, handler, prefetch or self.prefetch)
         with self._lock:
             self._consumers.append(consumer)
         return consumer
@@ -231,7 +216,7 @@ class RabbitMQCommandTransport:
         self._check_open()
         with self._lock:
             if self._replies is None:
-                self._replies = _ReplyListener(self)
+                self._replies = ReplyListener(self)
             replies = self._replies
         reply_queue = replies.address(self.connect_timeout)
         waiter = replies.expect(message.id)
@@ -249,7 +234,7 @@ class RabbitMQCommandTransport:
 
     def reply(self, reply_to: str, message: TransportMessage) -> None:
         self._check_open()
-        queue, correlation = _untoken(reply_to)
+        queue, correlation = untoken(reply_to)
         if queue is None:
             raise PublishRejected(f"not a reply address: {reply_to!r}")
         try:
@@ -280,160 +265,6 @@ class RabbitMQCommandTransport:
             self.publisher.reset()
 
 
-class _Connected:
-    """A thread that owns one connection and consumes on it; reconnects with backoff."""
-
-    def __init__(self, transport: RabbitMQCommandTransport, name: str) -> None:
-        self.transport = transport
-        self.connection: kombu.Connection | None = None
-        self.channel: Any = None
-        self._backoff = 0.2
-        self.thread = ConsumerThread(name, self._step)
-
-    def setup(self, channel: Any) -> None:
-        raise NotImplementedError
-
-    def _step(self, stop: threading.Event) -> None:
-        try:
-            if self.channel is None:
-                self.connection = self.transport.connect()
-                self.channel = self.connection.channel()
-                self.setup(self.channel)
-                self._backoff = 0.2
-            try:
-                self.connection.drain_events(timeout=0.5)  # type: ignore[union-attr]
-            except TimeoutError:
-                self.connection.heartbeat_check()  # type: ignore[union-attr]
-        except (*CONNECTION_ERRORS, amqp.exceptions.ChannelError) as error:
-            log.warning(
-                "%s lost its connection to %s: %s; reconnecting in %.1fs",
-                self.thread.name,
-                redact(self.transport.url),
-                error,
-                self._backoff,
-            )
-            self._release()
-            stop.wait(self._backoff)
-            self._backoff = min(self._backoff * 2, 5.0)
-
-    def _release(self) -> None:
-        connection, self.connection, self.channel = self.connection, None, None
-        if connection is not None:
-            # already broken; nothing more to release
-            with contextlib.suppress(Exception):
-                connection.release()
-
-    def stop(self) -> None:
-        self.thread.stopping.set()
-
-    def close(self, timeout: float = 10.0) -> None:
-        self.thread.close(timeout)
-        self._release()
-
-
-class _Consumer(_Connected):
-    def __init__(
-        self,
-        transport: RabbitMQCommandTransport,
-        queue: str,
-        exchange: str | None,
-        handler: DeliveryHandler,
-        prefetch: int,
-    ) -> None:
-        self.queue, self.exchange, self.handler, self.prefetch = queue, exchange, handler, prefetch
-        super().__init__(transport, f"amqp-consume-{queue}")
-
-    def setup(self, channel: Any) -> None:
-        self.transport.declare_on(channel, self.queue, self.exchange)
-        channel.basic_qos(0, self.prefetch, False)
-        channel.basic_consume(self.queue, callback=self._on_message, no_ack=False)
-
-    def _on_message(self, raw: Any) -> None:
-        delivery, uncounted = from_amqp(raw, self.queue)
-        tag = raw.delivery_info["delivery_tag"]
-        channel = raw.channel
-        if uncounted:
-            # A classic queue says only "redelivered": a consumer died holding this message.
-            # Re-enqueue a copy that counts that delivery, so a message that kills its
-            # consumers reaches max_attempts and the dead-letter queue instead of looping.
-            try:
-                self.transport.republish(delivery, self.queue, attempt=delivery.attempt - 1)
-            except TransportError as error:
-                log.error("could not count redelivery of %s: %s", delivery.message.id, error)
-                channel.basic_reject(tag, requeue=True)
-                return
-            channel.basic_ack(tag)
-            return
-        outcome = run_handler(self.handler, delivery)
-        try:
-            if isinstance(outcome, Retry):
-                delay = self.transport.declare_delay_queue(self.queue, outcome.delay)
-                self.transport.republish(delivery, delay, attempt=delivery.attempt)
-            elif isinstance(outcome, DeadLetter):
-                self.transport.declare(f"{self.queue}.dlq")
-                self.transport.republish(
-                    delivery, f"{self.queue}.dlq", headers=dead_letter_headers(delivery, outcome)
-                )
-            else:
-                assert isinstance(outcome, Ack)
-        except TransportError as error:
-            # The copy was not stored: leave the original with the broker. A dead letter is
-            # then rejected into <queue>.dlq by the broker itself (without our reason headers).
-            log.error("could not park %s from %s: %s", delivery.message.id, self.queue, error)
-            channel.basic_reject(tag, requeue=not isinstance(outcome, DeadLetter))
-            return
-        channel.basic_ack(tag)
-
-
-class _ReplyListener(_Connected):
-    """Consumes this transport's exclusive reply queue; hands replies to waiting requests."""
-
-    def __init__(self, transport: RabbitMQCommandTransport) -> None:
-        self._queue: str | None = None
-        self._ready = threading.Event()
-        self._waiting: dict[str, threading.Event] = {}
-        self._replies: dict[str, TransportMessage] = {}
-        self._lock = threading.Lock()
-        super().__init__(transport, f"amqp-replies-{uuid.uuid4().hex[:6]}")
-
-    def setup(self, channel: Any) -> None:
-        self._ready.clear()
-        self._queue, _, _ = channel.queue_declare("", exclusive=True, auto_delete=True)
-        channel.basic_consume(self._queue, callback=self._on_reply, no_ack=True)
-        self._ready.set()
-
-    def address(self, timeout: float) -> str:
-        if not self._ready.wait(timeout) or self._queue is None:
-            raise BackendUnavailable(
-                f"no reply queue on {redact(self.transport.url)} in {timeout}s"
-            )
-        return self._queue
-
-    def expect(self, correlation: str) -> threading.Event:
-        with self._lock:
-            self._waiting[correlation] = event = threading.Event()
-        return event
-
-    def take(self, correlation: str) -> TransportMessage:
-        with self._lock:
-            return self._replies.pop(correlation)
-
-    def forget(self, correlation: str) -> None:
-        with self._lock:
-            self._waiting.pop(correlation, None)
-            self._replies.pop(correlation, None)
-
-    def _on_reply(self, raw: Any) -> None:
-        correlation = raw.properties.get("correlation_id")
-        with self._lock:
-            waiter = self._waiting.get(correlation)
-            if waiter is None:
-                log.info("discarding a reply to %r: its request is gone", correlation)
-                return
-            self._replies[correlation] = from_amqp(raw, self._queue or "")[0].message
-        waiter.set()
-
-
 def _split_options(url: str) -> tuple[str, dict[str, Any]]:
     """Our options out of the URL's query; the rest of the URL goes to kombu."""
     parts = urlsplit(url)
@@ -447,14 +278,6 @@ def _split_options(url: str) -> tuple[str, dict[str, Any]]:
     if options["queue_type"] not in ("classic", "quorum"):
         raise ValueError(f"queue_type must be classic or quorum, not {options['queue_type']!r}")
     return urlunsplit(parts._replace(query=urlencode(rest))), options
-
-
-def _untoken(token: str | None) -> tuple[str | None, str | None]:
-    """A delivered request's reply address is ``<reply queue>#<correlation id>``."""
-    if not token:
-        return None, None
-    queue, _, correlation = token.partition("#")
-    return queue, correlation or None
 
 
 def _text(value: object) -> str:
