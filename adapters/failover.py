@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -24,6 +25,8 @@ from adapters.errors import BackendUnavailable
 from adapters.message import TransportMessage
 
 log = logging.getLogger("interchange.adapters.failover")
+_CLAIM_SECONDS = 60.0
+"""How long a drainer holds a line without renewing (it renews every batch)."""
 
 
 class Spool(Protocol):
@@ -43,6 +46,13 @@ class Spool(Protocol):
 
     def depth(self) -> int:
         """Entries waiting, all lines together."""
+
+    def claim(self, line: str, owner: str, seconds: float) -> bool:
+        """Take, or renew, the right to drain a line for ``seconds``; False while another owner
+        holds it. One drainer per line keeps its order across processes."""
+
+    def release(self, line: str, owner: str) -> None:
+        """Give the line back, if ``owner`` still holds it."""
 
 
 @dataclass
@@ -104,6 +114,7 @@ class _Failover:
         self._backlog: set[str] = set()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self.owner = f"{side}-{uuid.uuid4().hex}"
 
     def __getattr__(self, name: str) -> Any:
         # every verb that does not publish goes straight to the primary
@@ -159,9 +170,15 @@ class _Failover:
         return forwarded
 
     def _drain_line(self, line: str, batch: int) -> Iterator[int]:
+        try:
+            yield from self._drain_claimed(line, batch)
+        finally:
+            self.spool.release(line, self.owner)
+
+    def _drain_claimed(self, line: str, batch: int) -> Iterator[int]:
         _, verb, destination = line.split(":", 2)
         forward = self._verbs()[verb]
-        while self.circuit.allows():
+        while self.spool.claim(line, self.owner, _CLAIM_SECONDS) and self.circuit.allows():
             entries = self.spool.head(line, batch)
             if not entries:
                 with self._lock(line):  # publishers wait: "empty" and "direct again" together
@@ -229,6 +246,7 @@ class MemorySpool:
         self._lines: dict[str, list[tuple[str, TransportMessage]]] = {}
         self._next = 0
         self.down = False
+        self._claims: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     def append(self, line: str, messages: list[TransportMessage]) -> None:
@@ -255,3 +273,16 @@ class MemorySpool:
     def depth(self) -> int:
         with self._lock:
             return sum(len(entries) for entries in self._lines.values())
+
+    def claim(self, line: str, owner: str, seconds: float) -> bool:
+        with self._lock:
+            holder, until = self._claims.get(line, (owner, 0.0))
+            if holder != owner and until > time.monotonic():
+                return False
+            self._claims[line] = (owner, time.monotonic() + seconds)
+            return True
+
+    def release(self, line: str, owner: str) -> None:
+        with self._lock:
+            if self._claims.get(line, (None, 0.0))[0] == owner:
+                del self._claims[line]

@@ -373,11 +373,21 @@ class RedisSpool:
     """
 
     PREFIX = "interchange:spool:"
+    CLAIM = "interchange:spool-claim:"
 
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         self.url = url
         self.client: Any = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        # take or renew a claim, and give it back, only as its owner: atomically, in Redis
+        self._claim = self.client.register_script(
+            "local holder = redis.call('GET', KEYS[1]) "
+            "if holder == ARGV[1] or not holder then "
+            "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0"
+        )
+        self._release = self.client.register_script(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"
         )
 
     def append(self, line: str, messages: list[TransportMessage]) -> None:
@@ -414,6 +424,14 @@ class RedisSpool:
                 int(self.client.xlen(key))
                 for key in self.client.scan_iter(match=self.PREFIX + "*", _type="STREAM")
             )
+
+    def claim(self, line: str, owner: str, seconds: float) -> bool:
+        with _mapped(self.url, f"claim spool {line}"):
+            return bool(self._claim(keys=[self.CLAIM + line], args=[owner, int(seconds * 1000)]))
+
+    def release(self, line: str, owner: str) -> None:
+        with _mapped(self.url, f"release spool {line}"):
+            self._release(keys=[self.CLAIM + line], args=[owner])
 
     def close(self) -> None:
         self.client.close()

@@ -58,3 +58,22 @@ def test_an_unreachable_store_raises_a_typed_error():
         port = probe.getsockname()[1]
     with pytest.raises(BackendUnavailable, match=f"dedupe store at redis://127.0.0.1:{port}"):
         RedisDedupeStore(f"redis://127.0.0.1:{port}/0").seen("x")
+
+
+def test_one_drainer_at_a_time_holds_a_spool_line(redis_url):
+    from adapters.redis import RedisSpool
+
+    line = f"commands:send:claim-{uuid.uuid4().hex[:8]}"
+    first, second = RedisSpool(redis_url), RedisSpool(redis_url)
+    try:
+        assert first.claim(line, "drainer-a", 30)
+        assert not second.claim(line, "drainer-b", 30)
+        assert first.claim(line, "drainer-a", 30), "the holder renews"
+        second.release(line, "drainer-b")  # not the holder: nothing happens
+        assert not second.claim(line, "drainer-b", 30)
+        first.release(line, "drainer-a")
+        assert second.claim(line, "drainer-b", 30)
+    finally:
+        second.release(line, "drainer-b")
+        first.close()
+        second.close()

@@ -126,3 +126,15 @@ def test_status_reports_circuit_depth_and_counts(commands):
     assert status["drained"] == 4
     assert status["spool_depth"] == 0
     assert status["drain_rate"] > 0
+
+
+def test_a_line_another_drainer_holds_is_left_to_it(commands):
+    primary, failover = commands
+    primary.down = True
+    failover.send_many("q", _messages(3))
+    primary.down = False
+    failover.spool.claim("commands:send:q", "another-process", 60)
+    assert failover.drain() == 0, "the other drainer keeps this line's order"
+    failover.spool.release("commands:send:q", "another-process")
+    assert failover.drain() == 3
+    assert _queued(primary, "q") == ["m-0", "m-1", "m-2"]
