@@ -25,12 +25,10 @@ Guarantees
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -46,8 +44,18 @@ except ImportError as missing:  # pragma: no cover - depends on the installed ex
         "the redis:// backend needs redis: pip install 'interchange[redis]'"
     ) from missing
 
+__all__ = [
+    "CAPABILITIES",
+    "RedisCommandTransport",
+    "RedisDedupeStore",
+    "RedisEventTransport",
+    "RedisSpool",
+    "probe",
+]
+
 from adapters._redis_entries import first_id, last_delivered_before, last_id, to_delivery, to_fields
 from adapters._redis_groups import LogReader, QueueReader
+from adapters._redis_stores import RedisDedupeStore, RedisSpool, mapped
 from adapters.capabilities import Capabilities
 from adapters.errors import PublishRejected, RequestTimeout
 from adapters.message import Delivery, DeliveryHandler, TransportMessage
@@ -83,72 +91,6 @@ def probe(url: str, timeout: float = 5.0) -> str:
     return f"Redis {info.get('redis_version', '?')}, {durability}"
 
 
-class RedisDedupeStore:
-    """Dedupe store shared by every process that points at the same Redis: a consumer that
-    replaces a killed one sees what the killed one already handled.
-
-    Keys live under ``<namespace>:<scope>|<message id>`` with the store's TTL. A Redis that
-    cannot be reached raises BackendUnavailable: the consumer then retries the delivery later
-    rather than risk handling it twice or dropping it.
-    """
-
-    def __init__(
-        self, url: str, *, ttl: float = 3600.0, namespace: str = "interchange:seen"
-    ) -> None:
-        self.url = url
-        self.ttl_ms = max(1, int(ttl * 1000))
-        self.namespace = namespace
-        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-
-    def _key(self, key: str) -> str:
-        return f"{self.namespace}:{key}"
-
-    def seen(self, key: str) -> bool:
-        try:
-            return bool(self.client.exists(self._key(key)))
-        except redis.RedisError as error:
-            raise BackendUnavailable(f"dedupe store at {redact(self.url)}: {error}") from error
-
-    def remember(self, key: str) -> None:
-        try:
-            self.client.set(self._key(key), b"1", px=self.ttl_ms)
-        except redis.RedisError as error:
-            raise BackendUnavailable(f"dedupe store at {redact(self.url)}: {error}") from error
-
-    def remember_in(self, transaction: Any, key: str) -> None:
-        """Queue ``remember(key)`` on a redis-py pipeline (``transaction=True``), so the record
-        commits atomically with the handler's own writes to this Redis."""
-        transaction.set(self._key(key), b"1", px=self.ttl_ms)
-
-    def forget(self, scope: str) -> None:
-        # glob-escape the scope: channel names may hold *, ?, [ or ]
-        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._key(scope)) + "|*"
-        try:
-            batch = []
-            for key in self.client.scan_iter(match=pattern, count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    self.client.delete(*batch)
-                    batch.clear()
-            if batch:
-                self.client.delete(*batch)
-        except redis.RedisError as error:
-            raise BackendUnavailable(f"dedupe store at {redact(self.url)}: {error}") from error
-
-
-@contextmanager
-def _mapped(url: str, doing: str) -> Iterator[None]:
-    """The one place redis-py's exceptions become ours."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as error:
-        raise BackendUnavailable(
-            f"Redis at {redact(url)} while trying to {doing}: {error}"
-        ) from error
-    except redis.ResponseError as error:
-        raise PublishRejected(f"Redis refused to {doing}: {error}") from error
-
-
 class _RedisTransport:
     capabilities = CAPABILITIES
 
@@ -172,7 +114,7 @@ class _RedisTransport:
         """Create a consumer group unless it exists; an existing group keeps its position."""
         if (stream, group) in self._groups:
             return
-        with _mapped(self.url, f"create group {group!r} on {stream!r}"):
+        with mapped(self.url, f"create group {group!r} on {stream!r}"):
             try:
                 self.client.xgroup_create(stream, group, id=start, mkstream=True)
             except redis.ResponseError as error:
@@ -182,7 +124,7 @@ class _RedisTransport:
 
     def _append(self, stream: str, messages: list[TransportMessage], doing: str) -> None:
         """XADD every message in one round trip; returns once Redis answered for all."""
-        with _mapped(self.url, doing), self.client.pipeline(transaction=False) as pipe:
+        with mapped(self.url, doing), self.client.pipeline(transaction=False) as pipe:
             for message in messages:
                 pipe.xadd(stream, to_fields(message))
             pipe.execute()
@@ -223,7 +165,7 @@ class RedisCommandTransport(_RedisTransport):
 
     def broadcast(self, exchange: str, message: TransportMessage) -> None:
         self._check_open()
-        with _mapped(self.url, f"broadcast to {exchange!r}"):
+        with mapped(self.url, f"broadcast to {exchange!r}"):
             groups = self.client.xinfo_groups(exchange) if self.client.exists(exchange) else []
             if not groups:
                 raise PublishRejected(f"no queue is bound to exchange {exchange!r}: unroutable")
@@ -254,7 +196,7 @@ class RedisCommandTransport(_RedisTransport):
         self._check_open()
         inbox = f"interchange:reply:{uuid.uuid4().hex}"
         alive = f"{inbox}:waiting"
-        with _mapped(self.url, f"request on {queue!r}"):
+        with mapped(self.url, f"request on {queue!r}"):
             self.client.set(alive, b"1", px=int(timeout * 1000) + 1000)
             self.send(queue, replace(message, reply_to=inbox))
             try:
@@ -271,7 +213,7 @@ class RedisCommandTransport(_RedisTransport):
         payload = json.dumps(
             {"id": message.id, "body": message.body.hex(), "headers": dict(message.headers)}
         )
-        with _mapped(self.url, "reply"):
+        with mapped(self.url, "reply"):
             if not self.client.exists(f"{reply_to}:waiting"):
                 raise PublishRejected(f"requester {reply_to!r} is gone (timed out or closed)")
             with self.client.pipeline(transaction=True) as pipe:
@@ -294,7 +236,7 @@ class RedisEventTransport(_RedisTransport):
         """Apply ``maxlen`` / ``retention_ms``, but never past the first entry a group still
         needs: its oldest pending entry, or the first after its last-delivered id. Returns how
         many entries were deleted."""
-        with _mapped(self.url, f"trim {topic!r}"):
+        with mapped(self.url, f"trim {topic!r}"):
             cut = self._wanted_cut(topic)
             if cut is None:
                 return 0
@@ -339,7 +281,7 @@ class RedisEventTransport(_RedisTransport):
         if low == "+":
             return
         while True:
-            with _mapped(self.url, f"read {topic!r}"):
+            with mapped(self.url, f"read {topic!r}"):
                 entries = self.client.xrange(topic, min=low, max=high, count=500)
             for entry_id, fields in entries:
                 yield to_delivery(topic, entry_id, fields, channel=topic)
@@ -351,7 +293,7 @@ class RedisEventTransport(_RedisTransport):
         self._check_open()
         position = last_delivered_before(to)
         self._group(topic, group, position)
-        with _mapped(self.url, f"seek group {group!r} on {topic!r}"):
+        with mapped(self.url, f"seek group {group!r} on {topic!r}"):
             self.client.xgroup_setid(topic, group, position)
 
 
@@ -363,75 +305,3 @@ def _id(raw: bytes | str) -> tuple[int, int]:
 
 def _after(entry: tuple[int, int]) -> tuple[int, int]:
     return entry[0], entry[1] + 1
-
-
-class RedisSpool:
-    """The failover spool: one stream per destination line, ``interchange:spool:<line>``.
-
-    Durability is the server's fsync policy (see the module's guarantees); ``interchange
-    health`` prints it. An entry is removed only after the primary confirmed its copy.
-    """
-
-    PREFIX = "interchange:spool:"
-    CLAIM = "interchange:spool-claim:"
-
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
-        self.url = url
-        self.client: Any = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        # take or renew a claim, and give it back, only as its owner: atomically, in Redis
-        self._claim = self.client.register_script(
-            "local holder = redis.call('GET', KEYS[1]) "
-            "if holder == ARGV[1] or not holder then "
-            "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0"
-        )
-        self._release = self.client.register_script(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"
-        )
-
-    def append(self, line: str, messages: list[TransportMessage]) -> None:
-        with _mapped(self.url, f"spool to {line}"), self.client.pipeline(transaction=True) as pipe:
-            for message in messages:
-                pipe.xadd(self.PREFIX + line, to_fields(message))
-            pipe.execute()
-
-    def head(self, line: str, count: int) -> list[tuple[str, TransportMessage]]:
-        with _mapped(self.url, f"read spool {line}"):
-            entries = self.client.xrange(self.PREFIX + line, count=count)
-        return [
-            (entry_id.decode(), to_delivery(line, entry_id, fields, channel=line).message)
-            for entry_id, fields in entries
-        ]
-
-    def remove(self, line: str, ids: list[str]) -> None:
-        with _mapped(self.url, f"trim spool {line}"):
-            self.client.xdel(self.PREFIX + line, *ids)
-
-    def lines(self) -> list[str]:
-        with _mapped(self.url, "list spools"):
-            keys = list(self.client.scan_iter(match=self.PREFIX + "*", _type="STREAM"))
-            lengths = [self.client.xlen(key) for key in keys]
-        return sorted(
-            key.decode()[len(self.PREFIX) :]
-            for key, length in zip(keys, lengths, strict=True)
-            if length
-        )
-
-    def depth(self) -> int:
-        with _mapped(self.url, "measure spools"):
-            return sum(
-                int(self.client.xlen(key))
-                for key in self.client.scan_iter(match=self.PREFIX + "*", _type="STREAM")
-            )
-
-    def claim(self, line: str, owner: str, seconds: float) -> bool:
-        with _mapped(self.url, f"claim spool {line}"):
-            return bool(self._claim(keys=[self.CLAIM + line], args=[owner, int(seconds * 1000)]))
-
-    def release(self, line: str, owner: str) -> None:
-        with _mapped(self.url, f"release spool {line}"):
-            self._release(keys=[self.CLAIM + line], args=[owner])
-
-    def close(self) -> None:
-        self.client.close()

@@ -1,0 +1,154 @@
+"""The two Redis stores beside the Streams backend (used through adapters.redis): the failover
+spool and the shared dedupe store; and the one place redis-py's exceptions become ours."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+
+from adapters._redis_entries import to_delivery, to_fields
+from adapters._urls import redact
+from adapters.errors import BackendUnavailable, PublishRejected
+from adapters.message import TransportMessage
+
+
+@contextmanager
+def mapped(url: str, doing: str) -> Iterator[None]:
+    """The one place redis-py's exceptions become ours."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        raise BackendUnavailable(
+            f"Redis at {redact(url)} while trying to {doing}: {error}"
+        ) from error
+    except redis.ResponseError as error:
+        raise PublishRejected(f"Redis refused to {doing}: {error}") from error
+
+
+class RedisDedupeStore:
+    """Dedupe store shared by every process that points at the same Redis: a consumer that
+    replaces a killed one sees what the killed one already handled.
+
+    Keys live under ``<namespace>:<scope>|<message id>`` with the store's TTL. A Redis that
+    cannot be reached raises BackendUnavailable: the consumer then retries the delivery later
+    rather than risk handling it twice or dropping it.
+    """
+
+    def __init__(
+        self, url: str, *, ttl: float = 3600.0, namespace: str = "interchange:seen"
+    ) -> None:
+        self.url = url
+        self.ttl_ms = max(1, int(ttl * 1000))
+        self.namespace = namespace
+        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+    def _key(self, key: str) -> str:
+        return f"{self.namespace}:{key}"
+
+    def seen(self, key: str) -> bool:
+        try:
+            return bool(self.client.exists(self._key(key)))
+        except redis.RedisError as error:
+            raise BackendUnavailable(f"dedupe store at {redact(self.url)}: {error}") from error
+
+    def remember(self, key: str) -> None:
+        try:
+            self.client.set(self._key(key), b"1", px=self.ttl_ms)
+        except redis.RedisError as error:
+            raise BackendUnavailable(f"dedupe store at {redact(self.url)}: {error}") from error
+
+    def remember_in(self, transaction: Any, key: str) -> None:
+        """Queue ``remember(key)`` on a redis-py pipeline (``transaction=True``), so the record
+        commits atomically with the handler's own writes to this Redis."""
+        transaction.set(self._key(key), b"1", px=self.ttl_ms)
+
+    def forget(self, scope: str) -> None:
+        # glob-escape the scope: channel names may hold *, ?, [ or ]
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._key(scope)) + "|*"
+        try:
+            batch = []
+            for key in self.client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    self.client.delete(*batch)
+                    batch.clear()
+            if batch:
+                self.client.delete(*batch)
+        except redis.RedisError as error:
+            raise BackendUnavailable(f"dedupe store at {redact(self.url)}: {error}") from error
+
+
+class RedisSpool:
+    """The failover spool: one stream per destination line, ``interchange:spool:<line>``.
+
+    Durability is the server's fsync policy (see the module's guarantees); ``interchange
+    health`` prints it. An entry is removed only after the primary confirmed its copy.
+    """
+
+    PREFIX = "interchange:spool:"
+    CLAIM = "interchange:spool-claim:"
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self.url = url
+        self.client: Any = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        # take or renew a claim, and give it back, only as its owner: atomically, in Redis
+        self._claim = self.client.register_script(
+            "local holder = redis.call('GET', KEYS[1]) "
+            "if holder == ARGV[1] or not holder then "
+            "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0"
+        )
+        self._release = self.client.register_script(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"
+        )
+
+    def append(self, line: str, messages: list[TransportMessage]) -> None:
+        with mapped(self.url, f"spool to {line}"), self.client.pipeline(transaction=True) as pipe:
+            for message in messages:
+                pipe.xadd(self.PREFIX + line, to_fields(message))
+            pipe.execute()
+
+    def head(self, line: str, count: int) -> list[tuple[str, TransportMessage]]:
+        with mapped(self.url, f"read spool {line}"):
+            entries = self.client.xrange(self.PREFIX + line, count=count)
+        return [
+            (entry_id.decode(), to_delivery(line, entry_id, fields, channel=line).message)
+            for entry_id, fields in entries
+        ]
+
+    def remove(self, line: str, ids: list[str]) -> None:
+        with mapped(self.url, f"trim spool {line}"):
+            self.client.xdel(self.PREFIX + line, *ids)
+
+    def lines(self) -> list[str]:
+        with mapped(self.url, "list spools"):
+            keys = list(self.client.scan_iter(match=self.PREFIX + "*", _type="STREAM"))
+            lengths = [self.client.xlen(key) for key in keys]
+        return sorted(
+            key.decode()[len(self.PREFIX) :]
+            for key, length in zip(keys, lengths, strict=True)
+            if length
+        )
+
+    def depth(self) -> int:
+        with mapped(self.url, "measure spools"):
+            return sum(
+                int(self.client.xlen(key))
+                for key in self.client.scan_iter(match=self.PREFIX + "*", _type="STREAM")
+            )
+
+    def claim(self, line: str, owner: str, seconds: float) -> bool:
+        with mapped(self.url, f"claim spool {line}"):
+            return bool(self._claim(keys=[self.CLAIM + line], args=[owner, int(seconds * 1000)]))
+
+    def release(self, line: str, owner: str) -> None:
+        with mapped(self.url, f"release spool {line}"):
+            self._release(keys=[self.CLAIM + line], args=[owner])
+
+    def close(self) -> None:
+        self.client.close()
