@@ -115,6 +115,7 @@ class _Failover:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self.owner = f"{side}-{uuid.uuid4().hex}"
+        self._forward = self._verbs()  # verb -> how the primary takes a batch
 
     def __getattr__(self, name: str) -> Any:
         # every verb that does not publish goes straight to the primary
@@ -126,7 +127,7 @@ class _Failover:
 
     def _publish(self, verb: str, destination: str, messages: list[TransportMessage]) -> None:
         line = f"{self.side}:{verb}:{destination}"
-        forward = self._verbs()[verb]
+        forward = self._forward[verb]
         with self._lock(line):
             if line not in self._backlog and self.circuit.allows():
                 try:
@@ -177,7 +178,7 @@ class _Failover:
 
     def _drain_claimed(self, line: str, batch: int) -> Iterator[int]:
         _, verb, destination = line.split(":", 2)
-        forward = self._verbs()[verb]
+        forward = self._forward[verb]
         while self.spool.claim(line, self.owner, _CLAIM_SECONDS) and self.circuit.allows():
             entries = self.spool.head(line, batch)
             if not entries:

@@ -6,6 +6,7 @@ how to restart the broker behind it. The capabilities come from the adapter itse
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import uuid
@@ -49,44 +50,21 @@ def _native_restart(broker: str) -> Callable[[str], None] | None:
     return lambda url: subprocess.run([NATIVE / "restart", broker], check=True, timeout=120)
 
 
-def _rabbitmq_capabilities() -> Capabilities:
-    from adapters import rabbitmq
-
-    return rabbitmq.CAPABILITIES
-
-
-def _kafka_capabilities() -> Capabilities:
-    from adapters import kafka
-
-    return kafka.CAPABILITIES
-
-
-def _redis_capabilities() -> Capabilities:
-    from adapters import redis
-
-    return redis.CAPABILITIES
+def _broker(name: str, adapter: str, fixture: str, native: str, **sides: bool) -> Backend:
+    """A real broker: its adapter's capabilities, its URL from the session's broker fixture."""
+    capabilities = importlib.import_module(f"adapters.{adapter}").CAPABILITIES
+    return Backend(
+        name,
+        capabilities,
+        lambda request: request.getfixturevalue(fixture),
+        restart=_native_restart(native),
+        **sides,
+    )
 
 
 BACKENDS = [
     Backend("memory", memory_adapter.CAPABILITIES, _memory_url, restart=_memory_restart),
-    Backend(
-        "amqp",
-        _rabbitmq_capabilities(),
-        lambda request: request.getfixturevalue("amqp_url"),
-        events=False,
-        restart=_native_restart("rabbitmq"),
-    ),
-    Backend(
-        "kafka",
-        _kafka_capabilities(),
-        lambda request: request.getfixturevalue("kafka_url"),
-        commands=False,
-        restart=_native_restart("kafka"),
-    ),
-    Backend(
-        "redis",
-        _redis_capabilities(),
-        lambda request: request.getfixturevalue("redis_url"),
-        restart=_native_restart("redis"),
-    ),
+    _broker("amqp", "rabbitmq", "amqp_url", "rabbitmq", events=False),
+    _broker("kafka", "kafka", "kafka_url", "kafka", commands=False),
+    _broker("redis", "redis", "redis_url", "redis"),
 ]

@@ -31,3 +31,12 @@ class Inbox:
             message=lambda: f"expected {count} deliveries, got {len(self.ids())}",
         )
         return self.ids()
+
+
+def accepted(publish: Callable[[], None]) -> bool:
+    """Whether the broker took a message now; False while it is (still) down."""
+    try:
+        publish()
+    except Exception:
+        return False
+    return True

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from typer.testing import CliRunner
 
 from integrations.cli import app
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # nothing listens once the socket is closed
+from tests.net import closed_port
 
 
 @pytest.mark.amqp
@@ -36,7 +29,7 @@ def test_health_reports_every_broker_up(amqp_url, kafka_url, redis_url, monkeypa
 @pytest.mark.redis
 def test_health_exits_non_zero_and_names_the_backend_that_is_down(amqp_url, redis_url, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")
-    dead_kafka = f"kafka://127.0.0.1:{_closed_port()}"
+    dead_kafka = f"kafka://127.0.0.1:{closed_port()}"
     result = CliRunner().invoke(
         app, ["health", "-u", amqp_url, "-u", dead_kafka, "-u", redis_url, "--timeout", "2"]
     )

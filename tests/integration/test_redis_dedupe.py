@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 
 import pytest
 
 from adapters import BackendUnavailable
+from tests.net import closed_port
 
 pytestmark = pytest.mark.redis
 
@@ -53,9 +53,7 @@ def test_a_remembered_id_expires_with_its_ttl(redis_url):
 def test_an_unreachable_store_raises_a_typed_error():
     from adapters.redis import RedisDedupeStore
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = closed_port()
     with pytest.raises(BackendUnavailable, match=f"dedupe store at redis://127.0.0.1:{port}"):
         RedisDedupeStore(f"redis://127.0.0.1:{port}/0").seen("x")
 

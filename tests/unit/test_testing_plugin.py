@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
+
+from tests.net import closed_port
 
 pytest_plugins = ["pytester"]
 
@@ -12,12 +12,6 @@ USES_RABBITMQ = """
 def test_needs_rabbitmq(amqp_url):
     assert amqp_url
 """
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -28,7 +22,7 @@ def no_docker(monkeypatch):
 def test_under_ci_a_broker_url_on_a_closed_port_fails_naming_the_broker(
     pytester, monkeypatch, no_docker
 ):
-    port = _closed_port()
+    port = closed_port()
     monkeypatch.setenv("CI", "true")
     monkeypatch.setenv("INTERCHANGE_AMQP_URL", f"amqp://guest:secret@127.0.0.1:{port}//")
     pytester.makepyfile(USES_RABBITMQ)
@@ -42,7 +36,7 @@ def test_under_ci_a_broker_url_on_a_closed_port_fails_naming_the_broker(
 
 def test_on_a_laptop_the_same_test_is_skipped_with_the_reason(pytester, monkeypatch, no_docker):
     monkeypatch.delenv("CI", raising=False)
-    monkeypatch.setenv("INTERCHANGE_AMQP_URL", f"amqp://127.0.0.1:{_closed_port()}//")
+    monkeypatch.setenv("INTERCHANGE_AMQP_URL", f"amqp://127.0.0.1:{closed_port()}//")
     pytester.makepyfile(USES_RABBITMQ)
     result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=1)
