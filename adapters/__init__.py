@@ -2,8 +2,8 @@
 bytes and string headers only, never a contract.
 """
 
-from adapters._urls import redact
-from adapters.backends import (
+from interchange.adapters._urls import redact
+from interchange.adapters.backends import (
     COMMAND_BACKENDS,
     EVENT_BACKENDS,
     PROBES,
@@ -11,8 +11,8 @@ from adapters.backends import (
     open_events,
     probe,
 )
-from adapters.capabilities import Capabilities
-from adapters.errors import (
+from interchange.adapters.capabilities import Capabilities
+from interchange.adapters.errors import (
     BackendUnavailable,
     BrokerUnavailable,
     PublishRejected,
@@ -20,7 +20,7 @@ from adapters.errors import (
     TransportError,
     UnknownBackend,
 )
-from adapters.message import (
+from interchange.adapters.message import (
     ACK,
     DLQ_ATTEMPTS,
     DLQ_ERROR,
@@ -34,7 +34,7 @@ from adapters.message import (
     Retry,
     TransportMessage,
 )
-from adapters.protocols import CommandTransport, EventTransport, Start, Subscription
+from interchange.adapters.protocols import CommandTransport, EventTransport, Start, Subscription
 
 __all__ = [
     "ACK",

@@ -26,12 +26,12 @@ try:
     from amqp import spec
 except ImportError as missing:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "the amqp:// backend needs kombu: pip install 'interchange[kombu]'"
+        "the amqp:// backend needs kombu: pip install 'interchange-bus[kombu]'"
     ) from missing
 
-from adapters._urls import redact
-from adapters.errors import BackendUnavailable, PublishRejected
-from adapters.message import Delivery, TransportMessage
+from interchange.adapters._urls import redact
+from interchange.adapters.errors import BackendUnavailable, PublishRejected
+from interchange.adapters.message import Delivery, TransportMessage
 
 CONTENT_TYPE = "content-type"
 ATTEMPT = "x-interchange-attempt"

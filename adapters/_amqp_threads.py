@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import amqp.exceptions
 
-from adapters._amqp import CONNECTION_ERRORS, from_amqp
-from adapters._threads import ConsumerThread, run_handler
-from adapters._urls import redact
-from adapters.errors import BackendUnavailable, TransportError
-from adapters.message import (
+from interchange.adapters._amqp import CONNECTION_ERRORS, from_amqp
+from interchange.adapters._threads import ConsumerThread, run_handler
+from interchange.adapters._urls import redact
+from interchange.adapters.errors import BackendUnavailable, TransportError
+from interchange.adapters.message import (
     Ack,
     DeadLetter,
     DeliveryHandler,
@@ -33,7 +33,7 @@ from adapters.message import (
 if TYPE_CHECKING:
     import kombu
 
-    from adapters.rabbitmq import RabbitMQCommandTransport
+    from interchange.adapters.rabbitmq import RabbitMQCommandTransport
 
 log = logging.getLogger("interchange.adapters.rabbitmq")
 

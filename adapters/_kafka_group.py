@@ -26,8 +26,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from adapters._threads import ConsumerThread, run_handler
-from adapters.message import (
+from interchange.adapters._threads import ConsumerThread, run_handler
+from interchange.adapters.message import (
     DeadLetter,
     Delivery,
     DeliveryHandler,
@@ -35,7 +35,7 @@ from adapters.message import (
     TransportMessage,
     dead_letter_headers,
 )
-from adapters.protocols import Start
+from interchange.adapters.protocols import Start
 
 log = logging.getLogger("interchange.adapters.kafka")
 _BATCH = 100

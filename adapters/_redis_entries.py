@@ -11,7 +11,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from adapters.message import Delivery, TransportMessage
+from interchange.adapters.message import Delivery, TransportMessage
 
 DATA = "data"
 ID = "x-interchange-id"

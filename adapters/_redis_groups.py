@@ -25,9 +25,16 @@ from typing import Any
 
 import redis
 
-from adapters._redis_entries import to_delivery, to_fields
-from adapters._threads import ConsumerThread, run_handler
-from adapters.message import Ack, DeadLetter, Delivery, DeliveryHandler, Retry, dead_letter_headers
+from interchange.adapters._redis_entries import to_delivery, to_fields
+from interchange.adapters._threads import ConsumerThread, run_handler
+from interchange.adapters.message import (
+    Ack,
+    DeadLetter,
+    Delivery,
+    DeliveryHandler,
+    Retry,
+    dead_letter_headers,
+)
 
 log = logging.getLogger("interchange.adapters.redis")
 _BLOCK_MS = 500

@@ -10,10 +10,10 @@ from typing import Any
 
 import redis
 
-from adapters._redis_entries import to_delivery, to_fields
-from adapters._urls import redact
-from adapters.errors import BackendUnavailable, PublishRejected
-from adapters.message import TransportMessage
+from interchange.adapters._redis_entries import to_delivery, to_fields
+from interchange.adapters._urls import redact
+from interchange.adapters.errors import BackendUnavailable, PublishRejected
+from interchange.adapters.message import TransportMessage
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from adapters.message import Delivery, DeliveryHandler, Outcome, Retry
+from interchange.adapters.message import Delivery, DeliveryHandler, Outcome, Retry
 
 log = logging.getLogger("interchange.adapters")
 

@@ -10,34 +10,34 @@ import importlib
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from adapters.errors import UnknownBackend
-from adapters.protocols import CommandTransport, EventTransport
+from interchange.adapters.errors import UnknownBackend
+from interchange.adapters.protocols import CommandTransport, EventTransport
 
 COMMAND_BACKENDS: dict[str, str] = {
-    "memory": "adapters.memory:MemoryCommandTransport",
-    "amqp": "adapters.rabbitmq:RabbitMQCommandTransport",
-    "amqps": "adapters.rabbitmq:RabbitMQCommandTransport",
-    "redis": "adapters.redis:RedisCommandTransport",
-    "rediss": "adapters.redis:RedisCommandTransport",
+    "memory": "interchange.adapters.memory:MemoryCommandTransport",
+    "amqp": "interchange.adapters.rabbitmq:RabbitMQCommandTransport",
+    "amqps": "interchange.adapters.rabbitmq:RabbitMQCommandTransport",
+    "redis": "interchange.adapters.redis:RedisCommandTransport",
+    "rediss": "interchange.adapters.redis:RedisCommandTransport",
 }
 EVENT_BACKENDS: dict[str, str] = {
-    "memory": "adapters.memory:MemoryEventTransport",
-    "kafka": "adapters.kafka:KafkaEventTransport",
-    "redis": "adapters.redis:RedisEventTransport",
-    "rediss": "adapters.redis:RedisEventTransport",
+    "memory": "interchange.adapters.memory:MemoryEventTransport",
+    "kafka": "interchange.adapters.kafka:KafkaEventTransport",
+    "redis": "interchange.adapters.redis:RedisEventTransport",
+    "rediss": "interchange.adapters.redis:RedisEventTransport",
 }
 
 SPOOLS: dict[str, str] = {
-    "redis": "adapters.redis:RedisSpool",
-    "rediss": "adapters.redis:RedisSpool",
+    "redis": "interchange.adapters.redis:RedisSpool",
+    "rediss": "interchange.adapters.redis:RedisSpool",
 }
 PROBES: dict[str, str] = {
-    "memory": "adapters.backends:_probe_memory",
-    "amqp": "adapters.rabbitmq:probe",
-    "amqps": "adapters.rabbitmq:probe",
-    "kafka": "adapters.kafka:probe",
-    "redis": "adapters.redis:probe",
-    "rediss": "adapters.redis:probe",
+    "memory": "interchange.adapters.backends:_probe_memory",
+    "amqp": "interchange.adapters.rabbitmq:probe",
+    "amqps": "interchange.adapters.rabbitmq:probe",
+    "kafka": "interchange.adapters.kafka:probe",
+    "redis": "interchange.adapters.redis:probe",
+    "rediss": "interchange.adapters.redis:probe",
 }
 
 

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from adapters.errors import BackendUnavailable
-from adapters.message import TransportMessage
+from interchange.adapters.errors import BackendUnavailable
+from interchange.adapters.message import TransportMessage
 
 log = logging.getLogger("interchange.adapters.failover")
 _CLAIM_SECONDS = 60.0

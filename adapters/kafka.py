@@ -35,11 +35,17 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from adapters._kafka_group import ID_HEADER, GroupMember, position, start_millis, to_delivery
-from adapters.capabilities import Capabilities
-from adapters.errors import BackendUnavailable, PublishRejected
-from adapters.message import Delivery, TransportMessage
-from adapters.protocols import Start
+from interchange.adapters._kafka_group import (
+    ID_HEADER,
+    GroupMember,
+    position,
+    start_millis,
+    to_delivery,
+)
+from interchange.adapters.capabilities import Capabilities
+from interchange.adapters.errors import BackendUnavailable, PublishRejected
+from interchange.adapters.message import Delivery, TransportMessage
+from interchange.adapters.protocols import Start
 
 try:
     from confluent_kafka import (
@@ -53,7 +59,7 @@ try:
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 except ImportError as missing:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "the kafka:// backend needs confluent-kafka: pip install 'interchange[kafka]'"
+        "the kafka:// backend needs confluent-kafka: pip install 'interchange-bus[kafka]'"
     ) from missing
 
 log = logging.getLogger("interchange.adapters.kafka")

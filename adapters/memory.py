@@ -31,10 +31,10 @@ from datetime import datetime
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from adapters._threads import ConsumerThread, run_handler
-from adapters.capabilities import Capabilities
-from adapters.errors import BackendUnavailable, PublishRejected, RequestTimeout
-from adapters.message import (
+from interchange.adapters._threads import ConsumerThread, run_handler
+from interchange.adapters.capabilities import Capabilities
+from interchange.adapters.errors import BackendUnavailable, PublishRejected, RequestTimeout
+from interchange.adapters.message import (
     Ack,
     DeadLetter,
     Delivery,
@@ -43,7 +43,7 @@ from adapters.message import (
     TransportMessage,
     dead_letter_headers,
 )
-from adapters.protocols import Start
+from interchange.adapters.protocols import Start
 
 CAPABILITIES = Capabilities(
     header_prefix="ce_",

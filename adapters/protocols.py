@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Literal, Protocol
 
-from adapters.capabilities import Capabilities
-from adapters.message import Delivery, DeliveryHandler, TransportMessage
+from interchange.adapters.capabilities import Capabilities
+from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
 
 Start = Literal["earliest", "latest"] | int | datetime
 """Where a new consumer group starts reading: the oldest record, only new ones, an offset, or

@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import kombu
 
-from adapters._amqp import (
+from interchange.adapters._amqp import (
     ConfirmingPublisher,
     Publish,
     delay_queue,
@@ -40,10 +40,10 @@ from adapters._amqp import (
     queue_arguments,
     to_amqp,
 )
-from adapters._amqp_threads import Consumer, ReplyListener, untoken
-from adapters.capabilities import Capabilities
-from adapters.errors import BackendUnavailable, PublishRejected, RequestTimeout
-from adapters.message import (
+from interchange.adapters._amqp_threads import Consumer, ReplyListener, untoken
+from interchange.adapters.capabilities import Capabilities
+from interchange.adapters.errors import BackendUnavailable, PublishRejected, RequestTimeout
+from interchange.adapters.message import (
     Delivery,
     DeliveryHandler,
     TransportMessage,

@@ -34,14 +34,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from adapters._urls import redact
-from adapters.errors import BackendUnavailable
+from interchange.adapters._urls import redact
+from interchange.adapters.errors import BackendUnavailable
 
 try:
     import redis
 except ImportError as missing:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "the redis:// backend needs redis: pip install 'interchange[redis]'"
+        "the redis:// backend needs redis: pip install 'interchange-bus[redis]'"
     ) from missing
 
 __all__ = [
@@ -53,13 +53,19 @@ __all__ = [
     "probe",
 ]
 
-from adapters._redis_entries import first_id, last_delivered_before, last_id, to_delivery, to_fields
-from adapters._redis_groups import LogReader, QueueReader
-from adapters._redis_stores import RedisDedupeStore, RedisSpool, mapped
-from adapters.capabilities import Capabilities
-from adapters.errors import PublishRejected, RequestTimeout
-from adapters.message import Delivery, DeliveryHandler, TransportMessage
-from adapters.protocols import Start
+from interchange.adapters._redis_entries import (
+    first_id,
+    last_delivered_before,
+    last_id,
+    to_delivery,
+    to_fields,
+)
+from interchange.adapters._redis_groups import LogReader, QueueReader
+from interchange.adapters._redis_stores import RedisDedupeStore, RedisSpool, mapped
+from interchange.adapters.capabilities import Capabilities
+from interchange.adapters.errors import PublishRejected, RequestTimeout
+from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
+from interchange.adapters.protocols import Start
 
 CAPABILITIES = Capabilities(
     header_prefix="ce_",

@@ -26,8 +26,8 @@ from confluent_kafka import Consumer, Producer
 from rich.console import Console
 from rich.table import Table
 
-from contracts import Event
-from integrations import Bus, Settings
+from interchange import Bus, Settings
+from interchange.contracts import Event
 
 
 class Measured(Event, name="bench.kafka.measured", version=1):

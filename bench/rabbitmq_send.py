@@ -20,8 +20,8 @@ from kombu import Connection, Producer
 from rich.console import Console
 from rich.table import Table
 
-from contracts import Command
-from integrations import Bus, Settings
+from interchange import Bus, Settings
+from interchange.contracts import Command
 
 
 class Bench(Command, name="bench.rabbitmq.book", version=1):

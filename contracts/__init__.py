@@ -3,10 +3,10 @@
 Knows pydantic, never a broker.
 """
 
-from contracts.base import Command, Contract, Event
-from contracts.codec import AMQP_PREFIX, KAFKA_PREFIX, REDIS_PREFIX, Codec, escape
-from contracts.envelope import Envelope
-from contracts.errors import (
+from interchange.contracts.base import Command, Contract, Event
+from interchange.contracts.codec import AMQP_PREFIX, KAFKA_PREFIX, REDIS_PREFIX, Codec, escape
+from interchange.contracts.envelope import Envelope
+from interchange.contracts.errors import (
     ContractError,
     DecodeError,
     DuplicateContract,
@@ -14,8 +14,8 @@ from contracts.errors import (
     SchemaViolation,
     UnknownContract,
 )
-from contracts.registry import Registry, registry
-from contracts.versions import Converters, NoConverter, converters, downcaster, upcaster
+from interchange.contracts.registry import Registry, registry
+from interchange.contracts.versions import Converters, NoConverter, converters, downcaster, upcaster
 
 __all__ = [
     "AMQP_PREFIX",

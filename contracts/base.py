@@ -56,7 +56,7 @@ class Contract(BaseModel):
     ) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         if compatibility is not None:
-            from contracts.compatibility import MODES
+            from interchange.contracts.compatibility import MODES
 
             if compatibility not in MODES:
                 raise ValueError(f"compatibility must be one of {', '.join(MODES)}")
@@ -71,7 +71,7 @@ class Contract(BaseModel):
             raise ValueError(f"contract version must be a positive int, got {version!r}")
         cls.contract_name = name
         cls.contract_version = version
-        from contracts.registry import registry
+        from interchange.contracts.registry import registry
 
         registry.register(cls)
 

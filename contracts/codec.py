@@ -19,10 +19,10 @@ from typing import Final
 
 from pydantic import ValidationError
 
-from contracts.base import Contract
-from contracts.envelope import JSON, SPECVERSION, Envelope
-from contracts.errors import MalformedMessage, SchemaViolation, UnknownContract
-from contracts.registry import Registry, registry
+from interchange.contracts.base import Contract
+from interchange.contracts.envelope import JSON, SPECVERSION, Envelope
+from interchange.contracts.errors import MalformedMessage, SchemaViolation, UnknownContract
+from interchange.contracts.registry import Registry, registry
 
 KAFKA_PREFIX: Final = "ce_"
 AMQP_PREFIX: Final = "cloudEvents_"

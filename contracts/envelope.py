@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 
-from contracts.base import Contract
+from interchange.contracts.base import Contract
 
 SPECVERSION = "1.0"
 JSON = "application/json"

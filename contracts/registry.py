@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from contracts.errors import DuplicateContract, UnknownContract
+from interchange.contracts.errors import DuplicateContract, UnknownContract
 
 if TYPE_CHECKING:
-    from contracts.base import Contract
+    from interchange.contracts.base import Contract
 
 
 class Registry:

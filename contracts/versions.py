@@ -16,8 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from contracts.base import Contract
-from contracts.errors import DecodeError
+from interchange.contracts.base import Contract
+from interchange.contracts.errors import DecodeError
 
 Old = TypeVar("Old", bound=Contract)
 New = TypeVar("New", bound=Contract)

@@ -1,11 +1,19 @@
-"""integrations: how systems plug in — the Bus facade, configuration, worker, CLI, legacy
-connectors and the pytest plugin."""
+"""Interchange: one facade for commands (RabbitMQ) and events (Kafka), Redis as the fallback,
+and an in-memory default.
 
-from integrations.bus import Bus, DeadLetterRecord
-from integrations.config import Backends, RetryPolicy, Route, Settings, load_settings
-from integrations.context import HandlerContext
-from integrations.dedupe import DedupeStore, MemoryDedupeStore
-from integrations.errors import (
+    from interchange import Bus, Command, Event
+
+Installed from three folders of the repository under one namespace: ``interchange`` (this
+package, from ``integrations/``: the Bus, configuration, dispatch, CLI, connectors and the pytest
+plugin), ``interchange.contracts`` (what flows) and ``interchange.adapters`` (how it moves).
+"""
+
+from interchange.bus import Bus, DeadLetterRecord
+from interchange.config import Backends, RetryPolicy, Route, Settings, load_settings
+from interchange.context import HandlerContext
+from interchange.contracts import Command, Contract, Envelope, Event
+from interchange.dedupe import DedupeStore, MemoryDedupeStore
+from interchange.errors import (
     BackendUnavailable,
     BrokerUnavailable,
     ContractError,
@@ -25,11 +33,15 @@ __all__ = [
     "Backends",
     "BrokerUnavailable",
     "Bus",
+    "Command",
+    "Contract",
     "ContractError",
     "DeadLetterRecord",
     "DecodeError",
     "DedupeStore",
     "DuplicateContract",
+    "Envelope",
+    "Event",
     "HandlerContext",
     "MalformedMessage",
     "MemoryDedupeStore",

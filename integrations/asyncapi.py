@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from contracts import Contract
-from integrations.bus import Bus
+from interchange.bus import Bus
+from interchange.contracts import Contract
 
 _KEY = re.compile(r"[^A-Za-z0-9_.\-]")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from adapters import (
+from interchange.adapters import (
     ACK,
     DLQ_ATTEMPTS,
     DLQ_ERROR,
@@ -33,7 +33,8 @@ from adapters import (
     open_commands,
     open_events,
 )
-from contracts import (
+from interchange.config import Settings, load_settings
+from interchange.contracts import (
     Codec,
     Command,
     Contract,
@@ -44,11 +45,10 @@ from contracts import (
     converters,
     registry,
 )
-from integrations.config import Settings, load_settings
-from integrations.dedupe import DedupeStore, open_dedupe
-from integrations.dispatch import Dispatcher, HandlerFunc, dedupe_scope
-from integrations.drain import Drainer, with_fallback
-from integrations.versions import EXTENSION, decide
+from interchange.dedupe import DedupeStore, open_dedupe
+from interchange.dispatch import Dispatcher, HandlerFunc, dedupe_scope
+from interchange.drain import Drainer, with_fallback
+from interchange.versions import EXTENSION, decide
 
 log = logging.getLogger("interchange")
 

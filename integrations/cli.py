@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from adapters import redact
-from integrations.config import load_settings
+from interchange.adapters import redact
+from interchange.config import load_settings
 
 app = typer.Typer(help="Interchange: commands and events over real brokers.", no_args_is_help=True)
 console = Console()
@@ -23,7 +23,7 @@ ConfigOption = Annotated[
 @app.command()
 def demo(config: ConfigOption = None) -> None:
     """Run the legacy-integration demo on the configured backends (memory:// by default)."""
-    from integrations.demo import run_demo
+    from interchange.demo import run_demo
 
     _log_to(console)
     if not run_demo(load_settings(config), console):
@@ -43,7 +43,7 @@ def health(
     Exits 1 when any is down."""
     from rich.table import Table
 
-    from integrations.health import check
+    from interchange.health import check
 
     settings = load_settings(config)
     backends = settings.backends
@@ -60,7 +60,7 @@ def health(
         r.up for r in results if backends.fallback and r.url == redact(backends.fallback)
     )
     if backends.fallback and not url and fallback_up:
-        from adapters.backends import open_spool
+        from interchange.adapters.backends import open_spool
 
         spool = open_spool(backends.fallback, timeout=timeout)
         console.print(f"fallback spool: {spool.depth()} message(s) waiting to be drained")
@@ -75,7 +75,7 @@ def drain(config: ConfigOption = None) -> None:
     Exits 1 when messages remain (a primary is still down)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from integrations.bus import Bus
+    from interchange.bus import Bus
 
     _log_to(console)
     settings = load_settings(config)
@@ -107,7 +107,7 @@ ModulesOption = Annotated[
 
 
 def _contracts(config: Path | None, modules: list[str] | None) -> list[Any]:
-    from integrations.contracts_lock import load_modules
+    from interchange.contracts_lock import load_modules
 
     chosen = modules or load_settings(config).contract_modules
     if not chosen:
@@ -128,7 +128,7 @@ def contracts_export(
     ),
 ) -> None:
     """Write every contract version's JSON Schema and the lock file that check compares to."""
-    from integrations.contracts_lock import export
+    from interchange.contracts_lock import export
 
     count = export(_contracts(config, module), lock, schemas)
     console.print(f"wrote {count} schema(s) to {schemas}/ and the lock to {lock}")
@@ -144,7 +144,7 @@ def contracts_check(
 ) -> None:
     """Compare the code's contracts with the lock under each contract's compatibility mode;
     exit 1 and say what broke where on any breaking change. The gate for a user's CI."""
-    from integrations.contracts_lock import problems
+    from interchange.contracts_lock import problems
 
     found = problems(_contracts(config, module), lock)
     for problem in found:
@@ -163,8 +163,8 @@ def asyncapi(
     """Write an AsyncAPI 3.0 document of the contracts and routes."""
     import json
 
-    from integrations.asyncapi import document
-    from integrations.bus import Bus
+    from interchange.asyncapi import document
+    from interchange.bus import Bus
 
     contracts = _contracts(config, module)
     bus = Bus(load_settings(config))
@@ -184,7 +184,7 @@ def version() -> None:
     """Print the installed version."""
     from importlib.metadata import version as installed
 
-    console.print(installed("interchange"))
+    console.print(installed("interchange-bus"))
 
 
 def _log_to(out: Console) -> None:

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from contracts import Command, Contract, Envelope, Event
+from interchange.contracts import Command, Contract, Envelope, Event
 
 if TYPE_CHECKING:
-    from integrations.bus import Bus
+    from interchange.bus import Bus
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from contracts import Contract, registry
-from contracts.compatibility import check
+from interchange.contracts import Contract, registry
+from interchange.contracts.compatibility import check
 
 LOCK_FORMAT = 1
 

@@ -63,7 +63,7 @@ def open_dedupe(url: str | None, ttl: float) -> DedupeStore:
     if url is None or url.startswith("memory:"):
         return MemoryDedupeStore(ttl=ttl)
     if url.startswith(("redis://", "rediss://")):
-        from adapters.redis import RedisDedupeStore
+        from interchange.adapters.redis import RedisDedupeStore
 
         return RedisDedupeStore(url, ttl=ttl)
     raise ValueError(f"dedupe must be memory:// or a redis:// URL, not {url!r}")

@@ -13,15 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from adapters import ACK, DeadLetter, Delivery, Outcome, PublishRejected, Retry
-from contracts import Codec, Contract, DecodeError, Envelope, escape
-from integrations.config import RetryPolicy
-from integrations.context import HandlerContext
-from integrations.dedupe import DedupeStore
-from integrations.versions import decide
+from interchange.adapters import ACK, DeadLetter, Delivery, Outcome, PublishRejected, Retry
+from interchange.config import RetryPolicy
+from interchange.context import HandlerContext
+from interchange.contracts import Codec, Contract, DecodeError, Envelope, escape
+from interchange.dedupe import DedupeStore
+from interchange.versions import decide
 
 if TYPE_CHECKING:
-    from integrations.bus import Bus
+    from interchange.bus import Bus
 
 log = logging.getLogger("interchange")
 

@@ -13,10 +13,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from adapters import CommandTransport, EventTransport, TransportError
-from adapters.backends import open_spool
-from adapters.failover import FailoverCommandTransport, FailoverEventTransport
-from integrations.config import Settings
+from interchange.adapters import CommandTransport, EventTransport, TransportError
+from interchange.adapters.backends import open_spool
+from interchange.adapters.failover import FailoverCommandTransport, FailoverEventTransport
+from interchange.config import Settings
 
 log = logging.getLogger("interchange")
 

@@ -13,7 +13,7 @@ TransportError                     (adapters)
 └── UnknownBackend
 """
 
-from adapters.errors import (
+from interchange.adapters.errors import (
     BackendUnavailable,
     BrokerUnavailable,
     PublishRejected,
@@ -21,7 +21,7 @@ from adapters.errors import (
     TransportError,
     UnknownBackend,
 )
-from contracts.errors import (
+from interchange.contracts.errors import (
     ContractError,
     DecodeError,
     DuplicateContract,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from adapters import TransportError, probe, redact
+from interchange.adapters import TransportError, probe, redact
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from contracts import Contract, Envelope, NoConverter, converters
+from interchange.contracts import Contract, Envelope, NoConverter, converters
 
 EXTENSION = "publishedversions"
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from integrations import Bus, Settings
+from interchange import Bus, Settings
 
 
 @contextmanager

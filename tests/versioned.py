@@ -1,6 +1,6 @@
 """Three versions of one event and the converters between them, shared by the version tests."""
 
-from contracts import Event, downcaster, upcaster
+from interchange.contracts import Event, downcaster, upcaster
 
 
 class ShipmentV1(Event, name="test.versions.shipment_weighed", version=1):
@@ -41,7 +41,7 @@ NAME = ShipmentV1.contract_name
 
 def dual_publish_story(make_bus, layout: str, count: int = 20) -> None:
     """A v2 producer publishing v1 and v2; a v1-only and a v2-only consumer; both get all."""
-    from integrations.testing import Recorder
+    from interchange.testing import Recorder
 
     route = {NAME: {"versions": [1, 2], "layout": layout, "partition_key": "shipment_id"}}
     producer, old_service, new_service = (

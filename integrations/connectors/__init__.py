@@ -1,5 +1,5 @@
 """Legacy connectors: ways for systems that know nothing of Interchange to feed it."""
 
-from integrations.connectors.files import FileRow, RejectedRow, read_csv_commands
+from interchange.connectors.files import FileRow, RejectedRow, read_csv_commands
 
 __all__ = ["FileRow", "RejectedRow", "read_csv_commands"]

@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 from pydantic import ValidationError
 
-from contracts import Contract
+from interchange.contracts import Contract
 
 C = TypeVar("C", bound=Contract)
 

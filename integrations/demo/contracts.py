@@ -1,6 +1,6 @@
 """The demo's contracts, as a real service would declare them."""
 
-from contracts import Command, Event
+from interchange.contracts import Command, Event
 
 
 class PlaceOrder(Command, name="orders.place_order", version=1):

@@ -21,11 +21,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from integrations.bus import Bus, DeadLetterRecord
-from integrations.config import RetryPolicy, Route, Settings
-from integrations.connectors.files import FileRow, RejectedRow, read_csv_commands
-from integrations.context import HandlerContext
-from integrations.demo.contracts import OrderPlaced, PlaceOrder
+from interchange.bus import Bus, DeadLetterRecord
+from interchange.config import RetryPolicy, Route, Settings
+from interchange.connectors.files import FileRow, RejectedRow, read_csv_commands
+from interchange.context import HandlerContext
+from interchange.demo.contracts import OrderPlaced, PlaceOrder
 
 
 def _to_place_order(row: dict[str, str]) -> PlaceOrder:
@@ -107,7 +107,7 @@ def run_demo(settings: Settings, console: Console, orders: Path | None = None) -
     dead: list[DeadLetterRecord] = []
     bus.handles_dead_letters(PlaceOrder)(dead.append)
 
-    source = orders or Path(str(resources.files("integrations.demo") / "orders.csv"))
+    source = orders or Path(str(resources.files("interchange.demo") / "orders.csv"))
     console.print(f"[bold]1.[/bold] The legacy shop drops [cyan]{source.name}[/cyan]:")
     sent: list[str] = []
     rejected: list[RejectedRow] = []

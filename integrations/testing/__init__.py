@@ -1,6 +1,6 @@
 """Helpers for testing services built on the Bus, shipped for users' own test suites.
 
-    from integrations.testing import Recorder, wait_until
+    from interchange.testing import Recorder, wait_until
 
     seen = Recorder()
     bus.handles(PlaceOrder)(seen)          # records (contract, ctx) pairs
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from integrations.context import HandlerContext
+from interchange.context import HandlerContext
 
 
 class WaitTimeout(AssertionError):

@@ -20,9 +20,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from integrations.bus import Bus
-from integrations.config import Settings
-from integrations.testing.brokers import KAFKA, RABBITMQ, REDIS, resolve
+from interchange.bus import Bus
+from interchange.config import Settings
+from interchange.testing.brokers import KAFKA, RABBITMQ, REDIS, resolve
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters import Capabilities
-from adapters import memory as memory_adapter
+from interchange.adapters import Capabilities
+from interchange.adapters import memory as memory_adapter
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from adapters import CommandTransport, EventTransport, open_commands, open_events
+from interchange.adapters import CommandTransport, EventTransport, open_commands, open_events
 from tests.conformance.backends import BACKENDS, Backend
 
 

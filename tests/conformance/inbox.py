@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from adapters import ACK, Delivery, Outcome
-from integrations.testing import wait_until
+from interchange.adapters import ACK, Delivery, Outcome
+from interchange.testing import wait_until
 
 
 class Inbox:

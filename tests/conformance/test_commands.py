@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from adapters import (
+from interchange.adapters import (
     ACK,
     DLQ_ATTEMPTS,
     DLQ_ERROR,
@@ -20,7 +20,7 @@ from adapters import (
     Retry,
     TransportMessage,
 )
-from integrations.testing import wait_until
+from interchange.testing import wait_until
 from tests.conformance.inbox import Inbox, accepted
 
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters import ACK, DLQ_ATTEMPTS, DLQ_REASON, DeadLetter, Retry, TransportMessage
-from integrations.testing import wait_until
+from interchange.adapters import ACK, DLQ_ATTEMPTS, DLQ_REASON, DeadLetter, Retry, TransportMessage
+from interchange.testing import wait_until
 from tests.conformance.inbox import Inbox, accepted
 
 

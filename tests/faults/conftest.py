@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from integrations.testing.brokers import unavailable
+from interchange.testing.brokers import unavailable
 
 NATIVE = Path(__file__).resolve().parents[2] / "compose" / "native"
 

@@ -10,10 +10,10 @@ from collections import defaultdict
 
 import pytest
 
-from adapters import BackendUnavailable
-from contracts import Command, Event
-from integrations import Bus, Settings
-from integrations.testing import wait_until
+from interchange import Bus, Settings
+from interchange.adapters import BackendUnavailable
+from interchange.contracts import Command, Event
+from interchange.testing import wait_until
 
 
 class Transfer(Command, name="fault.failover.transfer", version=1):

@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
-from adapters import TransportError
-from contracts import Command
-from integrations import Bus, Settings
-from integrations.testing import wait_until
+from interchange import Bus, Settings
+from interchange.adapters import TransportError
+from interchange.contracts import Command
+from interchange.testing import wait_until
 
 pytestmark = pytest.mark.amqp
 

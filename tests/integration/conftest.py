@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from integrations import Bus
+from interchange import Bus
 from tests.buses import bus_factory
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import redis
 
-from contracts import Event
-from integrations import Bus, HandlerContext, Settings
+from interchange import Bus, HandlerContext, Settings
+from interchange.contracts import Event
 
 
 def weigh_once(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from integrations.cli import app
+from interchange.cli import app
 
 
 def _run_demo(tmp_path, commands: str, events: str, monkeypatch) -> str:

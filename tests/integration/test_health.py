@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from integrations.cli import app
+from interchange.cli import app
 from tests.net import closed_port
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from contracts import Event
-from integrations.testing import Recorder, wait_until
+from interchange.contracts import Event
+from interchange.testing import Recorder, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -134,7 +134,7 @@ def test_a_killed_consumer_is_replaced_its_events_come_again_and_effects_stay_si
     from confluent_kafka import ConsumerGroupTopicPartitions
     from confluent_kafka.admin import AdminClient
 
-    from integrations import Bus, Settings
+    from interchange import Bus, Settings
 
     prefix, group = f"kill-{uuid.uuid4().hex[:8]}.", "weighing"
     # a short session, so the group notices the killed member in seconds, not 45

@@ -14,10 +14,16 @@ from urllib.parse import urlsplit
 import amqp
 import pytest
 
-from adapters import DLQ_ATTEMPTS, DLQ_ERROR, DLQ_REASON, PublishRejected, RequestTimeout
-from adapters._amqp import queue_arguments
-from contracts import Command
-from integrations.testing import Recorder, wait_until
+from interchange.adapters import (
+    DLQ_ATTEMPTS,
+    DLQ_ERROR,
+    DLQ_REASON,
+    PublishRejected,
+    RequestTimeout,
+)
+from interchange.adapters._amqp import queue_arguments
+from interchange.contracts import Command
+from interchange.testing import Recorder, wait_until
 
 pytestmark = pytest.mark.amqp
 

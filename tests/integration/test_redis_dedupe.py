@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from adapters import BackendUnavailable
+from interchange.adapters import BackendUnavailable
 from tests.net import closed_port
 
 pytestmark = pytest.mark.redis
@@ -15,13 +15,13 @@ pytestmark = pytest.mark.redis
 
 @pytest.fixture
 def store(redis_url):
-    from adapters.redis import RedisDedupeStore
+    from interchange.adapters.redis import RedisDedupeStore
 
     return RedisDedupeStore(redis_url, ttl=60, namespace=f"it-seen-{uuid.uuid4().hex[:8]}")
 
 
 def test_two_stores_on_one_redis_share_what_was_handled(store, redis_url):
-    from adapters.redis import RedisDedupeStore
+    from interchange.adapters.redis import RedisDedupeStore
 
     other_process = RedisDedupeStore(redis_url, namespace=store.namespace)
     store.remember("orders|billing|m-1")
@@ -40,7 +40,7 @@ def test_forget_clears_one_scope_even_with_glob_characters_in_its_name(store):
 
 
 def test_a_remembered_id_expires_with_its_ttl(redis_url):
-    from adapters.redis import RedisDedupeStore
+    from interchange.adapters.redis import RedisDedupeStore
 
     short = RedisDedupeStore(redis_url, ttl=0.05, namespace=f"it-ttl-{uuid.uuid4().hex[:8]}")
     short.remember("s|g|m")
@@ -51,7 +51,7 @@ def test_a_remembered_id_expires_with_its_ttl(redis_url):
 
 
 def test_an_unreachable_store_raises_a_typed_error():
-    from adapters.redis import RedisDedupeStore
+    from interchange.adapters.redis import RedisDedupeStore
 
     port = closed_port()
     with pytest.raises(BackendUnavailable, match=f"dedupe store at redis://127.0.0.1:{port}"):
@@ -59,7 +59,7 @@ def test_an_unreachable_store_raises_a_typed_error():
 
 
 def test_one_drainer_at_a_time_holds_a_spool_line(redis_url):
-    from adapters.redis import RedisSpool
+    from interchange.adapters.redis import RedisSpool
 
     line = f"commands:send:claim-{uuid.uuid4().hex[:8]}"
     first, second = RedisSpool(redis_url), RedisSpool(redis_url)

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from adapters import ACK, TransportMessage, open_events
-from integrations.testing import wait_until
+from interchange.adapters import ACK, TransportMessage, open_events
+from interchange.testing import wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -42,7 +42,7 @@ def test_trimming_never_deletes_what_a_group_has_not_finished(redis_url):
 
 
 def test_a_consumer_that_died_holding_a_command_is_replaced_after_claim_idle(redis_url):
-    from adapters import open_commands
+    from interchange.adapters import open_commands
 
     queue = f"claim-{uuid.uuid4().hex[:8]}"
     commands = open_commands(f"{redis_url}?claim_idle=0.5")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from integrations.cli import app
-from integrations.testing.brokers import unavailable
+from interchange.cli import app
+from interchange.testing.brokers import unavailable
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools" / "asyncapi"
 
@@ -18,7 +18,7 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools" / "asyncapi"
 def _demo_document(tmp_path) -> dict:
     out = tmp_path / "asyncapi.json"
     result = CliRunner().invoke(
-        app, ["asyncapi", "-m", "integrations.demo.contracts", "--out", str(out)]
+        app, ["asyncapi", "-m", "interchange.demo.contracts", "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
     return json.loads(out.read_text())

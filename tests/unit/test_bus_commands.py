@@ -4,9 +4,9 @@ import threading
 
 import pytest
 
-from adapters import DLQ_ATTEMPTS, DLQ_REASON, PublishRejected, RequestTimeout
-from contracts import Command, Event
-from integrations.testing import Recorder, wait_until
+from interchange.adapters import DLQ_ATTEMPTS, DLQ_REASON, PublishRejected, RequestTimeout
+from interchange.contracts import Command, Event
+from interchange.testing import Recorder, wait_until
 
 
 class Charge(Command, name="unit.bus.charge", version=1):
@@ -170,7 +170,7 @@ def test_bad_input_on_a_queue_is_dead_lettered_and_the_worker_keeps_going(make_b
     bus.handles(Charge)(seen)
     bus.handles_dead_letters(Charge)(dead.append)
     queue = bus.queue_of(Charge)
-    from adapters import TransportMessage
+    from interchange.adapters import TransportMessage
 
     good_headers = {
         "ce_id": "1",
@@ -204,7 +204,7 @@ def test_a_route_that_names_bare_json_reads_legacy_messages_as_its_contract(make
     bus = make_bus(routes={"unit.bus.charge": {"bare_json": True}})
     seen = Recorder()
     bus.handles(Charge)(seen)
-    from adapters import TransportMessage
+    from interchange.adapters import TransportMessage
 
     with bus:
         bus.commands.send(

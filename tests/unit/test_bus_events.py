@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts import DecodeError, Event
-from integrations.testing import Recorder, wait_until
+from interchange.contracts import DecodeError, Event
+from interchange.testing import Recorder, wait_until
 
 
 class ParcelScanned(Event, name="unit.events.parcel_scanned", version=1):

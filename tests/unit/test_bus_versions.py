@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from integrations.testing import Recorder, wait_until
+from interchange.testing import Recorder, wait_until
 from tests.versioned import (
     NAME,
     ShipmentV1,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts import (
+from interchange.contracts import (
     AMQP_PREFIX,
     KAFKA_PREFIX,
     Codec,
@@ -222,7 +222,7 @@ def test_any_valid_envelope_survives_a_round_trip(parcel_id, weight, correlation
 
 @given(st.binary(max_size=300), st.dictionaries(st.text(max_size=20), st.text(max_size=40)))
 def test_arbitrary_bytes_and_headers_never_escape_as_anything_but_decode_errors(body, headers):
-    from contracts import DecodeError
+    from interchange.contracts import DecodeError
 
     with contextlib.suppress(DecodeError):
         Codec().decode(headers, body, assume=ShipParcel)

@@ -7,7 +7,7 @@ from enum import StrEnum
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from contracts.compatibility import MODES, check
+from interchange.contracts.compatibility import MODES, check
 
 
 class Closed(BaseModel):

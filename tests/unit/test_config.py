@@ -3,8 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from adapters import UnknownBackend, open_commands
-from integrations import Bus, Settings, load_settings
+from interchange import Bus, Settings, load_settings
+from interchange.adapters import UnknownBackend, open_commands
 
 
 def test_the_smallest_config_names_only_backends():

@@ -1,7 +1,7 @@
 """The legacy CSV connector: rows become contracts, bad rows are reported, never skipped."""
 
-from contracts import Command
-from integrations.connectors import FileRow, RejectedRow, read_csv_commands
+from interchange.connectors import FileRow, RejectedRow, read_csv_commands
+from interchange.contracts import Command
 
 
 class Restock(Command, name="unit.connectors.restock", version=1):

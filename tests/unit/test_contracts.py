@@ -3,7 +3,14 @@
 import pytest
 from pydantic import ValidationError
 
-from contracts import Command, DuplicateContract, Event, Registry, UnknownContract, registry
+from interchange.contracts import (
+    Command,
+    DuplicateContract,
+    Event,
+    Registry,
+    UnknownContract,
+    registry,
+)
 
 
 class ReserveStock(Command, name="unit.contracts.reserve_stock", version=1):

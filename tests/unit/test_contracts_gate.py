@@ -10,11 +10,11 @@ import uuid
 import pytest
 from typer.testing import CliRunner
 
-from integrations.cli import app
+from interchange.cli import app
 
 V1 = """
 from enum import StrEnum
-from contracts import Event
+from interchange.contracts import Event
 
 class Size(StrEnum):
     S = "S"
@@ -54,7 +54,7 @@ def gate(tmp_path, monkeypatch):
 
 def _v2(fields: str, extra: str = "") -> str:
     return f"""
-from contracts import Event
+from interchange.contracts import Event
 from {{first}} import Size
 {extra}
 class PlacedV2(Event, name="{{name}}", version=2):
@@ -114,7 +114,7 @@ def test_a_removed_enum_member_fails(gate):
 
 def test_a_locked_version_that_disappears_fails(gate):
     name, _, module, run, _ = gate
-    empty = module("from contracts import Event\n")
+    empty = module("from interchange.contracts import Event\n")
     result = run("contracts", "check", "-m", empty)
     assert result.exit_code == 1
     assert f"{name} v1 is in the lock but no longer declared" in result.output

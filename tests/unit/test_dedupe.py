@@ -2,7 +2,7 @@
 
 import time
 
-from integrations import MemoryDedupeStore
+from interchange import MemoryDedupeStore
 
 
 def test_remembered_ids_are_seen_and_others_are_not():

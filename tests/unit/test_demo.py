@@ -2,7 +2,7 @@
 
 from typer.testing import CliRunner
 
-from integrations.cli import app
+from interchange.cli import app
 
 
 def test_the_demo_runs_end_to_end_on_memory_and_says_what_happened(monkeypatch):

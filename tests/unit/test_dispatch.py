@@ -1,9 +1,9 @@
 """The dispatcher's decisions, on its own: no broker, no threads."""
 
-from adapters import DeadLetter, Delivery, TransportMessage
-from contracts import Codec, Command, Envelope
-from integrations import MemoryDedupeStore, RetryPolicy
-from integrations.dispatch import Dispatcher
+from interchange import MemoryDedupeStore, RetryPolicy
+from interchange.adapters import DeadLetter, Delivery, TransportMessage
+from interchange.contracts import Codec, Command, Envelope
+from interchange.dispatch import Dispatcher
 
 
 class Refund(Command, name="unit.dispatch.refund", version=1):

@@ -6,9 +6,13 @@ import uuid
 
 import pytest
 
-from adapters import BackendUnavailable, PublishRejected, TransportMessage
-from adapters.failover import FailoverCommandTransport, FailoverEventTransport, MemorySpool
-from adapters.memory import MemoryCommandTransport, MemoryEventTransport
+from interchange.adapters import BackendUnavailable, PublishRejected, TransportMessage
+from interchange.adapters.failover import (
+    FailoverCommandTransport,
+    FailoverEventTransport,
+    MemorySpool,
+)
+from interchange.adapters.memory import MemoryCommandTransport, MemoryEventTransport
 
 
 class Switchable:

@@ -16,7 +16,7 @@ def test_needs_rabbitmq(amqp_url):
 
 @pytest.fixture
 def no_docker(monkeypatch):
-    monkeypatch.setattr("integrations.testing.brokers.docker_engine_available", lambda: False)
+    monkeypatch.setattr("interchange.testing.brokers.docker_engine_available", lambda: False)
 
 
 def test_under_ci_a_broker_url_on_a_closed_port_fails_naming_the_broker(
@@ -55,7 +55,7 @@ def test_under_ci_no_broker_at_all_fails_and_says_how_to_get_one(pytester, monke
 def test_the_bus_fixture_gives_each_test_its_own_channel_names(pytester):
     pytester.makepyfile(
         """
-        from contracts import Command
+        from interchange.contracts import Command
 
         class Note(Command, name="plugin.note", version=1):
             text: str
@@ -73,3 +73,13 @@ def test_the_bus_fixture_gives_each_test_its_own_channel_names(pytester):
         """
     )
     pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_looking_for_a_docker_engine_that_is_not_there_leaks_no_socket(monkeypatch, tmp_path):
+    import gc
+
+    from interchange.testing.brokers import docker_engine_available
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")
+    assert docker_engine_available() is False
+    gc.collect()  # a leaked socket's ResourceWarning is an error under this suite's filters

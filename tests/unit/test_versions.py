@@ -2,7 +2,7 @@
 
 import pytest
 
-from contracts import Event, NoConverter, converters, downcaster, upcaster
+from interchange.contracts import Event, NoConverter, converters, downcaster, upcaster
 
 
 class ParcelV1(Event, name="unit.versions.parcel", version=1):
