@@ -1,20 +1,37 @@
-"""adapters: how messages move. One module per broker behind small transport protocols;
-bytes and string headers only, never a contract.
+"""interchange.adapters: how messages move. Bytes and string headers only, never a contract.
+
+The shape, the same for every broker:
+
+    message.py      TransportMessage, Delivery, outcomes, every reserved header name
+    protocols.py    CommandTransport, EventTransport, Spool, DedupeStore
+    errors.py       our error tree; capabilities.py: what a backend can do
+    backends.py     the one registry of backends by URL scheme
+    lifecycle.py    consumer threads, backoff, open/close — shared by every adapter
+    urls.py         options in URLs (one pydantic model per backend), redaction
+    failover.py     transports that wrap a primary and a spool, themselves transports
+    memory/ rabbitmq/ kafka/ redis/   one package per backend, with the same rooms:
+        __init__.py   datasheet, CAPABILITIES, the guarded driver import, openers
+        transport.py  the protocol verbs only
+        wire.py       TransportMessage ⇄ the driver's message, both directions
+        consumer.py   the consumer loop, given its collaborators, never the transport
+        errors.py     the one place driver exceptions become ours
+        options.py    the URL's query options
+        plus what that broker alone needs (broker, topology, publisher, replay, stores)
 """
 
-from interchange.adapters._urls import redact
 from interchange.adapters.backends import (
-    COMMAND_BACKENDS,
-    EVENT_BACKENDS,
-    PROBES,
+    SCHEMES,
     open_commands,
+    open_dedupe,
     open_events,
+    open_spool,
     probe,
 )
 from interchange.adapters.capabilities import Capabilities
 from interchange.adapters.errors import (
     BackendUnavailable,
     BrokerUnavailable,
+    InvalidURL,
     PublishRejected,
     RequestTimeout,
     TransportError,
@@ -34,37 +51,48 @@ from interchange.adapters.message import (
     Retry,
     TransportMessage,
 )
-from interchange.adapters.protocols import CommandTransport, EventTransport, Start, Subscription
+from interchange.adapters.protocols import (
+    CommandTransport,
+    DedupeStore,
+    EventTransport,
+    Spool,
+    Start,
+    Subscription,
+)
+from interchange.adapters.urls import redact
 
 __all__ = [
     "ACK",
-    "COMMAND_BACKENDS",
     "DLQ_ATTEMPTS",
     "DLQ_ERROR",
     "DLQ_REASON",
     "DLQ_SOURCE",
-    "EVENT_BACKENDS",
-    "PROBES",
+    "SCHEMES",
     "Ack",
     "BackendUnavailable",
     "BrokerUnavailable",
     "Capabilities",
     "CommandTransport",
     "DeadLetter",
+    "DedupeStore",
     "Delivery",
     "DeliveryHandler",
     "EventTransport",
+    "InvalidURL",
     "Outcome",
     "PublishRejected",
     "RequestTimeout",
     "Retry",
+    "Spool",
     "Start",
     "Subscription",
     "TransportError",
     "TransportMessage",
     "UnknownBackend",
     "open_commands",
+    "open_dedupe",
     "open_events",
+    "open_spool",
     "probe",
     "redact",
 ]

@@ -7,7 +7,9 @@ place, so callers never catch ``amqp.exceptions`` or ``KafkaException``.
     ├── PublishRejected      the broker answered but did not take the message (nack,
     │                        unroutable / no queue bound, reply target gone)
     ├── RequestTimeout       no reply arrived within the request's timeout
-    └── UnknownBackend       a URL scheme no adapter serves
+    ├── UnknownBackend       a URL scheme no adapter serves (also a ValueError)
+    └── InvalidURL           an option the backend does not know, or a value it cannot take
+                             (also a ValueError)
 
 ``BrokerUnavailable`` is another name for BackendUnavailable.
 """
@@ -41,3 +43,7 @@ class RequestTimeout(TransportError):
 
 class UnknownBackend(TransportError, ValueError):
     """No adapter serves this URL scheme."""
+
+
+class InvalidURL(TransportError, ValueError):
+    """A backend URL names an option its backend does not know, or a value it cannot take."""

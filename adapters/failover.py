@@ -19,40 +19,23 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
+from interchange.adapters.capabilities import Capabilities
 from interchange.adapters.errors import BackendUnavailable
-from interchange.adapters.message import TransportMessage
+from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
+from interchange.adapters.protocols import (
+    CommandTransport,
+    EventTransport,
+    Spool,
+    Start,
+    Subscription,
+)
 
 log = logging.getLogger("interchange.adapters.failover")
 _CLAIM_SECONDS = 60.0
 """How long a drainer holds a line without renewing (it renews every batch)."""
-
-
-class Spool(Protocol):
-    """Durable, ordered parking for messages, one line per destination."""
-
-    def append(self, line: str, messages: list[TransportMessage]) -> None:
-        """Store messages at the end of a line; raises BackendUnavailable when it cannot."""
-
-    def head(self, line: str, count: int) -> list[tuple[str, TransportMessage]]:
-        """The oldest ``count`` entries of a line, with their spool ids."""
-
-    def remove(self, line: str, ids: list[str]) -> None:
-        """Delete entries after the primary confirmed them."""
-
-    def lines(self) -> list[str]:
-        """Every line holding entries."""
-
-    def depth(self) -> int:
-        """Entries waiting, all lines together."""
-
-    def claim(self, line: str, owner: str, seconds: float) -> bool:
-        """Take, or renew, the right to drain a line for ``seconds``; False while another owner
-        holds it. One drainer per line keeps its order across processes."""
-
-    def release(self, line: str, owner: str) -> None:
-        """Give the line back, if ``owner`` still holds it."""
 
 
 @dataclass
@@ -103,12 +86,18 @@ class Stats:
         return self.drained / max(1e-9, time.monotonic() - self.drain_started)
 
 
+Forward = Callable[[str, list[TransportMessage]], None]
+"""How the primary takes a batch for one destination."""
+
+
 class _Failover:
-    def __init__(self, primary: Any, spool: Spool, side: str, cool_down: float = 2.0) -> None:
-        self.primary = primary
+    """Circuit, spool and drain for one side; the subclasses add the verbs of their protocol."""
+
+    capabilities: Capabilities
+
+    def __init__(self, spool: Spool, side: str, cool_down: float) -> None:
         self.spool = spool
         self.side = side
-        self.capabilities = primary.capabilities
         self.circuit = Circuit(cool_down=cool_down)
         self.stats = Stats()
         self._backlog: set[str] = set()
@@ -116,10 +105,6 @@ class _Failover:
         self._locks_lock = threading.Lock()
         self.owner = f"{side}-{uuid.uuid4().hex}"
         self._forward = self._verbs()  # verb -> how the primary takes a batch
-
-    def __getattr__(self, name: str) -> Any:
-        # every verb that does not publish goes straight to the primary
-        return getattr(self.primary, name)
 
     def _lock(self, line: str) -> threading.Lock:
         with self._locks_lock:
@@ -198,7 +183,7 @@ class _Failover:
             self.stats.drained += len(entries)
             yield len(entries)
 
-    def _verbs(self) -> dict[str, Callable[[str, list[TransportMessage]], None]]:
+    def _verbs(self) -> dict[str, Forward]:
         raise NotImplementedError
 
     def status(self) -> dict[str, Any]:
@@ -212,7 +197,21 @@ class _Failover:
 
 
 class FailoverCommandTransport(_Failover):
-    def _verbs(self) -> dict[str, Callable[[str, list[TransportMessage]], None]]:
+    """A CommandTransport: publishing verbs go through the circuit and the spool; consuming,
+    declaring and request/reply go to the primary."""
+
+    def __init__(
+        self,
+        primary: CommandTransport,
+        spool: Spool,
+        side: str = "commands",
+        cool_down: float = 2.0,
+    ) -> None:
+        self.primary = primary
+        self.capabilities = primary.capabilities
+        super().__init__(spool, side, cool_down)
+
+    def _verbs(self) -> dict[str, Forward]:
         def broadcast_each(exchange: str, messages: list[TransportMessage]) -> None:
             for message in messages:
                 self.primary.broadcast(exchange, message)
@@ -228,9 +227,41 @@ class FailoverCommandTransport(_Failover):
     def broadcast(self, exchange: str, message: TransportMessage) -> None:
         self._publish("broadcast", exchange, [message])
 
+    def consume(
+        self,
+        queue: str,
+        handler: DeliveryHandler,
+        *,
+        exchange: str | None = None,
+        prefetch: int = 1,
+    ) -> Subscription:
+        return self.primary.consume(queue, handler, exchange=exchange, prefetch=prefetch)
+
+    def declare(self, queue: str, *, exchange: str | None = None) -> None:
+        self.primary.declare(queue, exchange=exchange)
+
+    def request(self, queue: str, message: TransportMessage, timeout: float) -> TransportMessage:
+        return self.primary.request(queue, message, timeout)
+
+    def reply(self, reply_to: str, message: TransportMessage) -> None:
+        self.primary.reply(reply_to, message)
+
+    def close(self) -> None:
+        self.primary.close()
+
 
 class FailoverEventTransport(_Failover):
-    def _verbs(self) -> dict[str, Callable[[str, list[TransportMessage]], None]]:
+    """An EventTransport: publishing goes through the circuit and the spool; subscribing,
+    replay and seek go to the primary."""
+
+    def __init__(
+        self, primary: EventTransport, spool: Spool, side: str = "events", cool_down: float = 2.0
+    ) -> None:
+        self.primary = primary
+        self.capabilities = primary.capabilities
+        super().__init__(spool, side, cool_down)
+
+    def _verbs(self) -> dict[str, Forward]:
         return {"publish": self.primary.publish_many}
 
     def publish(self, topic: str, message: TransportMessage) -> None:
@@ -239,51 +270,18 @@ class FailoverEventTransport(_Failover):
     def publish_many(self, topic: str, messages: list[TransportMessage]) -> None:
         self._publish("publish", topic, messages)
 
+    def subscribe(
+        self, topic: str, group: str, handler: DeliveryHandler, *, start: Start = "earliest"
+    ) -> Subscription:
+        return self.primary.subscribe(topic, group, handler, start=start)
 
-class MemorySpool:
-    """A spool in this process: for tests of the failover logic, never for production."""
+    def replay(
+        self, topic: str, *, since: Start = "earliest", until: datetime | None = None
+    ) -> Iterator[Delivery]:
+        return self.primary.replay(topic, since=since, until=until)
 
-    def __init__(self) -> None:
-        self._lines: dict[str, list[tuple[str, TransportMessage]]] = {}
-        self._next = 0
-        self.down = False
-        self._claims: dict[str, tuple[str, float]] = {}
-        self._lock = threading.Lock()
+    def seek(self, topic: str, group: str, to: Start) -> None:
+        self.primary.seek(topic, group, to)
 
-    def append(self, line: str, messages: list[TransportMessage]) -> None:
-        if self.down:
-            raise BackendUnavailable("memory spool is down")
-        with self._lock:
-            for message in messages:
-                self._next += 1
-                self._lines.setdefault(line, []).append((str(self._next), message))
-
-    def head(self, line: str, count: int) -> list[tuple[str, TransportMessage]]:
-        with self._lock:
-            return list(self._lines.get(line, [])[:count])
-
-    def remove(self, line: str, ids: list[str]) -> None:
-        with self._lock:
-            gone = set(ids)
-            self._lines[line] = [e for e in self._lines.get(line, []) if e[0] not in gone]
-
-    def lines(self) -> list[str]:
-        with self._lock:
-            return [line for line, entries in self._lines.items() if entries]
-
-    def depth(self) -> int:
-        with self._lock:
-            return sum(len(entries) for entries in self._lines.values())
-
-    def claim(self, line: str, owner: str, seconds: float) -> bool:
-        with self._lock:
-            holder, until = self._claims.get(line, (owner, 0.0))
-            if holder != owner and until > time.monotonic():
-                return False
-            self._claims[line] = (owner, time.monotonic() + seconds)
-            return True
-
-    def release(self, line: str, owner: str) -> None:
-        with self._lock:
-            if self._claims.get(line, (None, 0.0))[0] == owner:
-                del self._claims[line]
+    def close(self) -> None:
+        self.primary.close()

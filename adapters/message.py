@@ -7,14 +7,41 @@ messages is the codec's job (contracts/), not a transport's.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-# Headers a transport writes on a dead letter, so the reason travels with the message.
+# Every header name Interchange reserves, defined here once. Adapters strip the transport-private
+# ones (ID_HEADER ... REPLY_TO_HEADER) again when they read a message.
+
 DLQ_REASON = "x-interchange-dead-letter-reason"
+"""On a dead letter: why it was given up (the reason travels with the message)."""
 DLQ_ERROR = "x-interchange-dead-letter-error"
 DLQ_ATTEMPTS = "x-interchange-dead-letter-attempts"
 DLQ_SOURCE = "x-interchange-dead-letter-source"
+
+ID_HEADER = "x-interchange-id"
+"""Carries a message id that the CloudEvents id header does not (Kafka records and Redis entries
+have no id of their own)."""
+ATTEMPT_HEADER = "x-interchange-attempt"
+"""Deliveries of this message before this copy: a retry copy carries its count along."""
+KEY_HEADER = "x-interchange-key"
+"""The partition key, where the broker has no key of its own (Redis)."""
+REPLY_TO_HEADER = "x-interchange-reply-to"
+"""Where a request's reply goes, where the broker has no reply-to of its own (Redis)."""
+CONTENT_TYPE = "content-type"
+"""The body's media type (CloudEvents ``datacontenttype`` in binary mode)."""
+
+
+def cloudevents_id(prefix: str) -> str:
+    """The header of the CloudEvents ``id`` attribute in a binding with this prefix
+    (``ce_id``, ``cloudEvents_id``): the message id, when the codec wrote the message."""
+    return f"{prefix}id"
+
+
+def carries_own_id(message: TransportMessage, prefix: str) -> bool:
+    """True when the message's CloudEvents id header already says its id, so the transport
+    need not write ID_HEADER as well."""
+    return message.headers.get(cloudevents_id(prefix)) == message.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +113,8 @@ def dead_letter_headers(delivery: Delivery, outcome: DeadLetter) -> dict[str, st
     headers[DLQ_ATTEMPTS] = str(delivery.attempt)
     headers[DLQ_SOURCE] = delivery.channel
     return headers
+
+
+def dead_letter_copy(delivery: Delivery, outcome: DeadLetter) -> TransportMessage:
+    """The message as it goes to its dead-letter channel: same id and body, reason in headers."""
+    return replace(delivery.message, headers=dead_letter_headers(delivery, outcome))

@@ -120,3 +120,52 @@ class EventTransport(Protocol):
 
     def close(self) -> None:
         """Flush what was accepted, stop every consumer, release connections. Idempotent."""
+
+
+class Spool(Protocol):
+    """Durable, ordered parking for messages while a primary is down, one line per destination.
+    The failover transports (adapters.failover) publish into it and drain it back."""
+
+    def append(self, line: str, messages: list[TransportMessage]) -> None:
+        """Store messages at the end of a line; raises BackendUnavailable when it cannot."""
+
+    def head(self, line: str, count: int) -> list[tuple[str, TransportMessage]]:
+        """The oldest ``count`` entries of a line, with their spool ids."""
+
+    def remove(self, line: str, ids: list[str]) -> None:
+        """Delete entries after the primary confirmed them."""
+
+    def lines(self) -> list[str]:
+        """Every line holding entries."""
+
+    def depth(self) -> int:
+        """Entries waiting, all lines together."""
+
+    def claim(self, line: str, owner: str, seconds: float) -> bool:
+        """Take, or renew, the right to drain a line for ``seconds``; False while another owner
+        holds it. One drainer per line keeps its order across processes."""
+
+    def release(self, line: str, owner: str) -> None:
+        """Give the line back, if ``owner`` still holds it."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class DedupeStore(Protocol):
+    """Handled message ids, so a redelivered duplicate is not handled twice.
+
+    An id is remembered only after its handler succeeded: a message whose handler crashed must
+    still be handled when it is redelivered. Keys are ``<scope>|<message id>``, the scope naming
+    the channel and group; ``forget(scope)`` lets a deliberate re-read (seek) reach the handler
+    again. A store that cannot be reached raises BackendUnavailable.
+    """
+
+    def seen(self, key: str) -> bool:
+        """True when ``key`` was remembered and has not expired."""
+
+    def remember(self, key: str) -> None:
+        """Remember ``key`` for the store's time to live."""
+
+    def forget(self, scope: str) -> None:
+        """Forget every key of ``scope``, so its messages are handled again."""

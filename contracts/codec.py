@@ -116,15 +116,20 @@ class Codec:
                 f"body of {len(body)} bytes exceeds the limit of {self.max_body_bytes} bytes"
             )
         content_type = headers.get(CONTENT_TYPE) or headers.get(self.prefix + "datacontenttype")
-        if content_type is not None and not _is_json(content_type):
-            raise MalformedMessage(
-                f"unsupported content type {escape(content_type)!r}: only JSON is accepted"
-            )
         attrs = {
             field: headers[self.prefix + attr]
             for attr, field in _ATTRIBUTES.items()
             if self.prefix + attr in headers
         }
+        bare = "type" not in attrs and assume is not None
+        if content_type is not None and not _is_json(content_type):
+            # A legacy producer's client often labels JSON generically; a bare-JSON route reads
+            # it as JSON all the same. Serialisation formats (pickle, YAML...) stay refused.
+            if not (bare and _is_generic(content_type)):
+                raise MalformedMessage(
+                    f"unsupported content type {escape(content_type)!r}: only JSON is accepted"
+                )
+            content_type = None
         if "type" not in attrs:
             if assume is None:
                 raise MalformedMessage(
@@ -202,6 +207,17 @@ class Codec:
                 f"{self.prefix}dataversion {escape(raw)!r} is not an integer"
             ) from None
         return version
+
+
+_GENERIC: Final = frozenset(
+    {"", "application/octet-stream", "binary/octet-stream", "application/data", "text/plain"}
+)
+"""Content types that say nothing of the format: what clients put on bytes by default (kombu
+sends ``application/data``)."""
+
+
+def _is_generic(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() in _GENERIC
 
 
 def _is_json(content_type: str) -> bool:

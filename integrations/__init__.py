@@ -8,10 +8,11 @@ package, from ``integrations/``: the Bus, configuration, dispatch, CLI, connecto
 plugin), ``interchange.contracts`` (what flows) and ``interchange.adapters`` (how it moves).
 """
 
-from interchange.bus import Bus, DeadLetterRecord
+from interchange.bus import Bus
 from interchange.config import Backends, RetryPolicy, Route, Settings, load_settings
 from interchange.context import HandlerContext
 from interchange.contracts import Command, Contract, Envelope, Event
+from interchange.dead_letters import DeadLetterRecord
 from interchange.dedupe import DedupeStore, MemoryDedupeStore
 from interchange.errors import (
     BackendUnavailable,

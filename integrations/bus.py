@@ -9,24 +9,13 @@ register with ``handles`` / ``subscribes`` and run on worker threads between ``s
 from __future__ import annotations
 
 import logging
-import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from interchange.adapters import (
-    ACK,
-    DLQ_ATTEMPTS,
-    DLQ_ERROR,
-    DLQ_REASON,
-    DLQ_SOURCE,
     CommandTransport,
-    Delivery,
-    DeliveryHandler,
     EventTransport,
-    Outcome,
     Start,
     Subscription,
     TransportMessage,
@@ -42,13 +31,16 @@ from interchange.contracts import (
     Envelope,
     Event,
     Registry,
-    converters,
     registry,
 )
+from interchange.dead_letters import DeadLetterRecord, dead_letter_reader
 from interchange.dedupe import DedupeStore, open_dedupe
 from interchange.dispatch import Dispatcher, HandlerFunc, dedupe_scope
 from interchange.drain import Drainer, with_fallback
-from interchange.versions import EXTENSION, decide
+from interchange.encoding import Encoder
+from interchange.routing import Routing
+from interchange.versions import read_back
+from interchange.workers import Registration, Workers
 
 log = logging.getLogger("interchange")
 
@@ -56,26 +48,18 @@ C = TypeVar("C", bound=Contract)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
-class DeadLetterRecord:
-    """A message that was given up on, with why. ``envelope`` is None when it never decoded."""
-
-    message: TransportMessage
-    reason: str
-    error: str
-    attempts: int
-    source: str
-    envelope: Envelope | None
-
-
-@dataclass(frozen=True)
-class _Registration:
-    channel: str
-    start_consumer: Callable[[], Subscription]
-    concurrency: int
-
-
 class Bus:
+    """The one facade: commands (``send``, ``send_many``, ``broadcast``, ``request``) and
+    events (``publish``, ``publish_many``, ``replay``, ``seek``) over the backends its settings
+    name, and the handlers registered with ``handles``, ``subscribes`` and
+    ``handles_dead_letters``, which run on worker threads between ``start()`` and ``stop()``
+    (or inside ``with bus:``).
+
+    A publishing verb returns the message id once a broker, or the fallback spool, stored the
+    message; otherwise it raises a TransportError. Every verb may be called from any thread.
+    ``close()`` stops the consumers and releases the transports.
+    """
+
     def __init__(
         self,
         settings: Settings | None = None,
@@ -86,6 +70,7 @@ class Bus:
         dedupe: DedupeStore | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        self.routing = Routing(self.settings)
         self.contracts = contracts
         self.commands = commands or open_commands(self.settings.backends.commands)
         self.events = events or open_events(self.settings.backends.events)
@@ -94,12 +79,11 @@ class Bus:
             self.commands, self.events, self.drainer = with_fallback(
                 self.settings, self.commands, self.events
             )
-        self.dedupe = dedupe or open_dedupe(self.settings.dedupe, self.settings.dedupe_ttl)
+        self.dedupe = dedupe or open_dedupe(self.settings.dedupe, ttl=self.settings.dedupe_ttl)
         self._command_codec = self._codec(self.commands.capabilities.header_prefix)
         self._event_codec = self._codec(self.events.capabilities.header_prefix)
-        self._registrations: list[_Registration] = []
-        self._running: list[Subscription] = []
-        self._lock = threading.Lock()
+        self.encoder = Encoder(self.settings, self.routing, self._command_codec, self._event_codec)
+        self.workers = Workers()
 
     @classmethod
     def from_config(
@@ -114,37 +98,24 @@ class Bus:
 
     # -- names ----------------------------------------------------------------------------
 
-    def _name(self, name: str) -> str:
-        return self.settings.channel_prefix + name
-
     def queue_of(self, contract: type[Contract]) -> str:
-        return self._name(
-            self.settings.route(contract.contract_name).queue or contract.contract_name
-        )
+        return self.routing.queue_of(contract)
 
     def exchange_of(self, contract: type[Contract]) -> str:
-        route = self.settings.route(contract.contract_name)
-        return self._name(route.exchange or contract.contract_name)
+        return self.routing.exchange_of(contract)
 
     def topic_of(self, contract: type[Contract], version: int | None = None) -> str:
-        """The contract's topic; with the per-version layout, that of ``version`` (by default
-        the contract's own)."""
-        route = self.settings.route(contract.contract_name)
-        topic = self._name(route.topic or contract.contract_name)
-        if route.layout == "per-version":
-            return f"{topic}.v{version or contract.contract_version}"
-        return topic
+        return self.routing.topic_of(contract, version)
 
     def group_queue_of(self, contract: type[Contract], group: str) -> str:
-        return f"{self.exchange_of(contract)}.{group}"
+        return self.routing.group_queue_of(contract, group)
 
     # -- commands -------------------------------------------------------------------------
 
     def send(self, command: Command, **options: Any) -> str:
         """Send a command to its queue; one consumer handles it. Returns the message id once
         the backend stored it; raises a TransportError otherwise."""
-        _expect(command, Command, "send", "publish")
-        message = self._encode(command, self._command_codec, **options)
+        message = self.encoder.command(command, "send", **options)
         self.commands.send(self.queue_of(type(command)), message)
         return message.id
 
@@ -157,17 +128,14 @@ class Bus:
         kinds = {type(c) for c in commands}
         if len(kinds) != 1:
             raise TypeError("send_many takes commands of one contract (one queue) per call")
-        for command in commands:
-            _expect(command, Command, "send_many", "publish")
-        messages = [self._encode(c, self._command_codec, **options) for c in commands]
+        messages = [self.encoder.command(c, "send_many", **options) for c in commands]
         self.commands.send_many(self.queue_of(kinds.pop()), messages)
         return [m.id for m in messages]
 
     def broadcast(self, command: Command, **options: Any) -> str:
         """Copy a command to every subscribing group. Raises PublishRejected when no group is
         bound: an unroutable command is an error."""
-        _expect(command, Command, "broadcast", "publish")
-        message = self._encode(command, self._command_codec, **options)
+        message = self.encoder.command(command, "broadcast", **options)
         self.commands.broadcast(self.exchange_of(type(command)), message)
         return message.id
 
@@ -175,8 +143,7 @@ class Bus:
         self, command: Command, *, timeout: float | None = None, **options: Any
     ) -> Contract:
         """Send a command and wait for the handler's reply. Raises RequestTimeout."""
-        _expect(command, Command, "request", "publish")
-        message = self._encode(command, self._command_codec, **options)
+        message = self.encoder.command(command, "request", **options)
         reply = self.commands.request(
             self.queue_of(type(command)), message, timeout or self.settings.request_timeout
         )
@@ -188,21 +155,14 @@ class Bus:
         return envelope.data
 
     def _reply(self, request: Envelope, reply_to: str, result: Contract) -> None:
-        envelope = Envelope.wrap(
-            result,
-            source=self.settings.source,
-            correlation_id=request.id,
-            causation_id=request.id,
-        )
-        headers, body = self._command_codec.encode(envelope)
-        self.commands.reply(reply_to, TransportMessage(envelope.id, body, headers))
+        self.commands.reply(reply_to, self.encoder.reply(request, result))
 
     # -- events ---------------------------------------------------------------------------
 
     def publish(self, event: Event, **options: Any) -> str:
         """Append an event to its topic's log — once per version the route lists, each derived
         by the registered converters. Returns its id once the backend stored every record."""
-        event_id, records = self._event_records(event, options)
+        event_id, records = self.encoder.event_records(event, options)
         for topic, message in records:
             self.events.publish(topic, message)
         return event_id
@@ -217,36 +177,13 @@ class Bus:
         ids: list[str] = []
         per_topic: dict[str, list[TransportMessage]] = {}
         for event in events:
-            event_id, records = self._event_records(event, dict(options))
+            event_id, records = self.encoder.event_records(event, dict(options))
             ids.append(event_id)
             for topic, message in records:
                 per_topic.setdefault(topic, []).append(message)
         for topic, messages in per_topic.items():
             self.events.publish_many(topic, messages)
         return ids
-
-    def _event_records(
-        self, event: Event, options: dict[str, Any]
-    ) -> tuple[str, list[tuple[str, TransportMessage]]]:
-        """(id, [(topic, message)]) for every version the route publishes of this event."""
-        _expect(event, Event, "publish", "send")
-        route = self.settings.route(event.contract_name)
-        if route.partition_key and "key" not in options:
-            options["key"] = str(getattr(event, route.partition_key))
-        versions = route.versions or [event.contract_version]
-        base_id = options.pop("id", None) or str(uuid.uuid4())
-        headers = dict(options.pop("headers", None) or {})
-        if len(versions) > 1:
-            headers[self._event_codec.prefix + EXTENSION] = ",".join(map(str, versions))
-        records = []
-        for version in versions:
-            twin = (
-                event if version == event.contract_version else converters.convert(event, version)
-            )
-            twin_id = base_id if version == event.contract_version else f"{base_id}.v{version}"
-            message = self._encode(twin, self._event_codec, id=twin_id, headers=headers, **options)
-            records.append((self.topic_of(type(event), version), message))
-        return base_id, records
 
     def replay(
         self,
@@ -259,19 +196,8 @@ class Bus:
         """Read the contract's log again without joining a group or moving any offset.
         Undecodable records raise DecodeError, or are logged and skipped with ``on_error``."""
         start: Start = "earliest" if since == "beginning" else since
-        for delivery in self.events.replay(self.topic_of(contract), since=start, until=until):
-            try:
-                envelope = self._event_codec.decode(delivery.message.headers, delivery.message.body)
-                decision = decide(envelope, contract, self._event_codec.prefix)
-                if decision.dead is not None:
-                    raise DecodeError(f"offset {delivery.offset}: {decision.dead}")
-            except DecodeError as error:
-                if on_error == "raise":
-                    raise
-                log.warning("replay skipped offset %s: %s", delivery.offset, error)
-                continue
-            if decision.envelope is not None:
-                yield decision.envelope.data  # type: ignore[misc]
+        deliveries = self.events.replay(self.topic_of(contract), since=start, until=until)
+        return read_back(deliveries, contract, self._event_codec, on_error)  # type: ignore[return-value]
 
     def seek(self, contract: type[Event], group: str, to: Start) -> None:
         """Move a consumer group's position, e.g. back to reprocess. The group's handled ids
@@ -340,7 +266,7 @@ class Bus:
         def register(func: Callable[[DeadLetterRecord], Any]) -> Callable[[DeadLetterRecord], Any]:
             if issubclass(contract, Event):
                 channel = f"{self.topic_of(contract)}.dlq"
-                reader = self._dead_letter_reader(func, self._event_codec)
+                reader = dead_letter_reader(func, self._event_codec)
                 name = f"{group or 'interchange'}.dead-letters"
                 self._register(channel, lambda: self.events.subscribe(channel, name, reader), 1)
             else:
@@ -350,39 +276,12 @@ class Bus:
                     else self.group_queue_of(contract, group)
                 )
                 channel = f"{queue}.dlq"
-                reader = self._dead_letter_reader(func, self._command_codec)
+                reader = dead_letter_reader(func, self._command_codec)
                 self.commands.declare(channel)
                 self._register(channel, lambda: self.commands.consume(channel, reader), 1)
             return func
 
         return register
-
-    def _dead_letter_reader(
-        self, func: Callable[[DeadLetterRecord], Any], codec: Codec
-    ) -> DeliveryHandler:
-        def read(delivery: Delivery) -> Outcome:
-            message = delivery.message
-            headers = dict(message.headers)
-            meta = {
-                k: headers.pop(k, "") for k in (DLQ_REASON, DLQ_ERROR, DLQ_ATTEMPTS, DLQ_SOURCE)
-            }
-            try:
-                envelope: Envelope | None = codec.decode(headers, message.body)
-            except DecodeError:
-                envelope = None
-            func(
-                DeadLetterRecord(
-                    message=message,
-                    reason=meta[DLQ_REASON],
-                    error=meta[DLQ_ERROR],
-                    attempts=int(meta[DLQ_ATTEMPTS] or 0),
-                    source=meta[DLQ_SOURCE],
-                    envelope=envelope,
-                )
-            )
-            return ACK
-
-        return read
 
     def _dispatcher(
         self,
@@ -394,7 +293,8 @@ class Bus:
     ) -> Dispatcher:
         route = self.settings.route(contract.contract_name)
         return Dispatcher(
-            bus=self,
+            sender=self,
+            reply=self._reply,
             contract=contract,
             func=func,
             channel=channel,
@@ -408,45 +308,27 @@ class Bus:
     def _register(
         self, channel: str, start_consumer: Callable[[], Subscription], concurrency: int | None
     ) -> None:
-        registration = _Registration(
-            channel, start_consumer, concurrency or self.settings.concurrency
-        )
-        with self._lock:
-            self._registrations.append(registration)
-            if self._running:  # registered while running: start it now
-                self._running.extend(self._start(registration))
+        count = concurrency or self.settings.concurrency
+        self.workers.register(Registration(channel, start_consumer, count))
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    @staticmethod
-    def _start(registration: _Registration) -> list[Subscription]:
-        return [registration.start_consumer() for _ in range(registration.concurrency)]
-
     def start(self) -> Bus:
         """Start every registered handler's consumers on worker threads. Idempotent."""
-        with self._lock:
-            if not self._running:
-                self._declare_broadcast_groups()
-                for registration in self._registrations:
-                    self._running.extend(self._start(registration))
+        self.workers.start(prepare=self._declare_broadcast_groups)
         if self.drainer is not None:
             self.drainer.start()
         return self
 
     def _declare_broadcast_groups(self) -> None:
-        for name, route in self.settings.routes.items():
-            for group in route.groups:
-                exchange = self._name(route.exchange or name)
-                self.commands.declare(f"{exchange}.{group}", exchange=exchange)
+        for queue, exchange in self.routing.declared_groups():
+            self.commands.declare(queue, exchange=exchange)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop consumers after the deliveries in hand; what is unhandled stays queued."""
-        with self._lock:
-            running, self._running = self._running, []
         if self.drainer is not None:
             self.drainer.stop()
-        for subscription in running:
-            subscription.close(timeout)
+        self.workers.stop(timeout)
 
     def close(self) -> None:
         """Stop consumers, flush what was accepted and release the transports."""
@@ -465,40 +347,3 @@ class Bus:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    # -- encoding -------------------------------------------------------------------------
-
-    def _encode(
-        self,
-        contract: Contract,
-        codec: Codec,
-        *,
-        key: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        correlation_id: str | None = None,
-        causation_id: str | None = None,
-        id: str | None = None,
-    ) -> TransportMessage:
-        envelope = Envelope.wrap(
-            contract,
-            source=self.settings.source,
-            id=id,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-            partition_key=key,
-            headers=headers,
-        )
-        wire_headers, body = codec.encode(envelope)
-        return TransportMessage(envelope.id, body, wire_headers, key=key)
-
-
-def _expect(contract: Contract, kind: type[Contract], verb: str, other: str) -> None:
-    if not isinstance(contract, kind):
-        raise TypeError(
-            f"{type(contract).__name__} is {_article(contract.contract_kind)}: "
-            f"use bus.{other}(), not bus.{verb}()"
-        )
-
-
-def _article(kind: str) -> str:
-    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"

@@ -51,7 +51,7 @@ def health(
     results = check(urls, timeout)
     table = Table(title="Interchange backends")
     for column in ("backend", "status", "detail", "answered in"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a URL shown whole, never cut short
     for result in results:
         status = "[green]up[/green]" if result.up else "[bold red]down[/bold red]"
         table.add_row(result.url, status, result.detail, f"{result.seconds * 1000:.0f} ms")
@@ -60,7 +60,7 @@ def health(
         r.up for r in results if backends.fallback and r.url == redact(backends.fallback)
     )
     if backends.fallback and not url and fallback_up:
-        from interchange.adapters.backends import open_spool
+        from interchange.adapters import open_spool
 
         spool = open_spool(backends.fallback, timeout=timeout)
         console.print(f"fallback spool: {spool.depth()} message(s) waiting to be drained")

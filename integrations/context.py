@@ -5,21 +5,38 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from interchange.contracts import Command, Contract, Envelope, Event
 
-if TYPE_CHECKING:
-    from interchange.bus import Bus
+
+class Sender(Protocol):
+    """The publishing verbs a handler may use (a Bus has them)."""
+
+    def send(self, command: Command, **options: Any) -> str: ...
+
+    def broadcast(self, command: Command, **options: Any) -> str: ...
+
+    def publish(self, event: Event, **options: Any) -> str: ...
+
+    def request(
+        self, command: Command, *, timeout: float | None = None, **options: Any
+    ) -> Contract: ...
 
 
 @dataclass(frozen=True, slots=True)
 class HandlerContext:
+    """What a handler knows of the message in hand, and how it sends more in its name.
+
+    ``send``, ``broadcast``, ``publish`` and ``request`` carry this message's correlation id
+    over and name it as the cause, so a conversation can be followed across services.
+    """
+
     envelope: Envelope
     attempt: int
     """1 on first delivery; 3 means two earlier attempts failed or were lost."""
     group: str | None
-    bus: Bus
+    sender: Sender
     dedupe_key: str = ""
     """The key the dedupe store records this message under once the handler returns. For an
     effect that must happen exactly once, record it in the same transaction as the effect
@@ -42,13 +59,13 @@ class HandlerContext:
         return {"correlation_id": self.correlation_id, "causation_id": self.envelope.id}
 
     def send(self, command: Command, **options: Any) -> str:
-        return self.bus.send(command, **self._lineage(), **options)
+        return self.sender.send(command, **self._lineage(), **options)
 
     def broadcast(self, command: Command, **options: Any) -> str:
-        return self.bus.broadcast(command, **self._lineage(), **options)
+        return self.sender.broadcast(command, **self._lineage(), **options)
 
     def publish(self, event: Event, **options: Any) -> str:
-        return self.bus.publish(event, **self._lineage(), **options)
+        return self.sender.publish(event, **self._lineage(), **options)
 
     def request(self, command: Command, *, timeout: float | None = None) -> Contract:
-        return self.bus.request(command, timeout=timeout, **self._lineage())
+        return self.sender.request(command, timeout=timeout, **self._lineage())

@@ -11,21 +11,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from interchange.adapters import ACK, DeadLetter, Delivery, Outcome, PublishRejected, Retry
 from interchange.config import RetryPolicy
-from interchange.context import HandlerContext
+from interchange.context import HandlerContext, Sender
 from interchange.contracts import Codec, Contract, DecodeError, Envelope, escape
 from interchange.dedupe import DedupeStore
 from interchange.versions import decide
 
-if TYPE_CHECKING:
-    from interchange.bus import Bus
-
 log = logging.getLogger("interchange")
 
 HandlerFunc = Callable[[Any, HandlerContext], Any]
+Reply = Callable[[Envelope, str, Contract], None]
+"""Answers a request: (the request's envelope, its reply address, the handler's result)."""
 _REASON_LIMIT = 1000
 
 
@@ -33,7 +32,9 @@ _REASON_LIMIT = 1000
 class Dispatcher:
     """Turns deliveries on one channel into calls of one handler."""
 
-    bus: Bus
+    sender: Sender
+    """What the handler's ctx sends and publishes through."""
+    reply: Reply
     contract: type[Contract]
     func: HandlerFunc
     channel: str
@@ -71,14 +72,14 @@ class Dispatcher:
         if self.dedupe.seen(key):
             log.info("dropping duplicate %s on %s", escape(envelope.id), self.channel)
             return ACK
-        ctx = HandlerContext(envelope, delivery.attempt, self.group, self.bus, dedupe_key=key)
+        ctx = HandlerContext(envelope, delivery.attempt, self.group, self.sender, dedupe_key=key)
         try:
             result = self.func(envelope.data, ctx)
         except Exception as error:
             return self._failed(delivery, error)
         self.dedupe.remember(key)
         if message.reply_to is not None:
-            self._reply(envelope, message.reply_to, result)
+            self._answer(envelope, message.reply_to, result)
         return ACK
 
     def _failed(self, delivery: Delivery, error: Exception) -> Outcome:
@@ -102,7 +103,7 @@ class Dispatcher:
         )
         return Retry(delay=delay, reason=reason)
 
-    def _reply(self, request: Envelope, reply_to: str, result: Any) -> None:
+    def _answer(self, request: Envelope, reply_to: str, result: Any) -> None:
         if not isinstance(result, Contract):
             log.warning(
                 "handler of request %s returned %s, not a contract: the requester will time out",
@@ -111,7 +112,7 @@ class Dispatcher:
             )
             return
         try:
-            self.bus._reply(request, reply_to, result)
+            self.reply(request, reply_to, result)
         except PublishRejected as error:
             log.info("reply to %s discarded: %s", escape(request.id), error)
 

@@ -13,8 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from interchange.adapters import CommandTransport, EventTransport, TransportError
-from interchange.adapters.backends import open_spool
+from interchange.adapters import CommandTransport, EventTransport, Spool, TransportError, open_spool
 from interchange.adapters.failover import FailoverCommandTransport, FailoverEventTransport
 from interchange.config import Settings
 
@@ -24,7 +23,7 @@ log = logging.getLogger("interchange")
 class Drainer:
     def __init__(
         self,
-        spool: Any,
+        spool: Spool,
         sides: list[FailoverCommandTransport | FailoverEventTransport],
         interval: float,
     ) -> None:

@@ -11,9 +11,15 @@ written together (the ``publishedversions`` extension). A consumer declares one 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
-from interchange.contracts import Contract, Envelope, NoConverter, converters
+from interchange.adapters import Delivery
+from interchange.contracts import Codec, Contract, DecodeError, Envelope, NoConverter, converters
+
+log = logging.getLogger("interchange")
 
 EXTENSION = "publishedversions"
 
@@ -49,3 +55,26 @@ def decide(envelope: Envelope, want: type[Contract], prefix: str) -> Decision:
         return Decision(envelope.with_data(converters.convert(envelope.data, declared)))
     except NoConverter as error:
         return Decision(dead=str(error))
+
+
+def read_back(
+    deliveries: Iterable[Delivery],
+    contract: type[Contract],
+    codec: Codec,
+    on_error: Literal["raise", "skip"],
+) -> Iterator[Contract]:
+    """The contracts in replayed deliveries, each in ``contract``'s version. An undecodable
+    record raises DecodeError, or is logged and skipped with ``on_error="skip"``."""
+    for delivery in deliveries:
+        try:
+            envelope = codec.decode(delivery.message.headers, delivery.message.body)
+            decision = decide(envelope, contract, codec.prefix)
+            if decision.dead is not None:
+                raise DecodeError(f"offset {delivery.offset}: {decision.dead}")
+        except DecodeError as error:
+            if on_error == "raise":
+                raise
+            log.warning("replay skipped offset %s: %s", delivery.offset, error)
+            continue
+        if decision.envelope is not None:
+            yield decision.envelope.data

@@ -21,10 +21,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from interchange.bus import Bus, DeadLetterRecord
+from interchange.adapters import redact
+from interchange.bus import Bus
 from interchange.config import RetryPolicy, Route, Settings
 from interchange.connectors.files import FileRow, RejectedRow, read_csv_commands
 from interchange.context import HandlerContext
+from interchange.dead_letters import DeadLetterRecord
 from interchange.demo.contracts import OrderPlaced, PlaceOrder
 
 
@@ -75,8 +77,8 @@ def run_demo(settings: Settings, console: Console, orders: Path | None = None) -
     log = _Log()
     console.rule("[bold]Interchange demo[/bold]")
     console.print(
-        f"commands travel on [cyan]{settings.backends.commands}[/cyan], "
-        f"events on [cyan]{settings.backends.events}[/cyan]\n"
+        f"commands travel on [cyan]{redact(settings.backends.commands)}[/cyan], "
+        f"events on [cyan]{redact(settings.backends.events)}[/cyan]\n"
     )
 
     @bus.handles(PlaceOrder)

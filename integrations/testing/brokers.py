@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from interchange.adapters import redact
-from interchange.adapters._urls import endpoints
+from interchange.adapters.urls import endpoints
 
 
 @dataclass(frozen=True)

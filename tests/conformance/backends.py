@@ -52,7 +52,7 @@ def _native_restart(broker: str) -> Callable[[str], None] | None:
 
 def _broker(name: str, adapter: str, fixture: str, native: str, **sides: bool) -> Backend:
     """A real broker: its adapter's capabilities, its URL from the session's broker fixture."""
-    capabilities = importlib.import_module(f"adapters.{adapter}").CAPABILITIES
+    capabilities = importlib.import_module(f"interchange.adapters.{adapter}").CAPABILITIES
     return Backend(
         name,
         capabilities,

@@ -21,7 +21,7 @@ from interchange.adapters import (
     PublishRejected,
     RequestTimeout,
 )
-from interchange.adapters._amqp import queue_arguments
+from interchange.adapters.rabbitmq.topology import queue_arguments
 from interchange.contracts import Command
 from interchange.testing import Recorder, wait_until
 

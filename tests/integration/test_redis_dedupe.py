@@ -54,7 +54,10 @@ def test_an_unreachable_store_raises_a_typed_error():
     from interchange.adapters.redis import RedisDedupeStore
 
     port = closed_port()
-    with pytest.raises(BackendUnavailable, match=f"dedupe store at redis://127.0.0.1:{port}"):
+    with pytest.raises(
+        BackendUnavailable,
+        match=f"Redis at redis://127.0.0.1:{port}/0 while trying to read the dedupe store",
+    ):
         RedisDedupeStore(f"redis://127.0.0.1:{port}/0").seen("x")
 
 

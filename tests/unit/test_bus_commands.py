@@ -297,3 +297,41 @@ def test_stop_leaves_unhandled_commands_queued_for_the_next_worker(make_bus):
     with later:
         assert second.wait_for(1) == [Charge(account="b", cents=2)]
     assert first.contracts == [Charge(account="a", cents=1)]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/octet-stream", "application/data", "text/plain; charset=utf-8"],
+)
+def test_a_bare_json_route_accepts_whatever_generic_content_type_a_legacy_client_set(
+    make_bus, content_type
+):
+    from interchange.adapters import TransportMessage
+
+    bus = make_bus(routes={"unit.bus.charge": {"bare_json": True}})
+    seen = Recorder()
+    bus.handles(Charge)(seen)
+    headers = {} if content_type is None else {"content-type": content_type}
+    with bus:
+        body = b'{"account": "old", "cents": 9}'
+        bus.commands.send(bus.queue_of(Charge), TransportMessage("legacy", body, headers))
+        assert seen.wait_for(1) == [Charge(account="old", cents=9)]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/x-python-serialize", "application/x-yaml", "text/yaml"]
+)
+def test_a_bare_json_route_still_refuses_pickle_and_yaml(make_bus, content_type):
+    from interchange.adapters import TransportMessage
+
+    bus = make_bus(routes={"unit.bus.charge": {"bare_json": True}})
+    seen, dead = Recorder(), []
+    bus.handles(Charge)(seen)
+    bus.handles_dead_letters(Charge)(dead.append)
+    with bus:
+        body = b'{"account": "old", "cents": 9}'
+        headers = {"content-type": content_type}
+        bus.commands.send(bus.queue_of(Charge), TransportMessage("legacy", body, headers))
+        wait_until(lambda: len(dead) == 1)
+    assert len(seen) == 0
+    assert dead[0].reason.startswith(f"unsupported content type {content_type!r}")

@@ -64,8 +64,17 @@ def test_an_unsupported_file_type_is_refused(tmp_path):
 
 
 def test_an_unknown_scheme_names_the_known_ones_and_guesses():
-    with pytest.raises(UnknownBackend, match=r"scheme 'memry'.*did you mean 'memory'\?.*known"):
+    with pytest.raises(
+        UnknownBackend, match=r"scheme 'memry'.*did you mean 'memory'\?.*known"
+    ) as caught:
         open_commands("memry://")
+    assert "for scheme for scheme" not in str(caught.value)
+    assert "'memry://'" in str(caught.value)
+
+
+def test_a_scheme_that_serves_the_other_side_names_the_schemes_that_serve_this_one():
+    with pytest.raises(UnknownBackend, match=r"no command backend for scheme 'kafka'.*amqp"):
+        open_commands("kafka://127.0.0.1:9092")
 
 
 def test_retry_delays_grow_and_are_capped():

@@ -17,7 +17,8 @@ def _delivery(attempt: int) -> Delivery:
 
 def _dispatcher(calls: list) -> Dispatcher:
     return Dispatcher(
-        bus=None,
+        sender=None,
+        reply=None,
         contract=Refund,
         func=lambda cmd, ctx: calls.append(cmd),
         channel="refunds",

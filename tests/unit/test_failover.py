@@ -7,12 +7,8 @@ import uuid
 import pytest
 
 from interchange.adapters import BackendUnavailable, PublishRejected, TransportMessage
-from interchange.adapters.failover import (
-    FailoverCommandTransport,
-    FailoverEventTransport,
-    MemorySpool,
-)
-from interchange.adapters.memory import MemoryCommandTransport, MemoryEventTransport
+from interchange.adapters.failover import FailoverCommandTransport, FailoverEventTransport
+from interchange.adapters.memory import MemoryCommandTransport, MemoryEventTransport, MemorySpool
 
 
 class Switchable:

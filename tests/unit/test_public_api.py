@@ -55,24 +55,3 @@ def test_the_bus_has_the_verbs_of_the_design():
         "from_config",
     ):
         assert callable(getattr(Bus, verb)), verb
-
-
-def test_adapters_never_import_contracts_and_contracts_never_import_a_broker():
-    import ast
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    for package, forbidden in (
-        ("adapters", {"contracts", "pydantic", "integrations"}),
-        ("contracts", {"adapters", "integrations", "kombu", "confluent_kafka", "redis"}),
-    ):
-        for path in (root / package).rglob("*.py"):
-            tree = ast.parse(path.read_text())
-            for node in ast.walk(tree):
-                names = []
-                if isinstance(node, ast.Import):
-                    names = [a.name for a in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.module:
-                    names = [node.module]
-                for name in names:
-                    assert name.split(".")[0] not in forbidden, f"{path} imports {name}"

@@ -1,4 +1,4 @@
-"""How a TransportMessage lives in a Redis stream entry, and positions in a stream.
+"""TransportMessage ⇄ Redis stream entry, both directions, and positions in a stream.
 
 Fields follow the Kafka binding, as DESIGN says for Redis: headers by their own names (``ce_id``,
 ``ce_type``, ``content-type``...), the body in ``data``. Transport-private fields start with
@@ -11,13 +11,21 @@ import math
 from datetime import datetime
 from typing import Any
 
-from interchange.adapters.message import Delivery, TransportMessage
+from interchange.adapters.message import (
+    ATTEMPT_HEADER,
+    ID_HEADER,
+    KEY_HEADER,
+    REPLY_TO_HEADER,
+    Delivery,
+    TransportMessage,
+    carries_own_id,
+    cloudevents_id,
+)
 
 DATA = "data"
-ID = "x-interchange-id"
-KEY = "x-interchange-key"
-REPLY_TO = "x-interchange-reply-to"
-ATTEMPT = "x-interchange-attempt"
+"""The field that holds the body."""
+PREFIX = "ce_"
+_CE_ID = cloudevents_id(PREFIX)
 _SEQ_BITS = 20
 MAX_SEQ = 2**64 - 1
 
@@ -25,14 +33,14 @@ MAX_SEQ = 2**64 - 1
 def to_fields(message: TransportMessage, attempt: int = 0) -> dict[str, bytes | str]:
     fields: dict[str, bytes | str] = dict(message.headers)
     fields[DATA] = message.body
-    if message.headers.get("ce_id") != message.id:
-        fields[ID] = message.id
+    if not carries_own_id(message, PREFIX):
+        fields[ID_HEADER] = message.id
     if message.key is not None:
-        fields[KEY] = message.key
+        fields[KEY_HEADER] = message.key
     if message.reply_to is not None:
-        fields[REPLY_TO] = message.reply_to
+        fields[REPLY_TO_HEADER] = message.reply_to
     if attempt:
-        fields[ATTEMPT] = str(attempt)
+        fields[ATTEMPT_HEADER] = str(attempt)
     return fields
 
 
@@ -43,10 +51,10 @@ def to_delivery(
     fields = {k.decode("utf-8", "replace"): v for k, v in raw.items()}
     body = fields.pop(DATA, b"")
     text = {k: v.decode("utf-8", "replace") for k, v in fields.items()}
-    message_id = text.pop(ID, None) or text.get("ce_id") or f"{stream}/{entry_id.decode()}"
-    earlier = text.pop(ATTEMPT, "0")
-    key = text.pop(KEY, None)
-    reply_to = text.pop(REPLY_TO, None)
+    message_id = text.pop(ID_HEADER, None) or text.get(_CE_ID) or f"{stream}/{entry_id.decode()}"
+    earlier = text.pop(ATTEMPT_HEADER, "0")
+    key = text.pop(KEY_HEADER, None)
+    reply_to = text.pop(REPLY_TO_HEADER, None)
     millis, seq = (int(part) for part in entry_id.decode().split("-"))
     attempt = (int(earlier) if earlier.isdigit() else 0) + delivered
     return Delivery(

@@ -1,32 +1,17 @@
-"""The two Redis stores beside the Streams backend (used through adapters.redis): the failover
-spool and the shared dedupe store; and the one place redis-py's exceptions become ours."""
+"""The two Redis stores beside the Streams backend: the failover spool and the shared dedupe
+store."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import redis
 
-from interchange.adapters._redis_entries import to_delivery, to_fields
-from interchange.adapters._urls import redact
-from interchange.adapters.errors import BackendUnavailable, PublishRejected
 from interchange.adapters.message import TransportMessage
-
-
-@contextmanager
-def mapped(url: str, doing: str) -> Iterator[None]:
-    """The one place redis-py's exceptions become ours."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as error:
-        raise BackendUnavailable(
-            f"Redis at {redact(url)} while trying to {doing}: {error}"
-        ) from error
-    except redis.ResponseError as error:
-        raise PublishRejected(f"Redis refused to {doing}: {error}") from error
+from interchange.adapters.redis.errors import mapped
+from interchange.adapters.redis.options import client_url
+from interchange.adapters.redis.wire import to_delivery, to_fields
 
 
 class RedisDedupeStore:
@@ -44,22 +29,20 @@ class RedisDedupeStore:
         self.url = url
         self.ttl_ms = max(1, int(ttl * 1000))
         self.namespace = namespace
-        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.client = redis.Redis.from_url(
+            client_url(url)[0], socket_timeout=5, socket_connect_timeout=5
+        )
 
     def _key(self, key: str) -> str:
         return f"{self.namespace}:{key}"
 
     def seen(self, key: str) -> bool:
-        try:
+        with mapped(self.url, "read the dedupe store"):
             return bool(self.client.exists(self._key(key)))
-        except redis.RedisError as error:
-            raise BackendUnavailable(f"dedupe store at {redact(self.url)}: {error}") from error
 
     def remember(self, key: str) -> None:
-        try:
+        with mapped(self.url, "write the dedupe store"):
             self.client.set(self._key(key), b"1", px=self.ttl_ms)
-        except redis.RedisError as error:
-            raise BackendUnavailable(f"dedupe store at {redact(self.url)}: {error}") from error
 
     def remember_in(self, transaction: Any, key: str) -> None:
         """Queue ``remember(key)`` on a redis-py pipeline (``transaction=True``), so the record
@@ -69,7 +52,7 @@ class RedisDedupeStore:
     def forget(self, scope: str) -> None:
         # glob-escape the scope: channel names may hold *, ?, [ or ]
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._key(scope)) + "|*"
-        try:
+        with mapped(self.url, "forget in the dedupe store"):
             batch = []
             for key in self.client.scan_iter(match=pattern, count=1000):
                 batch.append(key)
@@ -78,8 +61,6 @@ class RedisDedupeStore:
                     batch.clear()
             if batch:
                 self.client.delete(*batch)
-        except redis.RedisError as error:
-            raise BackendUnavailable(f"dedupe store at {redact(self.url)}: {error}") from error
 
 
 class RedisSpool:
@@ -95,7 +76,7 @@ class RedisSpool:
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         self.url = url
         self.client: Any = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
+            client_url(url)[0], socket_timeout=timeout, socket_connect_timeout=timeout
         )
         # take or renew a claim, and give it back, only as its owner: atomically, in Redis
         self._claim = self.client.register_script(

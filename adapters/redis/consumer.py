@@ -1,4 +1,5 @@
-"""Consumer-group readers on Redis Streams (used by adapters.redis), one thread each.
+"""Consumer-group readers on Redis Streams, one thread each, given the client (never the
+transport).
 
 Commands (``QueueReader``): entries are read with XREADGROUP ``>`` and acknowledged (XACK, and
 XDEL on a point-to-point stream, which only its one group reads) after the handler answered.
@@ -20,21 +21,21 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import replace
 from typing import Any
 
 import redis
 
-from interchange.adapters._redis_entries import to_delivery, to_fields
-from interchange.adapters._threads import ConsumerThread, run_handler
+from interchange.adapters.lifecycle import Backoff, ConsumerThread, run_handler
 from interchange.adapters.message import (
     Ack,
     DeadLetter,
     Delivery,
     DeliveryHandler,
     Retry,
-    dead_letter_headers,
+    dead_letter_copy,
 )
+from interchange.adapters.redis.errors import UNREACHABLE
+from interchange.adapters.redis.wire import to_delivery, to_fields
 
 log = logging.getLogger("interchange.adapters.redis")
 _BLOCK_MS = 500
@@ -61,24 +62,23 @@ class _Reader:
         self.claim_idle_ms = int(claim_idle * 1000)
         self.consumer = consumer_name()
         self._next_claim = 0.0
-        self._backoff = 0.2
+        self._backoff = Backoff()
         self.thread = ConsumerThread(name, self._step)
 
     def _step(self, stop: threading.Event) -> None:
         try:
             self.work(stop)
-            self._backoff = 0.2
+            self._backoff.reset()
         except redis.ResponseError as error:
             if "NOGROUP" not in str(error):
                 raise
             # the group vanished (a Redis without persistence restarted): declare it again
             self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except (redis.ConnectionError, redis.TimeoutError) as error:
+        except UNREACHABLE as error:
             log.warning(
-                "%s lost Redis: %s; retrying in %.1fs", self.thread.name, error, self._backoff
+                "%s lost Redis: %s; retrying in %.1fs", self.thread.name, error, self._backoff.next
             )
-            stop.wait(self._backoff)
-            self._backoff = min(self._backoff * 2, 5.0)
+            self._backoff.wait(stop)
 
     def work(self, stop: threading.Event) -> None:
         raise NotImplementedError
@@ -109,8 +109,11 @@ class _Reader:
         return to_delivery(self.stream, entry_id, fields, channel=self.channel, delivered=delivered)
 
     def dead_letter(self, pipe: Any, delivery: Delivery, outcome: DeadLetter) -> None:
-        dead = replace(delivery.message, headers=dead_letter_headers(delivery, outcome))
+        dead = dead_letter_copy(delivery, outcome)
         pipe.xadd(f"{self.channel}.dlq", to_fields(dead))
+
+    def stop(self) -> None:
+        self.thread.stop()
 
     def close(self, timeout: float = 10.0) -> None:
         self.thread.close(timeout)

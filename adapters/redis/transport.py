@@ -1,96 +1,50 @@
-"""Redis through redis-py: a complete backend on Streams, and a shared dedupe store.
-
-Features
-    commands: a stream per queue read by one consumer group (competing consumers); broadcast: a
-    stream per exchange with one group per subscribing queue (created at ``$``, like a binding;
-    no group means unroutable); acknowledged with XACK after the handler; retries stay pending
-    and are claimed back after their delay; entries of dead consumers taken over with XAUTOCLAIM;
-    dead letters to ``<queue>.dlq``; request/response over a reply list with timeout.
-    events: a stream per topic, a consumer group per group, start at ``0``, ``$``, an offset or
-    a time; replay with XRANGE; seek with XGROUP SETID; dead letters to ``<topic>.dlq``.
-    ``probe`` for ``interchange health`` (reports the fsync policy); ``RedisDedupeStore``.
-Connection string
-    ``redis://[:password@]host:6379/0``, ``rediss://...`` for TLS.
-Options (URL query)
-    ``claim_idle`` (30): seconds an entry stays pending before another consumer takes it over;
-    ``maxlen`` and ``retention_ms``: trim event streams to a length or an age — never past an
-    entry some group has not yet read or acknowledged (XTRIM would delete it from under them).
-Guarantees
-    At least once. Durability is the server's: with ``appendfsync everysec`` (compose/native)
-    about one second of acknowledged writes can be lost in a crash; ``health`` shows the policy.
-    redis-py retries a command after a timeout, so an XADD may land twice: consumers dedupe by id.
-    Acknowledged command entries are deleted; event streams are trimmed only when asked.
-"""
+"""The Redis transports: the protocol verbs on Streams (see the package's datasheet)."""
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from interchange.adapters._urls import redact
-from interchange.adapters.errors import BackendUnavailable
+import redis
 
-try:
-    import redis
-except ImportError as missing:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "the redis:// backend needs redis: pip install 'interchange-bus[redis]'"
-    ) from missing
-
-__all__ = [
-    "CAPABILITIES",
-    "RedisCommandTransport",
-    "RedisDedupeStore",
-    "RedisEventTransport",
-    "RedisSpool",
-    "probe",
-]
-
-from interchange.adapters._redis_entries import (
+from interchange.adapters.errors import PublishRejected, RequestTimeout
+from interchange.adapters.lifecycle import Consumers
+from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
+from interchange.adapters.protocols import Start
+from interchange.adapters.redis import CAPABILITIES
+from interchange.adapters.redis.consumer import LogReader, QueueReader
+from interchange.adapters.redis.errors import mapped
+from interchange.adapters.redis.options import client_url
+from interchange.adapters.redis.wire import (
     first_id,
     last_delivered_before,
     last_id,
     to_delivery,
     to_fields,
 )
-from interchange.adapters._redis_groups import LogReader, QueueReader
-from interchange.adapters._redis_stores import RedisDedupeStore, RedisSpool, mapped
-from interchange.adapters.capabilities import Capabilities
-from interchange.adapters.errors import PublishRejected, RequestTimeout
-from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
-from interchange.adapters.protocols import Start
 
-CAPABILITIES = Capabilities(
-    header_prefix="ce_",
-    persistent=True,
-    ordered_log=True,
-    consumer_groups=True,
-    replay=True,
-    request_reply=True,
-    survives_restart=True,
-)
 _REPLY_TTL_MS = 60_000
 
 
 def probe(url: str, timeout: float = 5.0) -> str:
     """PING, then report the version and the durability the server is set to."""
     client = redis.Redis.from_url(
-        url, socket_connect_timeout=timeout, socket_timeout=timeout, retry_on_timeout=False
+        client_url(url)[0],
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry_on_timeout=False,
     )
     try:
-        client.ping()
-        info = client.info("server")
-        aof = client.config_get("appendonly").get("appendonly", "?")
-        fsync = client.config_get("appendfsync").get("appendfsync", "?")
-    except redis.RedisError as error:
-        raise BackendUnavailable(f"Redis at {redact(url)}: {error}") from error
+        with mapped(url, "answer a PING"):
+            client.ping()
+            info = client.info("server")
+            aof = client.config_get("appendonly").get("appendonly", "?")
+            fsync = client.config_get("appendfsync").get("appendfsync", "?")
     finally:
         client.close()
     durability = f"AOF fsync {fsync}" if aof == "yes" else "no AOF (snapshots only)"
@@ -98,23 +52,18 @@ def probe(url: str, timeout: float = 5.0) -> str:
 
 
 class _RedisTransport:
+    """What both Redis transports share: the client, consumer groups, appending."""
+
     capabilities = CAPABILITIES
 
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        options = dict(parse_qsl(parts.query))
-        self.claim_idle = float(options.pop("claim_idle", 30))
-        self.maxlen = int(options.pop("maxlen")) if "maxlen" in options else None
-        self.retention_ms = int(options.pop("retention_ms")) if "retention_ms" in options else None
-        self.url = urlunsplit(parts._replace(query=urlencode(options)))
+        self.url, self.options = client_url(url)
         # redis-py's replies are typed as sync/async unions; treat them as the values they are
         self.client: Any = redis.Redis.from_url(
             self.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15
         )
-        self._readers: list[QueueReader | LogReader] = []
+        self.consumers = Consumers()
         self._groups: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
-        self._closed = False
 
     def _group(self, stream: str, group: str, start: str) -> None:
         """Create a consumer group unless it exists; an existing group keeps its position."""
@@ -135,29 +84,14 @@ class _RedisTransport:
                 pipe.xadd(stream, to_fields(message))
             pipe.execute()
 
-    def _started(self, reader: QueueReader | LogReader) -> QueueReader | LogReader:
-        with self._lock:
-            self._readers.append(reader)
-        return reader
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise BackendUnavailable("transport is closed")
-
     def close(self) -> None:
-        self._closed = True
-        with self._lock:
-            readers, self._readers = self._readers, []
-        for reader in readers:
-            reader.thread.stopping.set()
-        for reader in readers:
-            reader.close()
+        self.consumers.close()
         self.client.close()
 
 
 class RedisCommandTransport(_RedisTransport):
     def declare(self, queue: str, *, exchange: str | None = None) -> None:
-        self._check_open()
+        self.consumers.check_open()
         # a queue keeps what was sent before it had consumers; a broadcast group, like a
         # binding, only what is broadcast after it exists
         self._group(exchange or queue, queue, "$" if exchange else "0")
@@ -170,7 +104,7 @@ class RedisCommandTransport(_RedisTransport):
         self._append(queue, messages, f"send to {queue!r}")
 
     def broadcast(self, exchange: str, message: TransportMessage) -> None:
-        self._check_open()
+        self.consumers.check_open()
         with mapped(self.url, f"broadcast to {exchange!r}"):
             groups = self.client.xinfo_groups(exchange) if self.client.exists(exchange) else []
             if not groups:
@@ -192,14 +126,14 @@ class RedisCommandTransport(_RedisTransport):
             queue,
             handler,
             queue,
-            self.claim_idle,
+            self.options.claim_idle,
             f"redis-consume-{queue}",
             delete_acked=exchange is None,
         )
-        return self._started(reader)  # type: ignore[return-value]
+        return self.consumers.add(reader)
 
     def request(self, queue: str, message: TransportMessage, timeout: float) -> TransportMessage:
-        self._check_open()
+        self.consumers.check_open()
         inbox = f"interchange:reply:{uuid.uuid4().hex}"
         alive = f"{inbox}:waiting"
         with mapped(self.url, f"request on {queue!r}"):
@@ -215,7 +149,7 @@ class RedisCommandTransport(_RedisTransport):
         return TransportMessage(fields["id"], bytes.fromhex(fields["body"]), fields["headers"])
 
     def reply(self, reply_to: str, message: TransportMessage) -> None:
-        self._check_open()
+        self.consumers.check_open()
         payload = json.dumps(
             {"id": message.id, "body": message.body.hex(), "headers": dict(message.headers)}
         )
@@ -233,9 +167,9 @@ class RedisEventTransport(_RedisTransport):
         self.publish_many(topic, [message])
 
     def publish_many(self, topic: str, messages: list[TransportMessage]) -> None:
-        self._check_open()
+        self.consumers.check_open()
         self._append(topic, messages, f"publish to {topic!r}")
-        if self.maxlen is not None or self.retention_ms is not None:
+        if self.options.maxlen is not None or self.options.retention_ms is not None:
             self.trim(topic)
 
     def trim(self, topic: str) -> int:
@@ -255,18 +189,19 @@ class RedisEventTransport(_RedisTransport):
 
     def _wanted_cut(self, topic: str) -> tuple[int, int] | None:
         cuts = []
-        if self.retention_ms is not None:
-            cuts.append((int(time.time() * 1000) - self.retention_ms, 0))
-        if self.maxlen is not None:
-            newest = self.client.xrevrange(topic, count=self.maxlen)
-            if len(newest) == self.maxlen:
+        retention_ms, maxlen = self.options.retention_ms, self.options.maxlen
+        if retention_ms is not None:
+            cuts.append((int(time.time() * 1000) - retention_ms, 0))
+        if maxlen is not None:
+            newest = self.client.xrevrange(topic, count=maxlen)
+            if len(newest) == maxlen:
                 cuts.append(_id(newest[-1][0]))
         return max(cuts) if cuts else None
 
     def subscribe(
         self, topic: str, group: str, handler: DeliveryHandler, *, start: Start = "earliest"
     ) -> LogReader:
-        self._check_open()
+        self.consumers.check_open()
         self._group(topic, group, last_delivered_before(start))
         reader = LogReader(
             self.client,
@@ -274,15 +209,15 @@ class RedisEventTransport(_RedisTransport):
             group,
             handler,
             topic,
-            self.claim_idle,
+            self.options.claim_idle,
             f"redis-subscribe-{topic}-{group}",
         )
-        return self._started(reader)  # type: ignore[return-value]
+        return self.consumers.add(reader)
 
     def replay(
         self, topic: str, *, since: Start = "earliest", until: datetime | None = None
     ) -> Iterator[Delivery]:
-        self._check_open()
+        self.consumers.check_open()
         low, high = first_id(since), last_id(until)
         if low == "+":
             return
@@ -296,7 +231,7 @@ class RedisEventTransport(_RedisTransport):
             low = "(" + entries[-1][0].decode()
 
     def seek(self, topic: str, group: str, to: Start) -> None:
-        self._check_open()
+        self.consumers.check_open()
         position = last_delivered_before(to)
         self._group(topic, group, position)
         with mapped(self.url, f"seek group {group!r} on {topic!r}"):

@@ -1,5 +1,4 @@
-"""What the RabbitMQ adapter needs besides its transport: the mapping between TransportMessage
-and AMQP 0-9-1 messages, the queue arguments, and a publisher that streams confirms.
+"""A publisher that streams confirms: one connection and one confirm-mode channel per transport.
 
 Publishing follows RabbitMQ's advice: confirms are on, but we do not wait for each one. A window
 of messages is published, then the broker's acks (``multiple``-aware) are drained until every
@@ -10,145 +9,24 @@ message (basic.return) before it acks it, so an ack for a returned message is a 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-try:
-    import amqp
-    import amqp.exceptions
-    import kombu
-    import kombu.exceptions
-    from amqp import spec
-except ImportError as missing:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "the amqp:// backend needs kombu: pip install 'interchange-bus[kombu]'"
-    ) from missing
+import amqp
+import kombu
+from amqp import spec
 
-from interchange.adapters._urls import redact
 from interchange.adapters.errors import BackendUnavailable, PublishRejected
-from interchange.adapters.message import Delivery, TransportMessage
+from interchange.adapters.rabbitmq.errors import CHANNEL_ERRORS, CONNECTION_ERRORS, mapped_errors
+from interchange.adapters.rabbitmq.topology import Topology
+from interchange.adapters.urls import redact
 
-CONTENT_TYPE = "content-type"
-ATTEMPT = "x-interchange-attempt"
-"""Transport-private header: deliveries of this message before this copy (our retries)."""
-ID_HEADER = "cloudEvents_id"
 _CORK = 100
 """Publishes whose socket writes are gathered into one system call."""
-
-# Failures of the connection itself: the broker is (for now) unreachable.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    amqp.exceptions.ConnectionError,
-    amqp.exceptions.RecoverableConnectionError,
-    kombu.exceptions.OperationalError,
-)
-
-
-@contextmanager
-def mapped_errors(url: str, doing: str) -> Iterator[None]:
-    """The one place driver exceptions become ours."""
-    try:
-        yield
-    except (PublishRejected, BackendUnavailable):
-        raise
-    except amqp.exceptions.ChannelError as error:
-        raise PublishRejected(f"RabbitMQ refused to {doing}: {error}") from error
-    except CONNECTION_ERRORS as error:
-        raise BackendUnavailable(
-            f"RabbitMQ at {redact(url)} while trying to {doing}: {error}"
-        ) from error
-
-
-# -- topology --------------------------------------------------------------------------------
-
-
-def queue_arguments(name: str, queue_type: str) -> dict[str, Any]:
-    """A queue's arguments depend on its name alone, so every declarer agrees (RabbitMQ refuses
-    a redeclaration with other arguments). Broker-side dead-lettering (rejects, quorum delivery
-    limits) lands in ``<name>.dlq``; a dead-letter queue has none of its own."""
-    arguments: dict[str, Any] = {"x-queue-type": queue_type}
-    if not name.endswith(".dlq"):
-        arguments["x-dead-letter-exchange"] = ""
-        arguments["x-dead-letter-routing-key"] = f"{name}.dlq"
-    return arguments
-
-
-def delay_queue(name: str, delay: float) -> tuple[str, dict[str, Any]]:
-    """A queue that holds messages ``delay`` seconds, then dead-letters them back to ``name``:
-    retries with backoff without sleeping in a consumer. One queue per delay keeps TTLs equal
-    within a queue, so no message waits behind a longer one; unused ones expire."""
-    millis = max(1, round(delay * 1000))
-    return f"{name}.delay.{millis}", {
-        "x-message-ttl": millis,
-        "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": name,
-        "x-expires": millis * 2 + 60_000,
-    }
-
-
-# -- messages --------------------------------------------------------------------------------
-
-
-def to_amqp(
-    message: TransportMessage, *, attempt: int = 0, correlation_id: str | None = None
-) -> amqp.Message:
-    headers = {k: v for k, v in message.headers.items() if k != CONTENT_TYPE}
-    if attempt:
-        headers[ATTEMPT] = str(attempt)
-    properties: dict[str, Any] = {
-        "message_id": message.id,
-        "delivery_mode": 2,  # persistent
-        "application_headers": headers,
-        "content_type": message.headers.get(CONTENT_TYPE, "application/octet-stream"),
-    }
-    if message.reply_to is not None:
-        properties["reply_to"] = message.reply_to
-    if correlation_id is not None:
-        properties["correlation_id"] = correlation_id
-    return amqp.Message(message.body, **properties)
-
-
-def from_amqp(raw: amqp.Message, queue: str) -> tuple[Delivery, bool]:
-    """A delivery as our handlers see it, and whether it is a broker redelivery that nothing
-    counted (a classic queue after a consumer died). Header values become strings (bytes
-    decoded, numbers printed); nested tables such as ``x-death`` are dropped."""
-    properties: Mapping[str, Any] = raw.properties
-    headers: dict[str, str] = {}
-    for key, value in (properties.get("application_headers") or {}).items():
-        if isinstance(value, bytes):
-            headers[str(key)] = value.decode("utf-8", "replace")
-        elif isinstance(value, str | int | float | bool):
-            headers[str(key)] = str(value)
-    ours = headers.pop(ATTEMPT, "0")
-    earlier = int(ours) if ours.isdigit() else 0
-    if properties.get("content_type"):
-        headers[CONTENT_TYPE] = str(properties["content_type"])
-    body = bytes(raw.body) if not isinstance(raw.body, bytes) else raw.body
-    message_id = properties.get("message_id") or headers.get(ID_HEADER)
-    if not message_id:  # a legacy sender set no id: the body's hash keeps redeliveries equal
-        message_id = "amqp-" + hashlib.sha256(body).hexdigest()[:32]
-    reply_to = properties.get("reply_to")
-    token = f"{reply_to}#{properties.get('correlation_id') or message_id}" if reply_to else None
-    redelivered = bool(raw.delivery_info.get("redelivered"))
-    # Quorum queues count deliveries for us; classic ones only say "redelivered".
-    broker_count = headers.pop("x-delivery-count", "")
-    counted = broker_count.isdigit()
-    extra = int(broker_count) if counted else int(redelivered)
-    delivery = Delivery(
-        TransportMessage(str(message_id), body, headers, reply_to=token),
-        queue,
-        attempt=earlier + extra + 1,
-        redelivered=redelivered or earlier > 0,
-    )
-    return delivery, redelivered and not counted
-
-
-# -- publishing ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -177,6 +55,7 @@ class ConfirmingPublisher:
         connect: Callable[[], kombu.Connection],
         window: int,
         confirm_timeout: float,
+        queue_type: str,
     ) -> None:
         self.url = url
         self._connect = connect
@@ -187,7 +66,8 @@ class ConfirmingPublisher:
         self._channel: Any = None
         self._sequence = 0
         self._state = _Window()
-        self.declared: set[str] = set()
+        self.topology = Topology(queue_type)
+        """What was declared on this publisher's channel (forgotten on reconnect)."""
 
     @property
     def channel(self) -> Any:
@@ -206,7 +86,7 @@ class ConfirmingPublisher:
     def reset(self) -> None:
         """Forget the connection (after an error); the next use reconnects and redeclares."""
         connection, self._connection, self._channel = self._connection, None, None
-        self.declared.clear()
+        self.topology.forget()
         if connection is not None:
             # closing a broken connection may fail too; it is gone either way
             with contextlib.suppress(Exception):
@@ -225,7 +105,7 @@ class ConfirmingPublisher:
                 try:
                     state = self._publish_once(items)
                     break
-                except amqp.exceptions.ChannelError:
+                except CHANNEL_ERRORS:
                     self.reset()  # the broker closed the channel; the next call opens another
                     raise
                 except CONNECTION_ERRORS:

@@ -1,10 +1,12 @@
 """The threads of the RabbitMQ adapter: each owns a connection, consumes on it, and reconnects
-with backoff (used by adapters.rabbitmq).
+with backoff.
 
 ``Consumer`` hands deliveries to a handler and settles them after it answered: ack, a retry
 copy in a delay queue, or a dead letter (both confirmed before the original is acked); a broker
 redelivery nobody counted is re-enqueued as a counted copy. ``ReplyListener`` consumes a
 transport's exclusive reply queue and hands replies to the requests waiting for them.
+
+Both are given what they need (``Links``), never the transport.
 """
 
 from __future__ import annotations
@@ -13,39 +15,55 @@ import contextlib
 import logging
 import threading
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-import amqp.exceptions
+import kombu
 
-from interchange.adapters._amqp import CONNECTION_ERRORS, from_amqp
-from interchange.adapters._threads import ConsumerThread, run_handler
-from interchange.adapters._urls import redact
 from interchange.adapters.errors import BackendUnavailable, TransportError
+from interchange.adapters.lifecycle import Backoff, ConsumerThread, run_handler
 from interchange.adapters.message import (
     Ack,
     DeadLetter,
+    Delivery,
     DeliveryHandler,
     Retry,
     TransportMessage,
     dead_letter_headers,
 )
-
-if TYPE_CHECKING:
-    import kombu
-
-    from interchange.adapters.rabbitmq import RabbitMQCommandTransport
+from interchange.adapters.rabbitmq.errors import CHANNEL_ERRORS, CONNECTION_ERRORS
+from interchange.adapters.rabbitmq.topology import Topology
+from interchange.adapters.rabbitmq.wire import from_amqp
+from interchange.adapters.urls import redact
 
 log = logging.getLogger("interchange.adapters.rabbitmq")
+
+
+@dataclass(frozen=True)
+class Links:
+    """What a consumer thread needs from its transport."""
+
+    url: str
+    connect: Callable[[], kombu.Connection]
+    """A new connection, retried with backoff up to the transport's connect timeout."""
+    queue_type: str
+    republish: Callable[[Delivery, str, dict[str, str] | None, int], None]
+    """Publish a delivered message again, confirmed: (delivery, queue, headers, attempt)."""
+    delay_queue: Callable[[str, float], str]
+    """Declare the delay queue of (queue, seconds); return its name."""
+    declare: Callable[[str], None]
+    """Declare a plain queue (a dead-letter queue)."""
 
 
 class Connected:
     """A thread that owns one connection and consumes on it; reconnects with backoff."""
 
-    def __init__(self, transport: RabbitMQCommandTransport, name: str) -> None:
-        self.transport = transport
+    def __init__(self, links: Links, name: str) -> None:
+        self.links = links
         self.connection: kombu.Connection | None = None
         self.channel: Any = None
-        self._backoff = 0.2
+        self._backoff = Backoff()
         self.thread = ConsumerThread(name, self._step)
 
     def setup(self, channel: Any) -> None:
@@ -54,25 +72,24 @@ class Connected:
     def _step(self, stop: threading.Event) -> None:
         try:
             if self.channel is None:
-                self.connection = self.transport.connect()
+                self.connection = self.links.connect()
                 self.channel = self.connection.channel()
                 self.setup(self.channel)
-                self._backoff = 0.2
+                self._backoff.reset()
             try:
                 self.connection.drain_events(timeout=0.5)  # type: ignore[union-attr]
             except TimeoutError:
                 self.connection.heartbeat_check()  # type: ignore[union-attr]
-        except (*CONNECTION_ERRORS, amqp.exceptions.ChannelError) as error:
+        except (*CONNECTION_ERRORS, *CHANNEL_ERRORS) as error:
             log.warning(
                 "%s lost its connection to %s: %s; reconnecting in %.1fs",
                 self.thread.name,
-                redact(self.transport.url),
+                redact(self.links.url),
                 error,
-                self._backoff,
+                self._backoff.next,
             )
             self._release()
-            stop.wait(self._backoff)
-            self._backoff = min(self._backoff * 2, 5.0)
+            self._backoff.wait(stop)
 
     def _release(self) -> None:
         connection, self.connection, self.channel = self.connection, None, None
@@ -82,7 +99,7 @@ class Connected:
                 connection.release()
 
     def stop(self) -> None:
-        self.thread.stopping.set()
+        self.thread.stop()
 
     def close(self, timeout: float = 10.0) -> None:
         self.thread.close(timeout)
@@ -92,17 +109,17 @@ class Connected:
 class Consumer(Connected):
     def __init__(
         self,
-        transport: RabbitMQCommandTransport,
+        links: Links,
         queue: str,
         exchange: str | None,
         handler: DeliveryHandler,
         prefetch: int,
     ) -> None:
         self.queue, self.exchange, self.handler, self.prefetch = queue, exchange, handler, prefetch
-        super().__init__(transport, f"amqp-consume-{queue}")
+        super().__init__(links, f"amqp-consume-{queue}")
 
     def setup(self, channel: Any) -> None:
-        self.transport.declare_on(channel, self.queue, self.exchange)
+        Topology(self.links.queue_type).queue(channel, self.queue, self.exchange)
         channel.basic_qos(0, self.prefetch, False)
         channel.basic_consume(self.queue, callback=self._on_message, no_ack=False)
 
@@ -115,7 +132,7 @@ class Consumer(Connected):
             # Re-enqueue a copy that counts that delivery, so a message that kills its
             # consumers reaches max_attempts and the dead-letter queue instead of looping.
             try:
-                self.transport.republish(delivery, self.queue, attempt=delivery.attempt - 1)
+                self.links.republish(delivery, self.queue, None, delivery.attempt - 1)
             except TransportError as error:
                 log.error("could not count redelivery of %s: %s", delivery.message.id, error)
                 channel.basic_reject(tag, requeue=True)
@@ -125,12 +142,12 @@ class Consumer(Connected):
         outcome = run_handler(self.handler, delivery)
         try:
             if isinstance(outcome, Retry):
-                delay = self.transport.declare_delay_queue(self.queue, outcome.delay)
-                self.transport.republish(delivery, delay, attempt=delivery.attempt)
+                delay = self.links.delay_queue(self.queue, outcome.delay)
+                self.links.republish(delivery, delay, None, delivery.attempt)
             elif isinstance(outcome, DeadLetter):
-                self.transport.declare(f"{self.queue}.dlq")
-                self.transport.republish(
-                    delivery, f"{self.queue}.dlq", headers=dead_letter_headers(delivery, outcome)
+                self.links.declare(f"{self.queue}.dlq")
+                self.links.republish(
+                    delivery, f"{self.queue}.dlq", dead_letter_headers(delivery, outcome), 0
                 )
             else:
                 assert isinstance(outcome, Ack)
@@ -146,13 +163,13 @@ class Consumer(Connected):
 class ReplyListener(Connected):
     """Consumes this transport's exclusive reply queue; hands replies to waiting requests."""
 
-    def __init__(self, transport: RabbitMQCommandTransport) -> None:
+    def __init__(self, links: Links) -> None:
         self._queue: str | None = None
         self._ready = threading.Event()
         self._waiting: dict[str, threading.Event] = {}
         self._replies: dict[str, TransportMessage] = {}
         self._lock = threading.Lock()
-        super().__init__(transport, f"amqp-replies-{uuid.uuid4().hex[:6]}")
+        super().__init__(links, f"amqp-replies-{uuid.uuid4().hex[:6]}")
 
     def setup(self, channel: Any) -> None:
         self._ready.clear()
@@ -162,9 +179,7 @@ class ReplyListener(Connected):
 
     def address(self, timeout: float) -> str:
         if not self._ready.wait(timeout) or self._queue is None:
-            raise BackendUnavailable(
-                f"no reply queue on {redact(self.transport.url)} in {timeout}s"
-            )
+            raise BackendUnavailable(f"no reply queue on {redact(self.links.url)} in {timeout}s")
         return self._queue
 
     def expect(self, correlation: str) -> threading.Event:
@@ -190,11 +205,3 @@ class ReplyListener(Connected):
                 return
             self._replies[correlation] = from_amqp(raw, self._queue or "")[0].message
         waiter.set()
-
-
-def untoken(token: str | None) -> tuple[str | None, str | None]:
-    """A delivered request's reply address is ``<reply queue>#<correlation id>``."""
-    if not token:
-        return None, None
-    queue, _, correlation = token.partition("#")
-    return queue, correlation or None

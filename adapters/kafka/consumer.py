@@ -1,4 +1,4 @@
-"""One member of a Kafka consumer group, on a thread of its own (used by adapters.kafka).
+"""One member of a Kafka consumer group, on a thread of its own .
 
 At least once: offsets are stored only after the handler answered (``enable.auto.offset.store``
 is off) and committed by librdkafka's periodic auto-commit, on partition revoke, and on close.
@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import threading
-from dataclasses import replace
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -26,64 +25,20 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from interchange.adapters._threads import ConsumerThread, run_handler
+from interchange.adapters.kafka.wire import position, start_millis, to_delivery
+from interchange.adapters.lifecycle import ConsumerThread, run_handler
 from interchange.adapters.message import (
     DeadLetter,
-    Delivery,
     DeliveryHandler,
     Retry,
     TransportMessage,
-    dead_letter_headers,
+    dead_letter_copy,
 )
 from interchange.adapters.protocols import Start
 
 log = logging.getLogger("interchange.adapters.kafka")
 _BATCH = 100
 """Records fetched per consume() call; each is still handled and stored one at a time."""
-
-
-def start_millis(at: datetime) -> int:
-    """Kafka stamps records in whole milliseconds. A record in the same millisecond as a
-    sub-millisecond start time may be just before it: start at the next whole millisecond."""
-    return math.ceil(at.timestamp() * 1000)
-
-
-def position(record: Message) -> TopicPartition:
-    """Where a record sits; a record that came without error always has all three."""
-    return TopicPartition(
-        cast(str, record.topic()), cast(int, record.partition()), cast(int, record.offset())
-    )
-
-
-ID_HEADER = "x-interchange-id"
-"""Carries a message id that ``ce_id`` does not (Kafka records have no id of their own)."""
-
-
-def to_delivery(record: Any, attempt: int = 1) -> Delivery:
-    """Our view of a record. Foreign records without an id get one from their position,
-    stable across redeliveries, so dedupe still works."""
-    headers = {
-        key: (value or b"").decode("utf-8", "replace") for key, value in (record.headers() or [])
-    }
-    key = record.key()
-    message_id = (
-        headers.pop(ID_HEADER, None)
-        or headers.get("ce_id")
-        or f"{record.topic()}/{record.partition()}/{record.offset()}"
-    )
-    return Delivery(
-        TransportMessage(
-            message_id,
-            record.value() or b"",
-            headers,
-            key=key.decode("utf-8", "replace") if isinstance(key, bytes) else key,
-        ),
-        record.topic(),
-        attempt=attempt,
-        redelivered=attempt > 1,
-        offset=record.offset(),
-        timestamp=record.timestamp()[1] / 1000,
-    )
 
 
 class GroupMember:
@@ -94,7 +49,7 @@ class GroupMember:
         group: str,
         handler: DeliveryHandler,
         start: Start,
-        dead_letter: Any,
+        dead_letter: Callable[[str, TransportMessage], None],
     ) -> None:
         self.topic, self.group, self.handler, self.start = topic, group, handler, start
         self._dead_letter = dead_letter
@@ -189,11 +144,13 @@ class GroupMember:
                     return False  # closing: whoever owns the partition next reads it again
                 continue
             if isinstance(outcome, DeadLetter):
-                dead = replace(delivery.message, headers=dead_letter_headers(delivery, outcome))
-                self._dead_letter(f"{self.topic}.dlq", dead)
+                self._dead_letter(f"{self.topic}.dlq", dead_letter_copy(delivery, outcome))
             break
         self.consumer.store_offsets(message=record)
         return True
+
+    def stop(self) -> None:
+        self.thread.stop()
 
     def close(self, timeout: float = 10.0) -> None:
         self.thread.close(timeout)

@@ -1,0 +1,57 @@
+"""The one place where confluent-kafka's exceptions and delivery errors become ours."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+
+from interchange.adapters.errors import BackendUnavailable, PublishRejected, TransportError
+
+UNREACHED = {
+    KafkaError._MSG_TIMED_OUT,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.NOT_ENOUGH_REPLICAS,
+    KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    KafkaError.LEADER_NOT_AVAILABLE,
+}
+"""Errors after which the broker may simply not have been reachable in time."""
+
+
+def code(error: Any) -> Any:
+    """The KafkaError code of a KafkaException, a KafkaError, or None."""
+    if isinstance(error, KafkaException) and error.args:
+        error = error.args[0]
+    return error.code() if isinstance(error, KafkaError) else None
+
+
+@contextmanager
+def mapped_errors(servers: str, doing: str) -> Iterator[None]:
+    """KafkaException raised inside becomes BackendUnavailable (not reached in time) or
+    PublishRejected (the cluster refused)."""
+    try:
+        yield
+    except TransportError:
+        raise
+    except KafkaException as error:
+        if code(error) in UNREACHED:
+            raise BackendUnavailable(
+                f"Kafka at {servers} while trying to {doing}: {error}"
+            ) from error
+        raise PublishRejected(f"Kafka refused to {doing}: {error}") from error
+
+
+def delivery_failure(topic: str, total: int, errors: dict[str, Any]) -> TransportError:
+    """The error for a batch whose delivery reports carried ``errors`` (id → KafkaError)."""
+    unreached = all(e.code() in UNREACHED for e in errors.values())
+    kind = BackendUnavailable if unreached else PublishRejected
+    return kind(
+        f"{len(errors)} of {total} message(s) to {topic!r} failed: "
+        + "; ".join(f"{i}: {e.str()}" for i, e in list(errors.items())[:5]),
+        failed=list(errors),
+    )

@@ -1,0 +1,123 @@
+"""Reading a topic without a consumer group: replay in time order, and the per-partition offsets
+a start position stands for (used by replay and seek)."""
+
+from __future__ import annotations
+
+import heapq
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from interchange.adapters.errors import BackendUnavailable
+from interchange.adapters.kafka.errors import mapped_errors
+from interchange.adapters.kafka.wire import position, start_millis, to_delivery
+from interchange.adapters.message import Delivery
+from interchange.adapters.protocols import Start
+
+
+def reader(config: dict[str, Any]) -> Consumer:
+    """A consumer that joins no group's work and commits nothing."""
+    return Consumer(
+        {
+            **config,
+            "group.id": f"interchange-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
+
+
+def positions(
+    consumer: Consumer, topic: str, at: Start, timeout: float, servers: str
+) -> dict[int, tuple[int, int]]:
+    """partition -> (first offset to read, high watermark) for ``at``."""
+    with mapped_errors(servers, f"read the offsets of {topic!r}"):
+        metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return {}
+        found = {}
+        for partition in metadata.partitions:
+            where = TopicPartition(topic, partition)
+            low, high = consumer.get_watermark_offsets(where, timeout=timeout)
+            if at == "earliest":
+                first = low
+            elif at == "latest":
+                first = high
+            elif isinstance(at, datetime):
+                stamp = start_millis(at)
+                [hit] = consumer.offsets_for_times(
+                    [TopicPartition(topic, partition, stamp)], timeout=timeout
+                )
+                first = hit.offset if hit.offset >= 0 else high
+            else:
+                first = max(low, min(int(at), high))
+            found[partition] = (first, high)
+    return found
+
+
+def replay(
+    config: dict[str, Any], topic: str, since: Start, until: datetime | None, timeout: float
+) -> Iterator[Delivery]:
+    """The records from ``since`` to the log's end as it was when replay began (or
+    ``until``), merged across partitions in time order; per partition in offset order."""
+    consumer = reader(config)
+    try:
+        ranges = {
+            p: r
+            for p, r in positions(
+                consumer, topic, since, timeout, str(config["bootstrap.servers"])
+            ).items()
+            if r[0] < r[1]
+        }
+        if not ranges:
+            return
+        consumer.assign([TopicPartition(topic, p, first) for p, (first, _) in ranges.items()])
+        yield from _merged(consumer, ranges, until, timeout)
+    finally:
+        consumer.close()
+
+
+def _merged(
+    consumer: Consumer,
+    ranges: dict[int, tuple[int, int]],
+    until: datetime | None,
+    idle_timeout: float,
+) -> Iterator[Delivery]:
+    """Yield records in (timestamp, partition, offset) order, holding at most one unyielded
+    record per partition once each has one."""
+    limit = int(until.timestamp() * 1000) if until is not None else None
+    open_partitions = set(ranges)
+    heads: list[tuple[int, int, int, Any]] = []  # (timestamp, partition, offset, record)
+    waiting = set(open_partitions)  # partitions without a head in the heap
+    last_progress = time.monotonic()
+    while open_partitions or heads:
+        while waiting and open_partitions:
+            record = consumer.poll(0.5)
+            if record is None:
+                if time.monotonic() - last_progress > idle_timeout:
+                    raise BackendUnavailable(f"replay stalled: nothing read for {idle_timeout}s")
+                continue
+            if record.error():
+                continue
+            last_progress = time.monotonic()
+            where = position(record)
+            partition, offset = where.partition, where.offset
+            stamp = record.timestamp()[1]
+            if offset >= ranges[partition][1] - 1:
+                open_partitions.discard(partition)
+                consumer.pause([where])
+            if limit is not None and stamp > limit:
+                open_partitions.discard(partition)
+                waiting.discard(partition)
+                continue
+            heapq.heappush(heads, (stamp, partition, offset, record))
+            waiting.discard(partition)
+        if not heads:
+            return
+        stamp, partition, offset, record = heapq.heappop(heads)
+        yield to_delivery(record)
+        if partition in open_partitions:
+            waiting.add(partition)

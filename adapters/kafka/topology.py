@@ -1,0 +1,59 @@
+"""Topics and cluster metadata, through the AdminClient. Every call is bounded by the
+transport's ``publish_timeout``, so an unreachable cluster fails within it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from interchange.adapters.errors import PublishRejected
+from interchange.adapters.kafka.errors import code, mapped_errors
+from interchange.adapters.kafka.options import KafkaOptions
+
+
+class Topics:
+    def __init__(self, config: dict[str, Any], options: KafkaOptions) -> None:
+        self.servers = str(config["bootstrap.servers"])
+        self.options = options
+        self.timeout = options.publish_timeout
+        self.admin = AdminClient(config)
+        self._known: set[str] = set()
+
+    def metadata(self, topic: str | None = None) -> Any:
+        with mapped_errors(self.servers, "read the cluster's metadata"):
+            return self.admin.list_topics(topic, timeout=self.timeout)
+
+    def ensure(self, topic: str) -> None:
+        """Create the topic unless it exists; existing topics are left as they are."""
+        if topic in self._known:
+            return
+        replication = self.options.replication_factor or min(3, len(self.metadata().brokers))
+        settings = {"min.insync.replicas": "2"} if replication >= 3 else {}
+        if self.options.retention_ms is not None:
+            settings["retention.ms"] = str(self.options.retention_ms)
+        new = NewTopic(
+            topic,
+            num_partitions=self.options.partitions,
+            replication_factor=replication,
+            config=settings,
+        )
+        with mapped_errors(self.servers, f"create topic {topic!r}"):
+            try:
+                created = self.admin.create_topics([new], operation_timeout=self.timeout)
+                created[topic].result(timeout=self.timeout)
+            except KafkaException as error:
+                if code(error) != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+        self._known.add(topic)
+
+    def move_group(self, group: str, topic: str, offsets: list[Any]) -> None:
+        """Set a group's committed offsets (a list of TopicPartition)."""
+        from confluent_kafka import ConsumerGroupTopicPartitions
+
+        request = ConsumerGroupTopicPartitions(group, offsets)
+        try:
+            self.admin.alter_consumer_group_offsets([request])[group].result(timeout=self.timeout)
+        except KafkaException as error:
+            raise PublishRejected(f"cannot seek group {group!r} on {topic!r}: {error}") from error

@@ -1,0 +1,98 @@
+"""The Kafka event transport: the protocol verbs (see the package's datasheet)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from interchange.adapters.kafka import CAPABILITIES, replay
+from interchange.adapters.kafka.consumer import GroupMember
+from interchange.adapters.kafka.errors import mapped_errors
+from interchange.adapters.kafka.options import client_config
+from interchange.adapters.kafka.publisher import Publisher
+from interchange.adapters.kafka.topology import Topics
+from interchange.adapters.lifecycle import Consumers
+from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
+from interchange.adapters.protocols import Start
+
+
+def probe(url: str, timeout: float = 5.0) -> str:
+    """Ask the cluster for its metadata; return how many brokers answered."""
+    config, _ = client_config(url)
+    admin = AdminClient(
+        {**config, "socket.connection.setup.timeout.ms": int(timeout * 1000), "log_level": 0}
+    )
+    with mapped_errors(config["bootstrap.servers"], "read the cluster's metadata"):
+        metadata = admin.list_topics(timeout=timeout)
+    brokers = len(metadata.brokers)
+    return f"Kafka cluster {metadata.cluster_id}, {brokers} broker{'s' if brokers != 1 else ''}"
+
+
+class KafkaEventTransport:
+    """Events on Kafka: keyed topics, consumer groups, replay in time order, seek."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, url: str) -> None:
+        self.config, self.options = client_config(url)
+        self.servers = str(self.config["bootstrap.servers"])
+        self.timeout = self.options.publish_timeout
+        self.consumer_config = {
+            **self.config,
+            "queued.max.messages.kbytes": self.options.queued_kbytes,
+        }
+        self.publisher = Publisher(self.config, self.options)
+        self.topics = Topics(self.config, self.options)
+        self.consumers = Consumers()
+
+    # -- publishing -----------------------------------------------------------------------
+
+    def publish(self, topic: str, message: TransportMessage) -> None:
+        self.publish_many(topic, [message])
+
+    def publish_many(self, topic: str, messages: list[TransportMessage]) -> None:
+        self.consumers.check_open()
+        self.topics.ensure(topic)
+        self.publisher.publish(topic, messages)
+
+    # -- consuming ------------------------------------------------------------------------
+
+    def subscribe(
+        self, topic: str, group: str, handler: DeliveryHandler, *, start: Start = "earliest"
+    ) -> GroupMember:
+        self.consumers.check_open()
+        self.topics.ensure(topic)
+        member = GroupMember(self.consumer_config, topic, group, handler, start, self.publish)
+        return self.consumers.add(member)
+
+    # -- reading the log again ------------------------------------------------------------
+
+    def replay(
+        self, topic: str, *, since: Start = "earliest", until: datetime | None = None
+    ) -> Iterator[Delivery]:
+        self.consumers.check_open()
+        yield from replay.replay(self.consumer_config, topic, since, until, self.timeout)
+
+    def seek(self, topic: str, group: str, to: Start) -> None:
+        """Set the group's committed offsets. Kafka allows it only while the group has no
+        running member: stop its consumers first."""
+        self.consumers.check_open()
+        consumer = replay.reader(self.consumer_config)
+        try:
+            ranges = replay.positions(consumer, topic, to, self.timeout, self.servers)
+        finally:
+            consumer.close()
+        self.topics.move_group(
+            group, topic, [TopicPartition(topic, p, first) for p, (first, _) in ranges.items()]
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self.consumers.closed:
+            return
+        self.consumers.close()
+        self.publisher.close()

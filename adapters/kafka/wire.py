@@ -1,0 +1,80 @@
+"""TransportMessage ⇄ Kafka record, both directions, and where a record sits.
+
+Headers travel as record headers (UTF-8), the partition key as the record key. Kafka records
+have no id of their own: the CloudEvents ``ce_id`` header carries it, or ID_HEADER when the
+message's id differs from it. A foreign record without either gets an id from its position,
+stable across redeliveries, so dedupe still works.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from confluent_kafka import Message, TopicPartition
+
+from interchange.adapters.message import (
+    ID_HEADER,
+    Delivery,
+    TransportMessage,
+    carries_own_id,
+    cloudevents_id,
+)
+
+PREFIX = "ce_"
+_CE_ID = cloudevents_id(PREFIX)
+
+
+def servers_of(url: str) -> str:
+    """librdkafka's bootstrap.servers from a kafka:// URL."""
+    return urlsplit(url).netloc.rsplit("@", 1)[-1]
+
+
+def to_headers(message: TransportMessage) -> list[tuple[str, str | bytes | None]]:
+    headers: list[tuple[str, str | bytes | None]] = [
+        (k, v.encode()) for k, v in message.headers.items()
+    ]
+    if not carries_own_id(message, PREFIX):
+        headers.append((ID_HEADER, message.id.encode()))
+    return headers
+
+
+def to_delivery(record: Any, attempt: int = 1) -> Delivery:
+    """Our view of a record, delivered for the ``attempt``-th time."""
+    headers = {
+        key: (value or b"").decode("utf-8", "replace") for key, value in (record.headers() or [])
+    }
+    key = record.key()
+    message_id = (
+        headers.pop(ID_HEADER, None)
+        or headers.get(_CE_ID)
+        or f"{record.topic()}/{record.partition()}/{record.offset()}"
+    )
+    return Delivery(
+        TransportMessage(
+            message_id,
+            record.value() or b"",
+            headers,
+            key=key.decode("utf-8", "replace") if isinstance(key, bytes) else key,
+        ),
+        record.topic(),
+        attempt=attempt,
+        redelivered=attempt > 1,
+        offset=record.offset(),
+        timestamp=record.timestamp()[1] / 1000,
+    )
+
+
+def start_millis(at: datetime) -> int:
+    """Kafka stamps records in whole milliseconds. A record in the same millisecond as a
+    sub-millisecond start time may be just before it: start at the next whole millisecond."""
+    return math.ceil(at.timestamp() * 1000)
+
+
+def position(record: Message) -> TopicPartition:
+    """Where a record sits; a record that came without error always has all three."""
+    return TopicPartition(
+        cast(str, record.topic()), cast(int, record.partition()), cast(int, record.offset())
+    )

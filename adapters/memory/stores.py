@@ -1,0 +1,99 @@
+"""Stores in this process: a failover spool and a dedupe store. For tests and single-process
+services; nothing here survives the process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+from interchange.adapters.errors import BackendUnavailable
+from interchange.adapters.message import TransportMessage
+
+
+class MemorySpool:
+    """A spool in this process: for tests of the failover logic, never for production.
+    ``down = True`` makes it refuse appends, as an unreachable Redis would."""
+
+    def __init__(self, url: str = "memory://", *, timeout: float = 5.0) -> None:
+        self._lines: dict[str, list[tuple[str, TransportMessage]]] = {}
+        self._next = 0
+        self.down = False
+        self._claims: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def append(self, line: str, messages: list[TransportMessage]) -> None:
+        if self.down:
+            raise BackendUnavailable("memory spool is down")
+        with self._lock:
+            for message in messages:
+                self._next += 1
+                self._lines.setdefault(line, []).append((str(self._next), message))
+
+    def head(self, line: str, count: int) -> list[tuple[str, TransportMessage]]:
+        with self._lock:
+            return list(self._lines.get(line, [])[:count])
+
+    def remove(self, line: str, ids: list[str]) -> None:
+        with self._lock:
+            gone = set(ids)
+            self._lines[line] = [e for e in self._lines.get(line, []) if e[0] not in gone]
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return [line for line, entries in self._lines.items() if entries]
+
+    def depth(self) -> int:
+        with self._lock:
+            return sum(len(entries) for entries in self._lines.values())
+
+    def claim(self, line: str, owner: str, seconds: float) -> bool:
+        with self._lock:
+            holder, until = self._claims.get(line, (owner, 0.0))
+            if holder != owner and until > time.monotonic():
+                return False
+            self._claims[line] = (owner, time.monotonic() + seconds)
+            return True
+
+    def release(self, line: str, owner: str) -> None:
+        with self._lock:
+            if self._claims.get(line, (None, 0.0))[0] == owner:
+                del self._claims[line]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class MemoryDedupeStore:
+    """Bounded, expiring, thread-safe; per process."""
+
+    def __init__(
+        self, url: str = "memory://", *, ttl: float = 3600.0, max_entries: int = 1_000_000
+    ) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._expiry: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def seen(self, key: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            expiry = self._expiry.get(key)
+            return expiry is not None and expiry > now
+
+    def remember(self, key: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._expiry[key] = now + self.ttl
+            self._expiry.move_to_end(key)
+            # entries are in expiry order, so the stale ones are at the front
+            while self._expiry and (
+                len(self._expiry) > self.max_entries or next(iter(self._expiry.values())) <= now
+            ):
+                self._expiry.popitem(last=False)
+
+    def forget(self, scope: str) -> None:
+        prefix = scope + "|"
+        with self._lock:
+            for key in [k for k in self._expiry if k.startswith(prefix)]:
+                del self._expiry[key]

@@ -1,0 +1,154 @@
+"""The memory backend's transports: the protocol verbs, on the in-process broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
+
+from interchange.adapters.lifecycle import Consumers, ConsumerThread
+from interchange.adapters.memory import CAPABILITIES, errors, wire
+from interchange.adapters.memory.broker import Entry, MemoryBroker
+from interchange.adapters.memory.consumer import group_member, queue_consumer
+from interchange.adapters.memory.options import MemoryOptions
+from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
+from interchange.adapters.protocols import Start
+from interchange.adapters.urls import split_options
+
+
+def probe(url: str, timeout: float = 5.0) -> str:
+    return "in-process broker"
+
+
+class _MemoryTransport:
+    capabilities = CAPABILITIES
+
+    def __init__(self, url: str = "memory://") -> None:
+        split_options(url, MemoryOptions)
+        self.broker = MemoryBroker.for_url(url)
+        self.consumers = Consumers()
+
+    def close(self) -> None:
+        self.consumers.close()
+
+
+class MemoryCommandTransport(_MemoryTransport):
+    """Commands on the in-process broker: queues, fanout exchanges, request/reply inboxes."""
+
+    def send(self, queue: str, message: TransportMessage) -> None:
+        self.consumers.check_open()
+        self.broker.queue(queue).put(Entry(message))
+
+    def send_many(self, queue: str, messages: list[TransportMessage]) -> None:
+        for message in messages:
+            self.send(queue, message)
+
+    def broadcast(self, exchange: str, message: TransportMessage) -> None:
+        self.consumers.check_open()
+        queues = self.broker.bound(exchange)
+        if not queues:
+            raise errors.unroutable(exchange)
+        for q in queues:
+            q.put(Entry(message))
+
+    def declare(self, queue: str, *, exchange: str | None = None) -> None:
+        self.consumers.check_open()
+        if exchange is None:
+            self.broker.queue(queue)
+        else:
+            self.broker.bind(queue, exchange)
+
+    def consume(
+        self,
+        queue: str,
+        handler: DeliveryHandler,
+        *,
+        exchange: str | None = None,
+        prefetch: int = 1,
+    ) -> ConsumerThread:
+        self.declare(queue, exchange=exchange)
+        source, dead_letters = self.broker.queue(queue), self.broker.queue(f"{queue}.dlq")
+        return self.consumers.add(queue_consumer(queue, source, dead_letters, handler))
+
+    def request(self, queue: str, message: TransportMessage, timeout: float) -> TransportMessage:
+        self.consumers.check_open()
+        address = f"reply.{uuid.uuid4().hex}"
+        inbox = self.broker.open_inbox(address)
+        try:
+            self.send(queue, replace(message, reply_to=address))
+            entry = inbox.take(timeout)
+        finally:
+            self.broker.close_inbox(address)
+        if entry is None:
+            raise errors.no_reply(queue, timeout)
+        return entry.message
+
+    def reply(self, reply_to: str, message: TransportMessage) -> None:
+        self.consumers.check_open()
+        inbox = self.broker.inbox(reply_to)
+        if inbox is None:
+            raise errors.requester_gone(reply_to)
+        inbox.put(Entry(message))
+
+
+class MemoryEventTransport(_MemoryTransport):
+    """Events on the in-process broker: one-partition logs, groups, replay and seek."""
+
+    def publish(self, topic: str, message: TransportMessage) -> None:
+        self.consumers.check_open()
+        self.broker.topic(topic).append(message)
+
+    def publish_many(self, topic: str, messages: list[TransportMessage]) -> None:
+        for message in messages:
+            self.publish(topic, message)
+
+    def subscribe(
+        self,
+        topic: str,
+        group: str,
+        handler: DeliveryHandler,
+        *,
+        start: Start = "earliest",
+    ) -> ConsumerThread:
+        self.consumers.check_open()
+        log = self.broker.topic(topic)
+        member = log.join(group, start)
+        dead_letters = self.broker.topic(f"{topic}.dlq")
+        return self.consumers.add(
+            group_member(
+                topic,
+                log,
+                group,
+                member,
+                handler,
+                dead_letters.append,
+                lambda: self.broker.epoch,
+            )
+        )
+
+    def replay(
+        self,
+        topic: str,
+        *,
+        since: Start = "earliest",
+        until: datetime | None = None,
+    ) -> Iterator[Delivery]:
+        self.consumers.check_open()
+        log = self.broker.topic(topic)
+        first = log.position(since)
+        with log.cond:
+            records = log.records[first:]
+        limit = until.timestamp() if until is not None else None
+        for offset, (stamp, message) in enumerate(records, start=first):
+            if limit is not None and stamp > limit:
+                return
+            yield wire.logged(message, topic, offset, stamp)
+
+    def seek(self, topic: str, group: str, to: Start) -> None:
+        self.consumers.check_open()
+        log = self.broker.topic(topic)
+        position = log.position(to)
+        member = log.join(group, to)
+        with log.cond:
+            member.offset = position

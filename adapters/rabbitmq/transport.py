@@ -1,0 +1,171 @@
+"""The RabbitMQ command transport: the protocol verbs, over a confirming publisher and consumer
+threads (see the package's datasheet)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import kombu
+
+from interchange.adapters.errors import PublishRejected, RequestTimeout
+from interchange.adapters.lifecycle import Consumers
+from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
+from interchange.adapters.rabbitmq import CAPABILITIES
+from interchange.adapters.rabbitmq.consumer import Consumer, Links, ReplyListener
+from interchange.adapters.rabbitmq.errors import mapped_errors
+from interchange.adapters.rabbitmq.options import RabbitMQOptions
+from interchange.adapters.rabbitmq.publisher import ConfirmingPublisher, Publish
+from interchange.adapters.rabbitmq.wire import to_amqp, untoken
+from interchange.adapters.urls import split_options
+
+
+def probe(url: str, timeout: float = 5.0) -> str:
+    """Open a connection and a channel; return the broker's product and version."""
+    connection = kombu.Connection(split_options(url, RabbitMQOptions)[0], connect_timeout=timeout)
+    try:
+        with mapped_errors(url, "connect"):
+            connection.ensure_connection(max_retries=0, timeout=timeout)
+            connection.channel().close()
+            info = connection.connection.server_properties
+        return f"{_text(info.get('product', 'AMQP broker'))} {_text(info.get('version', '?'))}"
+    finally:
+        connection.release()
+
+
+class RabbitMQCommandTransport:
+    """Commands over RabbitMQ: queues, fanout exchanges, request/reply, confirmed publishes."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, url: str) -> None:
+        self.url, self.options, _ = split_options(url, RabbitMQOptions)
+        self.publisher = ConfirmingPublisher(
+            self.url,
+            connect=self.connect,
+            window=self.options.window,
+            confirm_timeout=self.options.confirm_timeout,
+            queue_type=self.options.queue_type,
+        )
+        self.links = Links(
+            url=self.url,
+            connect=self.connect,
+            queue_type=self.options.queue_type,
+            republish=self._republish,
+            delay_queue=self._declare_delay_queue,
+            declare=self.declare,
+        )
+        self.consumers = Consumers()
+        self._replies: ReplyListener | None = None
+        self._lock = threading.Lock()
+
+    def connect(self) -> kombu.Connection:
+        """A new connection, retried with backoff for up to ``connect_timeout`` seconds."""
+        timeout = self.options.connect_timeout
+        connection = kombu.Connection(
+            self.url, heartbeat=self.options.heartbeat, connect_timeout=timeout
+        )
+        connection.ensure_connection(
+            max_retries=None, interval_start=0.2, interval_step=0.5, interval_max=2.0,
+            timeout=timeout,
+        )  # fmt: skip
+        return connection
+
+    # -- topology -------------------------------------------------------------------------
+
+    def declare(self, queue: str, *, exchange: str | None = None) -> None:
+        self.consumers.check_open()
+        publisher = self.publisher
+        with publisher.lock, mapped_errors(self.url, f"declare {queue!r}"):
+            publisher.topology.queue(publisher.channel, queue, exchange)
+
+    def _declare_delay_queue(self, queue: str, delay: float) -> str:
+        publisher = self.publisher
+        with publisher.lock, mapped_errors(self.url, f"declare a delay queue for {queue!r}"):
+            return publisher.topology.delay_queue(publisher.channel, queue, delay)
+
+    # -- publishing -----------------------------------------------------------------------
+
+    def send(self, queue: str, message: TransportMessage) -> None:
+        self.send_many(queue, [message])
+
+    def send_many(self, queue: str, messages: list[TransportMessage]) -> None:
+        self.declare(queue)
+        self.publisher.publish([Publish("", queue, to_amqp(m), m.id) for m in messages])
+
+    def broadcast(self, exchange: str, message: TransportMessage) -> None:
+        self.consumers.check_open()
+        publisher = self.publisher
+        with publisher.lock, mapped_errors(self.url, f"declare {exchange!r}"):
+            publisher.topology.exchange(publisher.channel, exchange)
+        publisher.publish([Publish(exchange, "", to_amqp(message), message.id)])
+
+    def _republish(
+        self, delivery: Delivery, queue: str, headers: dict[str, str] | None, attempt: int
+    ) -> None:
+        """Publish a delivered message again (retry copy or dead letter), confirmed."""
+        message = delivery.message
+        reply_to, correlation = untoken(message.reply_to)
+        copy = replace(message, reply_to=reply_to, headers=headers or message.headers)
+        wire = to_amqp(copy, attempt=attempt, correlation_id=correlation)
+        self.publisher.publish([Publish("", queue, wire, copy.id)])
+
+    # -- consuming ------------------------------------------------------------------------
+
+    def consume(
+        self,
+        queue: str,
+        handler: DeliveryHandler,
+        *,
+        exchange: str | None = None,
+        prefetch: int | None = None,
+    ) -> Consumer:
+        self.consumers.check_open()
+        self.declare(queue, exchange=exchange)
+        consumer = Consumer(self.links, queue, exchange, handler, prefetch or self.options.prefetch)
+        return self.consumers.add(consumer)
+
+    # -- request / reply ------------------------------------------------------------------
+
+    def request(self, queue: str, message: TransportMessage, timeout: float) -> TransportMessage:
+        self.consumers.check_open()
+        with self._lock:
+            if self._replies is None:
+                self._replies = self.consumers.add(ReplyListener(self.links))
+            replies = self._replies
+        reply_queue = replies.address(self.options.connect_timeout)
+        waiter = replies.expect(message.id)
+        try:
+            self.declare(queue)
+            request = replace(message, reply_to=reply_queue)
+            wire = to_amqp(request, correlation_id=message.id)
+            self.publisher.publish([Publish("", queue, wire, message.id)])
+            if not waiter.wait(timeout):
+                raise RequestTimeout(f"no reply on {queue!r} within {timeout}s")
+            return replies.take(message.id)
+        finally:
+            replies.forget(message.id)
+
+    def reply(self, reply_to: str, message: TransportMessage) -> None:
+        self.consumers.check_open()
+        queue, correlation = untoken(reply_to)
+        if queue is None:
+            raise PublishRejected(f"not a reply address: {reply_to!r}")
+        wire = to_amqp(message, correlation_id=correlation)
+        try:
+            self.publisher.publish([Publish("", queue, wire, message.id)])
+        except PublishRejected as error:
+            raise PublishRejected(f"requester {queue!r} is gone: {error}") from error
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.consumers.close()
+        with self._lock:
+            self._replies = None
+        with self.publisher.lock:
+            self.publisher.reset()
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,28 @@
+"""The options a redis:// URL's query may carry: ours, and redis-py's own URL options (which
+redis-py reads from the URL itself). Anything else is refused."""
+
+from __future__ import annotations
+
+from pydantic import PositiveFloat, PositiveInt
+from redis.connection import URL_QUERY_ARGUMENT_PARSERS
+
+from interchange.adapters.urls import Options, split_options, with_query
+
+
+class RedisOptions(Options):
+    claim_idle: PositiveFloat = 30.0
+    """Seconds an entry stays pending before another consumer takes it over."""
+    maxlen: PositiveInt | None = None
+    """Trim event streams to this many entries (never past what a group still needs)."""
+    retention_ms: PositiveInt | None = None
+    """Trim event entries older than this (never past what a group still needs)."""
+
+
+def _redis_py_option(name: str) -> bool:
+    return name in URL_QUERY_ARGUMENT_PARSERS or name.startswith("ssl_")
+
+
+def client_url(url: str) -> tuple[str, RedisOptions]:
+    """(the URL for redis-py, with only its own options; ours)."""
+    bare, options, driver = split_options(url, RedisOptions, passthrough=_redis_py_option)
+    return with_query(bare, driver), options

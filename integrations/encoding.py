@@ -1,0 +1,96 @@
+"""From contracts to transport messages: the envelope each verb wraps around a contract, the
+records one publish writes (one per version its route lists), and the reply to a request.
+Also the check that a verb was given the kind of contract it takes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from interchange.adapters import TransportMessage
+from interchange.config import Settings
+from interchange.contracts import Codec, Command, Contract, Envelope, Event, converters
+from interchange.routing import Routing
+from interchange.versions import EXTENSION
+
+
+class Encoder:
+    def __init__(self, settings: Settings, routing: Routing, commands: Codec, events: Codec):
+        self.settings = settings
+        self.routing = routing
+        self.commands = commands
+        self.events = events
+
+    def command(self, command: Command, verb: str, **options: Any) -> TransportMessage:
+        expect(command, Command, verb, "publish")
+        return self.encode(command, self.commands, **options)
+
+    def reply(self, request: Envelope, result: Contract) -> TransportMessage:
+        envelope = Envelope.wrap(
+            result,
+            source=self.settings.source,
+            correlation_id=request.id,
+            causation_id=request.id,
+        )
+        headers, body = self.commands.encode(envelope)
+        return TransportMessage(envelope.id, body, headers)
+
+    def event_records(
+        self, event: Event, options: dict[str, Any]
+    ) -> tuple[str, list[tuple[str, TransportMessage]]]:
+        """(id, [(topic, message)]) for every version the route publishes of this event."""
+        expect(event, Event, "publish", "send")
+        route = self.settings.route(event.contract_name)
+        if route.partition_key and "key" not in options:
+            options["key"] = str(getattr(event, route.partition_key))
+        versions = route.versions or [event.contract_version]
+        base_id = options.pop("id", None) or str(uuid.uuid4())
+        headers = dict(options.pop("headers", None) or {})
+        if len(versions) > 1:
+            headers[self.events.prefix + EXTENSION] = ",".join(map(str, versions))
+        records = []
+        for version in versions:
+            own = version == event.contract_version
+            twin = event if own else converters.convert(event, version)
+            twin_id = base_id if own else f"{base_id}.v{version}"
+            message = self.encode(twin, self.events, id=twin_id, headers=headers, **options)
+            records.append((self.routing.topic_of(type(event), version), message))
+        return base_id, records
+
+    def encode(
+        self,
+        contract: Contract,
+        codec: Codec,
+        *,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        id: str | None = None,
+    ) -> TransportMessage:
+        envelope = Envelope.wrap(
+            contract,
+            source=self.settings.source,
+            id=id,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            partition_key=key,
+            headers=headers,
+        )
+        wire_headers, body = codec.encode(envelope)
+        return TransportMessage(envelope.id, body, wire_headers, key=key)
+
+
+def expect(contract: Contract, kind: type[Contract], verb: str, other: str) -> None:
+    """A TypeError unless ``contract`` is a ``kind`` (a command for send, an event for
+    publish), saying which verb to use instead."""
+    if not isinstance(contract, kind):
+        raise TypeError(
+            f"{type(contract).__name__} is {_article(contract.contract_kind)}: "
+            f"use bus.{other}(), not bus.{verb}()"
+        )
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"

@@ -1,0 +1,53 @@
+"""The consumers a Bus runs: what was registered, and what is running between start and stop."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from interchange.adapters import Subscription
+
+
+@dataclass(frozen=True)
+class Registration:
+    channel: str
+    start_consumer: Callable[[], Subscription]
+    concurrency: int
+
+    def start(self) -> list[Subscription]:
+        return [self.start_consumer() for _ in range(self.concurrency)]
+
+
+class Workers:
+    """Registered handlers' consumers. A handler registered while running starts at once."""
+
+    def __init__(self) -> None:
+        self._registrations: list[Registration] = []
+        self._running: list[Subscription] = []
+        self._started = False
+        self._lock = threading.Lock()
+
+    def register(self, registration: Registration) -> None:
+        with self._lock:
+            self._registrations.append(registration)
+            if self._started:
+                self._running.extend(registration.start())
+
+    def start(self, prepare: Callable[[], None]) -> None:
+        """Run ``prepare`` (declarations), then start every consumer. Idempotent."""
+        with self._lock:
+            if self._started:
+                return
+            prepare()
+            for registration in self._registrations:
+                self._running.extend(registration.start())
+            self._started = True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every consumer after the delivery in hand."""
+        with self._lock:
+            running, self._running = self._running, []
+            self._started = False
+        for subscription in running:
+            subscription.close(timeout)
