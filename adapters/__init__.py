@@ -48,6 +48,7 @@ from interchange.adapters.message import (
     Delivery,
     DeliveryHandler,
     Outcome,
+    Position,
     Retry,
     TransportMessage,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "EventTransport",
     "InvalidURL",
     "Outcome",
+    "Position",
     "PublishRejected",
     "RequestTimeout",
     "Retry",

@@ -17,7 +17,10 @@ class Capabilities:
     consumer_groups: bool
     """Each group reads every event; members of one group share the work."""
     replay: bool
-    """The event log can be read again from the start, an offset or a time."""
+    """The event log can be read again from the start, a position or a time."""
+    offsets: bool
+    """Records are numbered in each partition: an int start is an offset in every partition.
+    Without it, an int start is a TypeError (start from a Position, a time, or an end)."""
     request_reply: bool
     """Commands support request/response."""
     survives_restart: bool

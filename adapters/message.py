@@ -60,12 +60,37 @@ class TransportMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class Position:
+    """Where to start reading an event log: in each partition, the offset of the first record to
+    read. A partition it does not name is read from its oldest record.
+
+    Every event delivery carries one (``Delivery.position``): starting there reads that record
+    and what follows it — for a replay, the rest of that replay, across partitions. Backends
+    choose what an offset is (Kafka: the record's offset; memory: its index; Redis: its stream
+    entry id, encoded): take positions from deliveries, or, on Kafka, name offsets explicitly:
+    ``Position.at({0: 120, 1: 97})``.
+    """
+
+    offsets: tuple[tuple[int, int], ...]
+    """(partition, offset) pairs, sorted by partition."""
+
+    @classmethod
+    def at(cls, offsets: Mapping[int, int]) -> Position:
+        return cls(tuple(sorted((int(p), int(o)) for p, o in offsets.items())))
+
+    def offset(self, partition: int, default: int) -> int:
+        """The offset to start ``partition`` at; ``default`` when not named."""
+        return dict(self.offsets).get(partition, default)
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """A message handed to a consumer.
 
-    ``attempt`` counts deliveries of this message to this queue or group, starting at 1;
-    ``offset`` and ``timestamp`` (seconds since the epoch, as the broker stamped it) are set on
-    event logs.
+    ``attempt`` counts deliveries of this message to this queue or group, starting at 1.
+    On event logs, ``timestamp`` is when the broker stored it (seconds since the epoch),
+    ``position`` where to start to read it again, and ``offset`` its number in its partition
+    on backends that number records (memory, Kafka; None on Redis).
     """
 
     message: TransportMessage
@@ -74,6 +99,7 @@ class Delivery:
     redelivered: bool = False
     offset: int | None = None
     timestamp: float | None = None
+    position: Position | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,11 +28,13 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from interchange.adapters.capabilities import Capabilities
-from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
+from interchange.adapters.message import Delivery, DeliveryHandler, Position, TransportMessage
 
-Start = Literal["earliest", "latest"] | int | datetime
-"""Where a new consumer group starts reading: the oldest record, only new ones, an offset, or
-the first record at or after a time. A group that already committed resumes where it left off."""
+Start = Literal["earliest", "latest"] | int | datetime | Position
+"""Where a new consumer group starts reading: the oldest record, only new ones, the first record
+at or after a time, a Position (one a delivery carried, or explicit offsets per partition), or an
+int: that offset in every partition, on backends that number records (``Capabilities.offsets``;
+elsewhere a TypeError). A group that already committed resumes where it left off."""
 
 
 class Subscription(Protocol):

@@ -8,6 +8,7 @@ package, from ``integrations/``: the Bus, configuration, dispatch, CLI, connecto
 plugin), ``interchange.contracts`` (what flows) and ``interchange.adapters`` (how it moves).
 """
 
+from interchange.adapters import Position
 from interchange.bus import Bus
 from interchange.config import Backends, RetryPolicy, Route, Settings, load_settings
 from interchange.context import HandlerContext
@@ -46,6 +47,7 @@ __all__ = [
     "HandlerContext",
     "MalformedMessage",
     "MemoryDedupeStore",
+    "Position",
     "PublishRejected",
     "RequestTimeout",
     "RetryPolicy",

@@ -47,6 +47,7 @@ CAPABILITIES: Capabilities = Capabilities(
     persistent=True,
     ordered_log=True,
     consumer_groups=True,
+    offsets=True,
     replay=True,
     request_reply=False,
     survives_restart=True,

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from confluent_kafka import (
+    OFFSET_BEGINNING,
     OFFSET_END,
     Consumer,
     KafkaError,
@@ -30,6 +31,7 @@ from interchange.adapters.lifecycle import ConsumerThread, run_handler
 from interchange.adapters.message import (
     DeadLetter,
     DeliveryHandler,
+    Position,
     Retry,
     TransportMessage,
     dead_letter_copy,
@@ -70,7 +72,7 @@ class GroupMember:
     # -- rebalance callbacks (run inside poll, on the member's thread) ----------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if isinstance(self.start, int | datetime) and not isinstance(self.start, bool):
+        if isinstance(self.start, int | datetime | Position) and not isinstance(self.start, bool):
             committed = consumer.committed(partitions, timeout=10)
             fresh = [tp for tp in committed if tp.offset < 0]  # never committed by this group
             if isinstance(self.start, datetime):
@@ -80,6 +82,10 @@ class GroupMember:
                 )
                 offsets = {
                     tp.partition: tp.offset if tp.offset >= 0 else OFFSET_END for tp in found
+                }
+            elif isinstance(self.start, Position):
+                offsets = {
+                    tp.partition: self.start.offset(tp.partition, OFFSET_BEGINNING) for tp in fresh
                 }
             else:
                 offsets = {tp.partition: self.start for tp in fresh}

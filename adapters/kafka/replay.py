@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 from interchange.adapters.errors import BackendUnavailable
 from interchange.adapters.kafka.errors import mapped_errors
 from interchange.adapters.kafka.wire import position, start_millis, to_delivery
-from interchange.adapters.message import Delivery
+from interchange.adapters.message import Delivery, Position
 from interchange.adapters.protocols import Start
 
 
@@ -52,6 +52,8 @@ def positions(
                     [TopicPartition(topic, partition, stamp)], timeout=timeout
                 )
                 first = hit.offset if hit.offset >= 0 else high
+            elif isinstance(at, Position):
+                first = max(low, min(at.offset(partition, low), high))
             else:
                 first = max(low, min(int(at), high))
             found[partition] = (first, high)
@@ -89,6 +91,8 @@ def _merged(
     """Yield records in (timestamp, partition, offset) order, holding at most one unyielded
     record per partition once each has one."""
     limit = int(until.timestamp() * 1000) if until is not None else None
+    unread = {partition: first for partition, (first, _) in ranges.items()}
+    """Per partition, the offset of its first record not yet yielded: the replay's cursor."""
     open_partitions = set(ranges)
     heads: list[tuple[int, int, int, Any]] = []  # (timestamp, partition, offset, record)
     waiting = set(open_partitions)  # partitions without a head in the heap
@@ -118,6 +122,8 @@ def _merged(
         if not heads:
             return
         stamp, partition, offset, record = heapq.heappop(heads)
-        yield to_delivery(record)
+        unread[partition] = offset
+        yield to_delivery(record, resume=Position.at(unread))
+        unread[partition] = offset + 1
         if partition in open_partitions:
             waiting.add(partition)

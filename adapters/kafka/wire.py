@@ -18,6 +18,7 @@ from confluent_kafka import Message, TopicPartition
 from interchange.adapters.message import (
     ID_HEADER,
     Delivery,
+    Position,
     TransportMessage,
     carries_own_id,
     cloudevents_id,
@@ -41,8 +42,9 @@ def to_headers(message: TransportMessage) -> list[tuple[str, str | bytes | None]
     return headers
 
 
-def to_delivery(record: Any, attempt: int = 1) -> Delivery:
-    """Our view of a record, delivered for the ``attempt``-th time."""
+def to_delivery(record: Any, attempt: int = 1, resume: Position | None = None) -> Delivery:
+    """Our view of a record, delivered for the ``attempt``-th time. Its position is ``resume``
+    (a replay's cursor) or, by default, the record's own offset in its partition."""
     headers = {
         key: (value or b"").decode("utf-8", "replace") for key, value in (record.headers() or [])
     }
@@ -64,6 +66,7 @@ def to_delivery(record: Any, attempt: int = 1) -> Delivery:
         redelivered=attempt > 1,
         offset=record.offset(),
         timestamp=record.timestamp()[1] / 1000,
+        position=resume or Position.at({record.partition(): record.offset()}),
     )
 
 

@@ -32,6 +32,7 @@ CAPABILITIES: Capabilities = Capabilities(
     persistent=False,
     ordered_log=True,
     consumer_groups=True,
+    offsets=True,
     replay=True,
     request_reply=True,
     survives_restart=True,

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from interchange.adapters.message import TransportMessage
+from interchange.adapters.message import Position, TransportMessage
 from interchange.adapters.protocols import Start
 
 
@@ -99,6 +99,8 @@ class Topic:
                 return len(self.records)
             if isinstance(start, datetime):
                 return bisect.bisect_left(self.times, start.timestamp())
+            if isinstance(start, Position):
+                start = start.offset(0, 0)
             if isinstance(start, int):
                 return max(0, min(start, len(self.records)))
         raise ValueError(f"unknown start position {start!r}")

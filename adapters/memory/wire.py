@@ -4,7 +4,7 @@ become deliveries."""
 from __future__ import annotations
 
 from interchange.adapters.memory.broker import Entry
-from interchange.adapters.message import Delivery, TransportMessage
+from interchange.adapters.message import Delivery, Position, TransportMessage
 
 
 def queued(entry: Entry, queue: str) -> Delivery:
@@ -25,4 +25,5 @@ def logged(
         redelivered=attempt > 1,
         offset=offset,
         timestamp=stamp,
+        position=Position.at({0: offset}),
     )

@@ -43,6 +43,7 @@ CAPABILITIES: Capabilities = Capabilities(
     persistent=True,
     ordered_log=False,
     consumer_groups=True,
+    offsets=False,
     replay=False,
     request_reply=True,
     survives_restart=True,

@@ -42,6 +42,7 @@ CAPABILITIES: Capabilities = Capabilities(
     persistent=True,
     ordered_log=True,
     consumer_groups=True,
+    offsets=False,
     replay=True,
     request_reply=True,
     survives_restart=True,

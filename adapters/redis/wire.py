@@ -17,6 +17,7 @@ from interchange.adapters.message import (
     KEY_HEADER,
     REPLY_TO_HEADER,
     Delivery,
+    Position,
     TransportMessage,
     carries_own_id,
     cloudevents_id,
@@ -62,8 +63,8 @@ def to_delivery(
         channel,
         attempt=attempt,
         redelivered=attempt > 1,
-        offset=(millis << _SEQ_BITS) | seq,
         timestamp=millis / 1000,
+        position=Position.at({0: (millis << _SEQ_BITS) | seq}),
     )
 
 
@@ -79,7 +80,12 @@ def first_id(at: Any) -> str:
         return "+"
     if isinstance(at, datetime):
         return f"{math.ceil(at.timestamp() * 1000)}-0"
-    return entry_id(int(at))
+    if isinstance(at, Position):
+        return entry_id(at.offset(0, 0))
+    raise TypeError(
+        f"a Redis stream does not number its entries, so {at!r} names no position in it: start "
+        "from a Position a delivery carried, a datetime, 'earliest' or 'latest'"
+    )
 
 
 def last_delivered_before(at: Any) -> str:

@@ -16,8 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from interchange.adapters import Capabilities
+from interchange.adapters import (
+    Capabilities,
+    CommandTransport,
+    EventTransport,
+    open_commands,
+    open_events,
+)
 from interchange.adapters import memory as memory_adapter
+from interchange.adapters.failover import FailoverCommandTransport, FailoverEventTransport
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,10 @@ class Backend:
     events: bool = True
     restart: Callable[[str], None] | None = None
     """Restart the broker behind a URL, where the environment allows it."""
+    refuses_late_replies: bool = True
+    """``reply`` raises once the requester is gone (else the requester drops the reply)."""
+    open_commands: Callable[[str], CommandTransport] = open_commands
+    open_events: Callable[[str], EventTransport] = open_events
 
 
 def _memory_url(request: pytest.FixtureRequest) -> str:
@@ -50,7 +61,7 @@ def _native_restart(broker: str) -> Callable[[str], None] | None:
     return lambda url: subprocess.run([NATIVE / "restart", broker], check=True, timeout=120)
 
 
-def _broker(name: str, adapter: str, fixture: str, native: str, **sides: bool) -> Backend:
+def _broker(name: str, adapter: str, fixture: str, native: str, **traits: bool) -> Backend:
     """A real broker: its adapter's capabilities, its URL from the session's broker fixture."""
     capabilities = importlib.import_module(f"interchange.adapters.{adapter}").CAPABILITIES
     return Backend(
@@ -58,13 +69,31 @@ def _broker(name: str, adapter: str, fixture: str, native: str, **sides: bool) -
         capabilities,
         lambda request: request.getfixturevalue(fixture),
         restart=_native_restart(native),
-        **sides,
+        **traits,
     )
+
+
+def _behind_failover_commands(url: str) -> CommandTransport:
+    return FailoverCommandTransport(open_commands(url), memory_adapter.MemorySpool(), cool_down=0)
+
+
+def _behind_failover_events(url: str) -> EventTransport:
+    return FailoverEventTransport(open_events(url), memory_adapter.MemorySpool(), cool_down=0)
 
 
 BACKENDS = [
     Backend("memory", memory_adapter.CAPABILITIES, _memory_url, restart=_memory_restart),
-    _broker("amqp", "rabbitmq", "amqp_url", "rabbitmq", events=False),
+    # The failover wrappers are transports too: the whole suite runs through them, on a memory
+    # primary whose spool is in this process.
+    Backend(
+        "failover",
+        memory_adapter.CAPABILITIES,
+        _memory_url,
+        restart=_memory_restart,
+        open_commands=_behind_failover_commands,
+        open_events=_behind_failover_events,
+    ),
+    _broker("amqp", "rabbitmq", "amqp_url", "rabbitmq", events=False, refuses_late_replies=False),
     _broker("kafka", "kafka", "kafka_url", "kafka", commands=False),
     _broker("redis", "redis", "redis_url", "redis"),
 ]

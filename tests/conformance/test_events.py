@@ -126,9 +126,13 @@ def test_a_group_continues_where_it_stopped_after_its_consumer_closes(
 
 
 @pytest.mark.requires("replay")
-def test_replay_from_the_start_an_offset_or_a_time_moves_no_group(events, names):
+def test_replay_from_the_start_a_position_or_a_time_moves_no_group(events, another_events, names):
     topic, group = next(names), next(names)
     _publish(events, topic, _events(4, tag="old"))
+    before = Inbox()
+    member = events.subscribe(topic, group, before)
+    assert before.wait_for(4) == [f"old-{i}" for i in range(4)]
+    member.close()  # the group committed its place: after old-3
     cut = datetime.now(UTC)
     time.sleep(0.01)  # the broker's clock must pass the cut; this is not a wait for a result
     _publish(events, topic, _events(3, tag="new"))
@@ -136,12 +140,39 @@ def test_replay_from_the_start_an_offset_or_a_time_moves_no_group(events, names)
     assert everything == [f"old-{i}" for i in range(4)] + [f"new-{i}" for i in range(3)]
     assert [d.message.id for d in events.replay(topic, since=cut)] == ["new-0", "new-1", "new-2"]
     assert [d.message.id for d in events.replay(topic, until=cut)] == [f"old-{i}" for i in range(4)]
-    offsets = [d.offset for d in events.replay(topic)]
-    from_third = [d.message.id for d in events.replay(topic, since=offsets[2])]
-    assert from_third == everything[2:]
+    third = [d.position for d in events.replay(topic)][2]
+    assert [d.message.id for d in events.replay(topic, since=third)] == everything[2:]
+    after = Inbox()
+    another_events().subscribe(topic, group, after)  # resumes where the group stopped
+    assert after.wait_for(3) == ["new-0", "new-1", "new-2"]
+
+
+@pytest.mark.requires("replay")
+def test_a_new_group_can_start_at_a_position_a_delivery_carried(events, names):
+    topic = next(names)
+    _publish(events, topic, _events(5, keys=3))
+    replayed = list(events.replay(topic))
     inbox = Inbox()
-    events.subscribe(topic, group, inbox)
-    assert inbox.wait_for(7) == everything
+    events.subscribe(topic, next(names), inbox, start=replayed[2].position)
+    expected = [d.message.id for d in replayed[2:]]
+    assert sorted(inbox.wait_for(len(expected))) == sorted(expected)
+
+
+@pytest.mark.requires("replay")
+def test_an_int_start_is_an_offset_in_every_partition_or_refused(events, names, backend):
+    topic = next(names)
+    _publish(events, topic, _events(5))  # one key: one partition
+    if not backend.capabilities.offsets:
+        with pytest.raises(TypeError, match="start from a Position"):
+            list(events.replay(topic, since=2))
+        return
+    offsets = [d.offset for d in events.replay(topic)]
+    assert [d.message.id for d in events.replay(topic, since=offsets[2])] == [
+        f"e-{i}" for i in range(2, 5)
+    ]
+    inbox = Inbox()
+    events.subscribe(topic, next(names), inbox, start=offsets[3])
+    assert inbox.wait_for(2) == ["e-3", "e-4"]
 
 
 @pytest.mark.requires("replay")
