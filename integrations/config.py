@@ -79,6 +79,13 @@ _DEFAULT_ROUTE = Route()
 
 
 class Settings(BaseSettings):
+    """Everything a Bus is configured with: backends, routes, retries, timeouts, dedupe.
+
+    Read from ``interchange.toml`` (or YAML, or a dict) by ``load_settings``; every key can be
+    overridden by an ``INTERCHANGE_*`` environment variable (``__`` between nested keys). Unknown
+    keys are errors.
+    """
+
     model_config = SettingsConfigDict(
         env_prefix="INTERCHANGE_", env_nested_delimiter="__", extra="forbid"
     )

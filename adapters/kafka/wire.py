@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from confluent_kafka import Message, TopicPartition
 
+from interchange.adapters.kafka import CAPABILITIES
 from interchange.adapters.message import (
     ID_HEADER,
     Delivery,
@@ -24,7 +25,7 @@ from interchange.adapters.message import (
     cloudevents_id,
 )
 
-PREFIX = "ce_"
+PREFIX = CAPABILITIES.header_prefix
 _CE_ID = cloudevents_id(PREFIX)
 
 

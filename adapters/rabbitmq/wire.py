@@ -20,8 +20,9 @@ from interchange.adapters.message import (
     TransportMessage,
     cloudevents_id,
 )
+from interchange.adapters.rabbitmq import CAPABILITIES
 
-_ID_HEADER = cloudevents_id("cloudEvents_")
+_ID_HEADER = cloudevents_id(CAPABILITIES.header_prefix)
 
 
 def to_amqp(

@@ -90,6 +90,9 @@ class _RedisTransport:
 
 
 class RedisCommandTransport(_RedisTransport):
+    """Commands on Redis Streams: a stream per queue, a group per broadcast queue, request/reply
+    over a reply list."""
+
     def declare(self, queue: str, *, exchange: str | None = None) -> None:
         self.consumers.check_open()
         # a queue keeps what was sent before it had consumers; a broadcast group, like a
@@ -163,6 +166,9 @@ class RedisCommandTransport(_RedisTransport):
 
 
 class RedisEventTransport(_RedisTransport):
+    """Events on Redis Streams: a stream per topic, a consumer group per group, XRANGE replay,
+    trimming only on request and never past what a group still needs."""
+
     def publish(self, topic: str, message: TransportMessage) -> None:
         self.publish_many(topic, [message])
 

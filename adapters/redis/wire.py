@@ -22,10 +22,11 @@ from interchange.adapters.message import (
     carries_own_id,
     cloudevents_id,
 )
+from interchange.adapters.redis import CAPABILITIES
 
 DATA = "data"
 """The field that holds the body."""
-PREFIX = "ce_"
+PREFIX = CAPABILITIES.header_prefix
 _CE_ID = cloudevents_id(PREFIX)
 _SEQ_BITS = 20
 MAX_SEQ = 2**64 - 1
