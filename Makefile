@@ -43,9 +43,10 @@ $(ASYNCAPI): tools/asyncapi/package.json
 	cd tools/asyncapi && npm install --no-audit --no-fund --no-package-lock --loglevel=error
 	touch $(ASYNCAPI)
 
-# Starts the native brokers first when no URLs are given and no Docker engine answers.
+# Starts the native brokers first when no URLs are given and no Docker engine answers. Here
+# brokers are required: a test that finds none fails instead of skipping.
 test: lint typecheck $(ASYNCAPI)
-	compose/with-brokers $(BIN)/pytest
+	INTERCHANGE_REQUIRE_BROKERS=1 compose/with-brokers $(BIN)/pytest
 
 brokers:
 	compose/native/up

@@ -8,6 +8,7 @@ register with ``handles`` / ``subscribes`` and run on worker threads between ``s
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -33,22 +34,24 @@ from interchange.contracts import (
     Registry,
     registry,
 )
-from interchange.dead_letters import DeadLetterRecord, dead_letter_reader
+from interchange.dead_letters import dead_letter_reader
 from interchange.dedupe import DedupeStore, open_dedupe
-from interchange.dispatch import Dispatcher, HandlerFunc, dedupe_scope
+from interchange.dispatch import Dispatcher, dedupe_scope
 from interchange.drain import Drainer, with_fallback
-from interchange.encoding import Encoder
+from interchange.encoding import Encoder, expect_class
+from interchange.handlers import EventLoops, as_handler, as_reader
 from interchange.routing import Routing
 from interchange.versions import read_back
-from interchange.workers import Registration, Workers
+from interchange.workers import Handler, Registration, Workers
 
 log = logging.getLogger("interchange")
 
 C = TypeVar("C", bound=Contract)
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R", bound=Callable[..., Any])
 
 
-class Bus:
+class Bus(Routing):
     """The one facade: commands (``send``, ``send_many``, ``broadcast``, ``request``) and
     events (``publish``, ``publish_many``, ``replay``, ``seek``) over the backends its settings
     name, and the handlers registered with ``handles``, ``subscribes`` and
@@ -69,8 +72,7 @@ class Bus:
         contracts: Registry = registry,
         dedupe: DedupeStore | None = None,
     ) -> None:
-        self.settings = settings or Settings()
-        self.routing = Routing(self.settings)
+        super().__init__(settings or Settings())  # the names: queue_of, topic_of, ...
         self.contracts = contracts
         self.commands = commands or open_commands(self.settings.backends.commands)
         self.events = events or open_events(self.settings.backends.events)
@@ -82,8 +84,12 @@ class Bus:
         self.dedupe = dedupe or open_dedupe(self.settings.dedupe, ttl=self.settings.dedupe_ttl)
         self._command_codec = self._codec(self.commands.capabilities.header_prefix)
         self._event_codec = self._codec(self.events.capabilities.header_prefix)
-        self.encoder = Encoder(self.settings, self.routing, self._command_codec, self._event_codec)
+        self.encoder = Encoder(self.settings, self, self._command_codec, self._event_codec)
         self.workers = Workers()
+        self.handlers: list[Handler] = []
+        """Every handler registered, as registered (``interchange.testing.isolated`` copies
+        them onto a Bus of its own)."""
+        self._loops = EventLoops()
 
     @classmethod
     def from_config(
@@ -95,20 +101,6 @@ class Bus:
 
     def _codec(self, prefix: str) -> Codec:
         return Codec(prefix, contracts=self.contracts, max_body_bytes=self.settings.max_body_bytes)
-
-    # -- names ----------------------------------------------------------------------------
-
-    def queue_of(self, contract: type[Contract]) -> str:
-        return self.routing.queue_of(contract)
-
-    def exchange_of(self, contract: type[Contract]) -> str:
-        return self.routing.exchange_of(contract)
-
-    def topic_of(self, contract: type[Contract], version: int | None = None) -> str:
-        return self.routing.topic_of(contract, version)
-
-    def group_queue_of(self, contract: type[Contract], group: str) -> str:
-        return self.routing.group_queue_of(contract, group)
 
     # -- commands -------------------------------------------------------------------------
 
@@ -207,27 +199,23 @@ class Bus:
         self.dedupe.forget(dedupe_scope(topic, group))
 
     # -- handlers -------------------------------------------------------------------------
+    # Registering is pure: nothing reaches a broker before start() (consuming declares).
 
     def handles(
         self, contract: type[Command], *, group: str | None = None, concurrency: int | None = None
     ) -> Callable[[F], F]:
-        """Register a command handler. Without ``group`` it competes for the contract's queue
-        (point-to-point); with ``group`` that group gets its own copy of every broadcast."""
-        if not issubclass(contract, Command):
-            raise TypeError(f"{contract.__name__} is an event: register it with subscribes()")
+        """Register a command handler, ``(msg)`` or ``(msg, ctx)``, plain or ``async def``.
+        Without ``group`` it competes for the contract's queue (point-to-point); with
+        ``group`` that group gets its own copy of every broadcast."""
+        expect_class(contract, Command, "handles", "subscribes")
 
         def register(func: F) -> F:
             exchange = None if group is None else self.exchange_of(contract)
-            queue = (
-                self.queue_of(contract) if group is None else self.group_queue_of(contract, group)
-            )
+            queue = self.group_queue_of(contract, group) if group else self.queue_of(contract)
             handler = self._dispatcher(contract, func, queue, group, self._command_codec)
-            self.commands.declare(queue, exchange=exchange)
-            self._register(
-                queue,
-                lambda: self.commands.consume(queue, handler, exchange=exchange),
-                concurrency,
-            )
+            consume = functools.partial(self.commands.consume, queue, handler, exchange=exchange)
+            self._register(queue, consume, concurrency)
+            self.handlers.append(Handler("handles", contract, func, group, concurrency))
             return func
 
         return register
@@ -240,45 +228,46 @@ class Bus:
         start: Start = "earliest",
         concurrency: int | None = None,
     ) -> Callable[[F], F]:
-        """Register an event handler in consumer group ``group``. A new group starts at
-        ``start``; a group that committed before resumes where it stopped."""
-        if not issubclass(contract, Event):
-            raise TypeError(f"{contract.__name__} is a command: register it with handles()")
+        """Register an event handler, ``(msg)`` or ``(msg, ctx)``, plain or ``async def``, in
+        consumer group ``group``. A new group starts at ``start``; a group that committed before
+        resumes where it stopped."""
+        expect_class(contract, Event, "subscribes", "handles")
 
         def register(func: F) -> F:
             topic = self.topic_of(contract)
             handler = self._dispatcher(contract, func, topic, group, self._event_codec)
-            self._register(
-                topic,
-                lambda: self.events.subscribe(topic, group, handler, start=start),
-                concurrency,
-            )
+            join = functools.partial(self.events.subscribe, topic, group, handler, start=start)
+            self._register(topic, join, concurrency)
+            self.handlers.append(Handler("subscribes", contract, func, group, concurrency, start))
             return func
 
         return register
 
     def handles_dead_letters(
         self, contract: type[Contract], *, group: str | None = None
-    ) -> Callable[[Callable[[DeadLetterRecord], Any]], Callable[[DeadLetterRecord], Any]]:
+    ) -> Callable[[R], R]:
         """Register a reader of the contract's dead-letter channel (for ``group``'s queue when
-        given). The reader gets a DeadLetterRecord with the reason; it is never retried."""
+        given): ``(record)``, plain or ``async def``, given a DeadLetterRecord with the reason.
+        A reader that raises is retried like a handler, then its dead letter moves on to the
+        channel's own ``.dlq``."""
+        expect_class(contract, Contract, "handles_dead_letters", "handles_dead_letters")
 
-        def register(func: Callable[[DeadLetterRecord], Any]) -> Callable[[DeadLetterRecord], Any]:
+        def register(func: R) -> R:
+            reader = as_reader(func, self._loops)
+            retry = self.settings.route(contract.contract_name).retry or self.settings.retry
+            start: Callable[[], Subscription]
             if issubclass(contract, Event):
                 channel = f"{self.topic_of(contract)}.dlq"
-                reader = dead_letter_reader(func, self._event_codec)
+                read = dead_letter_reader(reader, self._event_codec, retry)
                 name = f"{group or 'interchange'}.dead-letters"
-                self._register(channel, lambda: self.events.subscribe(channel, name, reader), 1)
+                start = functools.partial(self.events.subscribe, channel, name, read)
             else:
-                queue = (
-                    self.queue_of(contract)
-                    if group is None
-                    else self.group_queue_of(contract, group)
-                )
+                queue = self.group_queue_of(contract, group) if group else self.queue_of(contract)
                 channel = f"{queue}.dlq"
-                reader = dead_letter_reader(func, self._command_codec)
-                self.commands.declare(channel)
-                self._register(channel, lambda: self.commands.consume(channel, reader), 1)
+                read = dead_letter_reader(reader, self._command_codec, retry)
+                start = functools.partial(self.commands.consume, channel, read)
+            self._register(channel, start, 1)
+            self.handlers.append(Handler("handles_dead_letters", contract, func, group))
             return func
 
         return register
@@ -286,7 +275,7 @@ class Bus:
     def _dispatcher(
         self,
         contract: type[Contract],
-        func: HandlerFunc,
+        func: Callable[..., Any],
         channel: str,
         group: str | None,
         codec: Codec,
@@ -296,7 +285,7 @@ class Bus:
             sender=self,
             reply=self._reply,
             contract=contract,
-            func=func,
+            func=as_handler(func, self._loops),
             channel=channel,
             group=group,
             codec=codec,
@@ -321,7 +310,7 @@ class Bus:
         return self
 
     def _declare_broadcast_groups(self) -> None:
-        for queue, exchange in self.routing.declared_groups():
+        for queue, exchange in self.declared_groups():
             self.commands.declare(queue, exchange=exchange)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -329,6 +318,7 @@ class Bus:
         if self.drainer is not None:
             self.drainer.stop()
         self.workers.stop(timeout)
+        self._loops.close()
 
     def close(self) -> None:
         """Stop consumers, flush what was accepted and release the transports."""

@@ -124,6 +124,25 @@ class Settings(BaseSettings):
     def route(self, name: str) -> Route:
         return self.routes.get(name) or _DEFAULT_ROUTE
 
+    @classmethod
+    def without_environment(cls, **values: Any) -> Settings:
+        """Settings from ``values`` alone: no ``INTERCHANGE_*`` variable overrides them (what a
+        test wants, whatever the shell it runs in exported)."""
+        return _Explicit(**values)
+
+
+class _Explicit(Settings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
 
 def load_settings(config: str | Path | Mapping[str, Any] | Settings | None = None) -> Settings:
     """Settings from a file path, a mapping, or (None) ``./interchange.toml`` when present."""

@@ -18,7 +18,9 @@ from interchange.adapters import (
     Outcome,
     TransportMessage,
 )
+from interchange.config import RetryPolicy
 from interchange.contracts import Codec, DecodeError, Envelope
+from interchange.dispatch import failure_outcome
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,18 @@ def record_of(delivery: Delivery, codec: Codec) -> DeadLetterRecord:
     )
 
 
-def dead_letter_reader(func: Callable[[DeadLetterRecord], Any], codec: Codec) -> DeliveryHandler:
-    """A delivery handler that hands each dead letter to ``func`` as a DeadLetterRecord."""
+def dead_letter_reader(
+    func: Callable[[DeadLetterRecord], Any], codec: Codec, retry: RetryPolicy
+) -> DeliveryHandler:
+    """A delivery handler that hands each dead letter to ``func`` as a DeadLetterRecord. A
+    reader that raises is retried and given up on like any handler: after its last attempt the
+    dead letter moves on to the dead-letter channel's own ``.dlq``, never loops forever."""
 
     def read(delivery: Delivery) -> Outcome:
-        func(record_of(delivery, codec))
+        try:
+            func(record_of(delivery, codec))
+        except Exception as error:
+            return failure_outcome(retry, delivery.channel, delivery.attempt, error)
         return ACK
 
     return read

@@ -18,11 +18,11 @@ from interchange.config import RetryPolicy
 from interchange.context import HandlerContext, Sender
 from interchange.contracts import Codec, Contract, DecodeError, Envelope, escape
 from interchange.dedupe import DedupeStore
+from interchange.handlers import HandlerFunc
 from interchange.versions import decide
 
 log = logging.getLogger("interchange")
 
-HandlerFunc = Callable[[Any, HandlerContext], Any]
 Reply = Callable[[Envelope, str, Contract], None]
 """Answers a request: (the request's envelope, its reply address, the handler's result)."""
 _REASON_LIMIT = 1000
@@ -83,25 +83,7 @@ class Dispatcher:
         return ACK
 
     def _failed(self, delivery: Delivery, error: Exception) -> Outcome:
-        reason = _clip(f"{type(error).__name__}: {error}")
-        if delivery.attempt >= self.retry.max_attempts:
-            log.error(
-                "dead-lettering on %s after %d attempts: %s",
-                self.channel,
-                delivery.attempt,
-                escape(reason),
-            )
-            return DeadLetter(reason=reason, error=type(error).__name__)
-        delay = self.retry.delay(delivery.attempt)
-        log.warning(
-            "handler failed on %s (attempt %d of %d), retrying in %.2fs: %s",
-            self.channel,
-            delivery.attempt,
-            self.retry.max_attempts,
-            delay,
-            escape(reason),
-        )
-        return Retry(delay=delay, reason=reason)
+        return failure_outcome(self.retry, self.channel, delivery.attempt, error)
 
     def _answer(self, request: Envelope, reply_to: str, result: Any) -> None:
         if not isinstance(result, Contract):
@@ -115,6 +97,32 @@ class Dispatcher:
             self.reply(request, reply_to, result)
         except PublishRejected as error:
             log.info("reply to %s discarded: %s", escape(request.id), error)
+
+
+def failure_outcome(retry: RetryPolicy, channel: str, attempt: int, error: Exception) -> Outcome:
+    """What follows a handler that raised on its ``attempt``-th delivery: a retry with backoff,
+    or after the last attempt a dead letter with the exception's type and text (and its
+    traceback in the log)."""
+    reason = _clip(f"{type(error).__name__}: {error}")
+    if attempt >= retry.max_attempts:
+        log.error(
+            "dead-lettering on %s after %d attempts: %s",
+            channel,
+            attempt,
+            escape(reason),
+            exc_info=error,
+        )
+        return DeadLetter(reason=reason, error=type(error).__name__)
+    delay = retry.delay(attempt)
+    log.warning(
+        "handler failed on %s (attempt %d of %d), retrying in %.2fs: %s",
+        channel,
+        attempt,
+        retry.max_attempts,
+        delay,
+        escape(reason),
+    )
+    return Retry(delay=delay, reason=reason)
 
 
 def dedupe_scope(channel: str, group: str | None) -> str:

@@ -85,10 +85,31 @@ class Encoder:
 def expect(contract: Contract, kind: type[Contract], verb: str, other: str) -> None:
     """A TypeError unless ``contract`` is a ``kind`` (a command for send, an event for
     publish), saying which verb to use instead."""
+    if not isinstance(contract, Contract):
+        raise TypeError(
+            f"bus.{verb}() takes {_article(kind.__name__.lower())}, not "
+            f"{type(contract).__name__}: declare it as class X({kind.__name__}, name=..., "
+            "version=...) and pass an instance"
+        )
     if not isinstance(contract, kind):
         raise TypeError(
             f"{type(contract).__name__} is {_article(contract.contract_kind)}: "
             f"use bus.{other}(), not bus.{verb}()"
+        )
+
+
+def expect_class(contract: Any, kind: type[Contract], verb: str, other: str) -> None:
+    """A TypeError unless ``contract`` is a ``kind`` class (a Command for handles, an Event
+    for subscribes), saying what was expected."""
+    if not (isinstance(contract, type) and issubclass(contract, Contract)):
+        raise TypeError(
+            f"bus.{verb}() takes {_article(kind.__name__.lower())} class declared as "
+            f"class X({kind.__name__}, name=..., version=...), not {contract!r}"
+        )
+    if not issubclass(contract, kind):
+        raise TypeError(
+            f"{contract.__name__} is {_article(contract.contract_kind)}: "
+            f"register it with {other}(), not {verb}()"
         )
 
 

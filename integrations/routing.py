@@ -10,6 +10,8 @@ from interchange.contracts import Contract
 
 
 class Routing:
+    """The names of a service's channels, from its settings (the Bus has them all)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 

@@ -1,12 +1,26 @@
-"""The consumers a Bus runs: what was registered, and what is running between start and stop."""
+"""The handlers registered on a Bus, and the consumers it runs for them between start and stop."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
-from interchange.adapters import Subscription
+from interchange.adapters import Start, Subscription
+from interchange.contracts import Contract
+
+
+@dataclass(frozen=True)
+class Handler:
+    """One registration: the verb it was registered with and its arguments."""
+
+    verb: Literal["handles", "subscribes", "handles_dead_letters"]
+    contract: type[Contract]
+    func: Callable[..., Any]
+    group: str | None = None
+    concurrency: int | None = None
+    start: Start = "earliest"
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,10 @@ class Workers:
         self._running: list[Subscription] = []
         self._started = False
         self._lock = threading.Lock()
+
+    @property
+    def started(self) -> bool:
+        return self._started
 
     def register(self, registration: Registration) -> None:
         with self._lock:

@@ -92,6 +92,12 @@ class MemoryDedupeStore:
             ):
                 self._expiry.popitem(last=False)
 
+    def remember_in(self, transaction: object, key: str) -> None:
+        """Remember ``key`` as part of the caller's transaction. This store lives in the process,
+        outside any transaction: it remembers at once (so the exactly-once pattern written for
+        ``RedisDedupeStore.remember_in`` runs unchanged in tests on memory://)."""
+        self.remember(key)
+
     def forget(self, scope: str) -> None:
         prefix = scope + "|"
         with self._lock:

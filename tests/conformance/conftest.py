@@ -7,7 +7,8 @@ fixture), and is simply not generated for the others.
 
 ``restart`` is a property of the test environment, not of the backend: where a backend's broker
 cannot be restarted (it was not started by compose/native/up), the case is generated all the
-same and skipped with the reason — or fails where brokers are required (CI=true).
+same and skipped with the reason — or fails where brokers are required
+(INTERCHANGE_REQUIRE_BROKERS=1).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The shipped pytest plugin: a missing broker skips on a laptop and fails under CI=true."""
+"""The shipped pytest plugin: a missing broker skips, and fails where brokers are required."""
 
 from __future__ import annotations
 
@@ -19,23 +19,23 @@ def no_docker(monkeypatch):
     monkeypatch.setattr("interchange.testing.brokers.docker_engine_available", lambda: False)
 
 
-def test_under_ci_a_broker_url_on_a_closed_port_fails_naming_the_broker(
+def test_where_brokers_are_required_a_url_on_a_closed_port_fails_naming_the_broker(
     pytester, monkeypatch, no_docker
 ):
     port = closed_port()
-    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("INTERCHANGE_REQUIRE_BROKERS", "1")
     monkeypatch.setenv("INTERCHANGE_AMQP_URL", f"amqp://guest:secret@127.0.0.1:{port}//")
     pytester.makepyfile(USES_RABBITMQ)
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
-        [f"*RabbitMQ is not reachable at amqp://guest:***@127.0.0.1:{port}// *CI=true*"]
+        [f"*RabbitMQ is not reachable at amqp://guest:***@127.0.0.1:{port}// *REQUIRE_BROKERS=1*"]
     )
     assert "secret" not in result.stdout.str()
 
 
 def test_on_a_laptop_the_same_test_is_skipped_with_the_reason(pytester, monkeypatch, no_docker):
-    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("INTERCHANGE_REQUIRE_BROKERS", raising=False)
     monkeypatch.setenv("INTERCHANGE_AMQP_URL", f"amqp://127.0.0.1:{closed_port()}//")
     pytester.makepyfile(USES_RABBITMQ)
     result = pytester.runpytest("-rs")
@@ -43,13 +43,30 @@ def test_on_a_laptop_the_same_test_is_skipped_with_the_reason(pytester, monkeypa
     result.stdout.fnmatch_lines(["*RabbitMQ is not reachable*"])
 
 
-def test_under_ci_no_broker_at_all_fails_and_says_how_to_get_one(pytester, monkeypatch, no_docker):
-    monkeypatch.setenv("CI", "true")
+def test_where_required_no_broker_at_all_fails_and_says_how_to_get_one(
+    pytester, monkeypatch, no_docker
+):
+    monkeypatch.setenv("INTERCHANGE_REQUIRE_BROKERS", "1")
     monkeypatch.delenv("INTERCHANGE_KAFKA_URL", raising=False)
     pytester.makepyfile("def test_needs_kafka(kafka_url):\n    assert kafka_url\n")
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*no Kafka for this test: set INTERCHANGE_KAFKA_URL*"])
+    result.stdout.fnmatch_lines(
+        ["*no Kafka for this test: set INTERCHANGE_KAFKA_URL to the URL of a Kafka you run*"]
+    )
+    assert "compose/native" not in result.stdout.str(), "a user has no such script"
+
+
+def test_ci_true_alone_does_not_turn_a_users_broker_skips_into_failures(
+    pytester, monkeypatch, no_docker
+):
+    monkeypatch.setenv("CI", "true")  # every hosted CI sets it, broker or not
+    monkeypatch.delenv("INTERCHANGE_REQUIRE_BROKERS", raising=False)
+    monkeypatch.delenv("INTERCHANGE_KAFKA_URL", raising=False)
+    pytester.makepyfile("def test_needs_kafka(kafka_url):\n    assert kafka_url\n")
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*make a Docker engine reachable*"])
 
 
 def test_the_bus_fixture_gives_each_test_its_own_channel_names(pytester):
