@@ -8,10 +8,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from interchange.adapters import redact
+from interchange.adapters import TransportError, redact
 from interchange.config import load_settings
 
-app = typer.Typer(help="Interchange: commands and events over real brokers.", no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)
 console = Console()
 
 ConfigOption = Annotated[
@@ -182,9 +182,31 @@ def asyncapi(
 @app.command()
 def version() -> None:
     """Print the installed version."""
+    console.print(_installed_version())
+
+
+def _installed_version() -> str:
     from importlib.metadata import version as installed
 
-    console.print(installed("interchange-bus"))
+    return installed("interchange-bus")
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"interchange {_installed_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Interchange: commands and events over real brokers."""
 
 
 def _log_to(out: Console) -> None:
@@ -196,5 +218,30 @@ def _log_to(out: Console) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler])
 
 
+USER_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, TransportError, ImportError)
+"""What a user's input or setup can cause (a missing file, a bad setting, a broker down, a
+missing extra): one line and exit code 2, never a traceback."""
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except USER_ERRORS as error:
+        typer.echo(f"interchange: error: {one_line(error)}", err=True)
+        raise SystemExit(2) from None
+
+
+def one_line(error: Exception) -> str:
+    """An error as one line: pydantic's multi-line validation report folded, secrets redacted
+    (URLs in messages were redacted where they were raised)."""
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+            for e in error.errors(include_input=False, include_url=False)
+        )
+        return f"invalid configuration: {problems}"
+    if isinstance(error, FileNotFoundError) and error.filename:
+        return f"no such file: {error.filename}"
+    return " ".join(str(error).split()) or type(error).__name__

@@ -80,3 +80,15 @@ def test_a_scheme_that_serves_the_other_side_names_the_schemes_that_serve_this_o
 def test_retry_delays_grow_and_are_capped():
     settings = Settings(retry={"initial_delay": 0.5, "multiplier": 2, "max_delay": 3})
     assert [settings.retry.delay(a) for a in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 3.0]
+
+
+def test_the_example_configurations_say_the_same_in_toml_and_yaml():
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    toml, yaml = load_settings(examples / "brokers.toml"), load_settings(examples / "brokers.yaml")
+    assert toml == yaml
+    assert toml.backends.commands.startswith("amqp://")
+    assert toml.backends.events.startswith("kafka://")
+    assert toml.backends.fallback == "redis://127.0.0.1:6379/0"
+    assert toml.route("orders.order_placed").partition_key == "order_id"

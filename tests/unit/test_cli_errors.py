@@ -1,0 +1,51 @@
+"""The command line answers a user's mistake with one clear line and exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _interchange(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "interchange", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
+
+
+def test_a_missing_config_file_is_one_line_and_exit_2(tmp_path):
+    done = _interchange("health", "-c", str(tmp_path / "missing.toml"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"interchange: error: no such file: {tmp_path}/missing.toml"
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_invalid_configuration_names_every_problem_on_one_line(tmp_path):
+    config = tmp_path / "interchange.toml"
+    config.write_text('[backends]\ncommand = "memory://"\n\n[retry]\nmax_attempts = 0\n')
+    done = _interchange("demo", "-c", str(config))
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("interchange: error: invalid configuration: ")
+    assert "backends.command: Extra inputs are not permitted" in line
+    assert "retry.max_attempts: Input should be greater than 0" in line
+
+
+def test_a_bad_backend_url_is_one_line_and_exit_2(tmp_path):
+    config = tmp_path / "interchange.toml"
+    config.write_text('[backends]\ncommands = "amqp://svc:hunter2@127.0.0.1:1//?prefetc=1"\n')
+    done = _interchange("demo", "-c", str(config))
+    assert done.returncode == 2
+    assert "unknown amqp:// option 'prefetc' (did you mean 'prefetch'?)" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "hunter2" not in done.stderr + done.stdout
+
+
+def test_version_is_an_option_too():
+    done = _interchange("--version")
+    assert done.returncode == 0
+    assert done.stdout.startswith("interchange ")
+    assert done.stdout.split()[1][0].isdigit()
