@@ -77,6 +77,11 @@ class ConsumerThread:
         """Ask the loop to end after the delivery in hand; returns at once."""
         self._stop.set()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the loop is still running (a handler outlived a close's timeout)."""
+        return self._thread.is_alive()
+
     def close(self, timeout: float = 10.0) -> None:
         """Stop, and wait up to ``timeout`` seconds for the loop to end."""
         self._stop.set()

@@ -38,8 +38,15 @@ elsewhere a TypeError). A group that already committed resumes where it left off
 
 
 class Subscription(Protocol):
+    """One running consumer."""
+
+    def stop(self) -> None:
+        """Take no further message; returns at once. The delivery in hand is still finished,
+        and settled, before the consumer ends (``close`` waits for that)."""
+
     def close(self, timeout: float = 10.0) -> None:
-        """Stop consuming after the delivery in hand; unacknowledged messages stay for others."""
+        """Stop consuming after the delivery in hand, waiting up to ``timeout`` seconds for it;
+        unacknowledged messages stay for others."""
 
 
 class CommandTransport(Protocol):

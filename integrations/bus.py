@@ -41,6 +41,7 @@ from interchange.drain import Drainer, with_fallback
 from interchange.encoding import Encoder, expect_class
 from interchange.handlers import EventLoops, as_handler, as_reader
 from interchange.routing import Routing
+from interchange.runtime import DEFAULT_GRACE, serve
 from interchange.versions import read_back
 from interchange.workers import Handler, Registration, Workers
 
@@ -313,12 +314,21 @@ class Bus(Routing):
         for queue, exchange in self.declared_groups():
             self.commands.declare(queue, exchange=exchange)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop consumers after the deliveries in hand; what is unhandled stays queued."""
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop consumers after the deliveries in hand, waiting up to ``timeout`` seconds in
+        all; what is unhandled stays queued. True when every handler finished in time."""
         if self.drainer is not None:
             self.drainer.stop()
-        self.workers.stop(timeout)
-        self._loops.close()
+        finished = self.workers.stop(timeout)
+        if finished:
+            self._loops.close()
+        return finished
+
+    def run_forever(self, grace: float = DEFAULT_GRACE) -> bool:
+        """Start, and serve until SIGTERM or SIGINT; then stop taking messages, let handlers
+        in flight finish within ``grace`` seconds, settle them and close. A second signal
+        stops at once. True when every handler finished in time."""
+        return serve(self, grace)
 
     def close(self) -> None:
         """Stop consumers, flush what was accepted and release the transports."""

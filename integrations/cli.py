@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +12,7 @@ from rich.console import Console
 
 from interchange.adapters import TransportError, redact
 from interchange.config import load_settings
+from interchange.runtime import DEFAULT_GRACE
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -95,6 +98,37 @@ def drain(config: ConfigOption = None) -> None:
     console.print(f"forwarded {forwarded} message(s); {left} still in the spool")
     if left:
         raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    target: Annotated[str, typer.Argument(help="the service's Bus: package.module:attribute")],
+    config: ConfigOption = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, help="worker processes, supervised")
+    ] = 1,
+    grace: Annotated[
+        float, typer.Option(help="seconds in-flight handlers get to finish on SIGTERM/SIGINT")
+    ] = DEFAULT_GRACE,
+) -> None:
+    """Run a service: import its module (found from the current directory), start its
+    consumers, and serve until SIGTERM or SIGINT, which stop taking messages and let handlers
+    in flight finish within the grace period (a second signal stops at once). With --workers N,
+    N processes run under a supervisor that replaces one that dies."""
+    from interchange.config import CONFIG_FILE_VARIABLE
+    from interchange.runtime import Supervisor, load_target
+
+    _log_to(console, level="INFO")
+    if config is not None:
+        if not config.is_file():
+            raise FileNotFoundError(2, "No such file", str(config))
+        os.environ[CONFIG_FILE_VARIABLE] = str(config.resolve())  # for the service's from_config()
+    if workers > 1:
+        command = [sys.executable, "-m", "interchange", "run", target, "--grace", str(grace)]
+        raise typer.Exit(Supervisor(command, workers, grace=grace).run())
+    bus = load_target(target)
+    console.print(f"serving {target} (pid {os.getpid()})")
+    raise typer.Exit(0 if bus.run_forever(grace) else 1)
 
 
 contracts_app = typer.Typer(help="The contract gate: JSON Schemas, a lock file, compatibility.")
@@ -209,13 +243,14 @@ def _options(
     """Interchange: commands and events over real brokers."""
 
 
-def _log_to(out: Console) -> None:
+def _log_to(out: Console, level: str = "WARNING") -> None:
     import logging
 
     from rich.logging import RichHandler
 
     handler = RichHandler(console=out, show_time=False, show_path=False, markup=False)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler])
+    logging.getLogger("interchange").setLevel(level)
 
 
 USER_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, TransportError, ImportError)

@@ -7,6 +7,7 @@ Nested keys use a double underscore in the environment:
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_FILE = "interchange.toml"
+CONFIG_FILE_VARIABLE = "INTERCHANGE_CONFIG_FILE"
+"""Names the file ``load_settings()`` reads when given none (``interchange run --config`` sets
+it for the service it imports); otherwise ``./interchange.toml`` when present."""
 
 
 class Backends(BaseModel):
@@ -145,11 +149,13 @@ class _Explicit(Settings):
 
 
 def load_settings(config: str | Path | Mapping[str, Any] | Settings | None = None) -> Settings:
-    """Settings from a file path, a mapping, or (None) ``./interchange.toml`` when present."""
+    """Settings from a file path, a mapping, or (None) the file ``INTERCHANGE_CONFIG_FILE``
+    names, else ``./interchange.toml`` when present."""
     if isinstance(config, Settings):
         return config
     if config is None:
-        config = DEFAULT_FILE if Path(DEFAULT_FILE).exists() else {}
+        named = os.environ.get(CONFIG_FILE_VARIABLE)
+        config = named or (DEFAULT_FILE if Path(DEFAULT_FILE).exists() else {})
     if isinstance(config, Mapping):
         return Settings(**dict(config))
     path = Path(config)

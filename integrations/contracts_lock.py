@@ -17,6 +17,7 @@ from typing import Any
 
 from interchange.contracts import Contract, registry
 from interchange.contracts.compatibility import check
+from interchange.runtime import importable_from_here
 
 LOCK_FORMAT = 1
 
@@ -24,6 +25,7 @@ LOCK_FORMAT = 1
 def load_modules(modules: Iterable[str]) -> list[type[Contract]]:
     """The contracts declared in these modules (imported here; declaring registers them)."""
     names = list(modules)
+    importable_from_here()
     for module in names:
         importlib.import_module(module)
     return [

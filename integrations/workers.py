@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -62,10 +63,15 @@ class Workers:
                 self._running.extend(registration.start())
             self._started = True
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop every consumer after the delivery in hand."""
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop every consumer: all take no further message at once, then each finishes the
+        delivery in hand within ``timeout`` seconds in all. True when all finished in time."""
         with self._lock:
             running, self._running = self._running, []
             self._started = False
         for subscription in running:
-            subscription.close(timeout)
+            subscription.stop()
+        deadline = time.monotonic() + timeout
+        for subscription in running:
+            subscription.close(max(0.0, deadline - time.monotonic()))
+        return time.monotonic() < deadline

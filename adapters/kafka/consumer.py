@@ -160,4 +160,9 @@ class GroupMember:
 
     def close(self, timeout: float = 10.0) -> None:
         self.thread.close(timeout)
+        if self.thread.alive:
+            # a handler outlived the timeout: closing the client under it is not safe; its
+            # record stays uncommitted and comes again to the group's next owner
+            log.error("%s/%s: a handler is still running; not committing", self.topic, self.group)
+            return
         self.consumer.close()  # commits stored offsets and leaves the group

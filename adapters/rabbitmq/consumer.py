@@ -124,6 +124,11 @@ class Consumer(Connected):
         channel.basic_consume(self.queue, callback=self._on_message, no_ack=False)
 
     def _on_message(self, raw: Any) -> None:
+        if self.thread.stopping.is_set():
+            # Stopping: take nothing more. py-amqp still dispatches deliveries it reads while
+            # the connection closes; handled then, their acks would be lost and the messages
+            # handled twice. Left unacknowledged, the broker gives them to another consumer.
+            return
         delivery, uncounted = from_amqp(raw, self.queue)
         tag = raw.delivery_info["delivery_tag"]
         channel = raw.channel

@@ -1,0 +1,204 @@
+"""Running a service: a Bus in the foreground until a signal, and a supervisor of worker
+processes (``interchange run module:bus --workers N``).
+
+Shutdown, on SIGTERM or SIGINT: consumers stop taking messages, the handlers in flight finish
+within the grace period, what finished is acknowledged or committed, the transports flush, and
+the process exits 0 (1 when a handler outlived the grace period: its message comes again, to
+this service or another). A second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+log = logging.getLogger("interchange.runtime")
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+DEFAULT_GRACE = 30.0
+
+
+class Runnable(Protocol):
+    """What ``serve`` runs: a Bus."""
+
+    def start(self) -> Any: ...
+
+    def stop(self, timeout: float = 10.0) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def importable_from_here() -> None:
+    """Find the user's modules from the current directory, as ``python -m`` does."""
+    here = str(Path.cwd())
+    if here not in sys.path:
+        sys.path.insert(0, here)
+
+
+def load_target(target: str) -> Any:
+    """The object ``package.module:attribute`` names; a callable that is not a Bus (a factory)
+    is called to make one. Raises ValueError saying what is wrong."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{target!r} is not module:attribute (e.g. myservice.app:bus)")
+    importable_from_here()
+    module = importlib.import_module(module_name)
+    found: Any = module
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            raise ValueError(f"module {module_name!r} has no attribute {attribute!r}")
+        found = getattr(found, part)
+    if not hasattr(found, "run_forever") and callable(found):
+        found = found()
+    if not hasattr(found, "run_forever"):
+        raise ValueError(f"{target} is {type(found).__name__}, not a Bus")
+    return found
+
+
+def serve(
+    bus: Runnable, grace: float = DEFAULT_GRACE, until: threading.Event | None = None
+) -> bool:
+    """Start ``bus`` and block until SIGTERM or SIGINT (or ``until`` is set), then shut down
+    gracefully within ``grace`` seconds. Returns True when every handler in flight finished.
+    Signals are handled only when called from the main thread."""
+    stopping = until or threading.Event()
+    received: list[int] = []
+
+    def on_signal(number: int, frame: FrameType | None) -> None:
+        received.append(number)
+        if len(received) > 1:
+            log.warning("second signal: stopping at once")
+            os._exit(1)
+        log.warning(
+            "%s: finishing what is in flight (up to %.0fs)", signal.strsignal(number), grace
+        )
+        stopping.set()
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {number: signal.signal(number, on_signal) for number in SIGNALS}
+    try:
+        bus.start()
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        finished = bus.stop(grace)
+        if finished:
+            bus.close()  # flush what was accepted, release connections
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if not finished:
+        # Closing would wait for that handler again; its message is unacknowledged, so it
+        # comes again — to this service's next run or another worker.
+        log.error("a handler outlived the %.0fs grace period: its message will come again", grace)
+    return finished
+
+
+class Supervisor:
+    """Runs ``count`` worker processes of the same command line and keeps them running: a
+    worker that dies is replaced after a backoff (doubling up to ``max_backoff``, reset once a
+    worker lived ``settle`` seconds). SIGTERM or SIGINT is passed on to every worker, which
+    shuts down gracefully; a second signal kills them."""
+
+    def __init__(
+        self,
+        command: list[str],
+        count: int,
+        *,
+        grace: float = DEFAULT_GRACE,
+        max_backoff: float = 10.0,
+        settle: float = 10.0,
+        spawn: Callable[[list[str]], subprocess.Popen[bytes]] | None = None,
+    ) -> None:
+        self.command = command
+        self.count = count
+        self.grace = grace
+        self.max_backoff = max_backoff
+        self.settle = settle
+        self._spawn = spawn or (lambda argv: subprocess.Popen(argv))
+        self.workers: list[subprocess.Popen[bytes] | None] = [None] * count
+        self._started_at = [0.0] * count
+        self._backoff = [0.0] * count
+        self._due = [0.0] * count
+        self._stopping = threading.Event()
+        self._signals = 0
+
+    def _on_signal(self, number: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second signal: killing the workers")
+            for worker in self.workers:
+                if worker is not None and worker.poll() is None:
+                    worker.kill()
+            os._exit(1)
+        log.warning("%s: stopping %d worker(s)", signal.strsignal(number), self.count)
+        self._stopping.set()
+
+    def _start(self, slot: int) -> None:
+        worker = self._spawn(self.command)
+        self.workers[slot] = worker
+        self._started_at[slot] = time.monotonic()
+        log.info("worker %d started (pid %d)", slot, worker.pid)
+
+    def _tend(self, slot: int) -> None:
+        worker = self.workers[slot]
+        now = time.monotonic()
+        if worker is None:
+            if now >= self._due[slot]:
+                self._start(slot)
+            return
+        code = worker.poll()
+        if code is None:
+            return
+        lived = now - self._started_at[slot]
+        if lived >= self.settle:
+            self._backoff[slot] = 0.0
+        self._backoff[slot] = min(self.max_backoff, max(0.5, self._backoff[slot] * 2))
+        self._due[slot] = now + self._backoff[slot]
+        self.workers[slot] = None
+        log.error(
+            "worker %d (pid %d) exited with %s; replacing it in %.1fs",
+            slot,
+            worker.pid,
+            code,
+            self._backoff[slot],
+        )
+
+    def run(self) -> int:
+        """Run until a signal; returns the exit code: 0 when every worker shut down cleanly."""
+        previous = {number: signal.signal(number, self._on_signal) for number in SIGNALS}
+        try:
+            for slot in range(self.count):
+                self._start(slot)
+            while not self._stopping.wait(0.2):
+                for slot in range(self.count):
+                    self._tend(slot)
+            return self._shutdown()
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def _shutdown(self) -> int:
+        running = [w for w in self.workers if w is not None and w.poll() is None]
+        for worker in running:
+            worker.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace + 10.0  # the grace, and time to flush
+        codes = []
+        for worker in running:
+            try:
+                codes.append(worker.wait(max(0.0, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                log.error("worker pid %d did not stop in time: killing it", worker.pid)
+                worker.kill()
+                codes.append(worker.wait())
+        return 0 if all(code == 0 for code in codes) else 1
