@@ -160,7 +160,7 @@ def _bus(url: str, prefix: str) -> Bus:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--url", default=os.environ.get("INTERCHANGE_KAFKA_URL", "kafka://127.0.0.1:9092")
+        "--url", default=os.environ.get("INTERCHANGE_BACKENDS__EVENTS", "kafka://127.0.0.1:9092")
     )
     parser.add_argument("--count", type=int, default=30_000)
     parser.add_argument("--single-count", type=int, default=1_000, help="one-by-one publishes")

@@ -88,7 +88,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--url",
-        default=os.environ.get("INTERCHANGE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+        default=os.environ.get(
+            "INTERCHANGE_BACKENDS__COMMANDS", "amqp://guest:guest@127.0.0.1:5672//"
+        ),
     )
     parser.add_argument("--count", type=int, default=20_000, help="messages per fast case")
     parser.add_argument("--slow-count", type=int, default=3_000, help="per-message confirm cases")

@@ -7,8 +7,25 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from interchange import Bus
+from interchange import Bus, Settings
 from tests.buses import bus_factory
+
+_SETTINGS_VARIABLES = (
+    *(f"INTERCHANGE_{name.upper()}" for name in Settings.model_fields),
+    "INTERCHANGE_CONFIG_FILE",
+)
+
+
+@pytest.fixture(autouse=True)
+def _settings_from_code_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make test`` exports the brokers the way a Bus reads them (INTERCHANGE_BACKENDS__...);
+    the broker fixtures (session-wide, resolved before this) take them from there. Each test
+    then builds its Buses from what it says alone, subprocesses included."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(_SETTINGS_VARIABLES):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Where the test suite's real brokers come from, in this order:
 
-1. ``INTERCHANGE_AMQP_URL`` / ``INTERCHANGE_KAFKA_URL`` / ``INTERCHANGE_REDIS_URL``, checked
-   to accept a TCP connection;
+1. the variables a Bus itself reads (one scheme for services and tests):
+   ``INTERCHANGE_BACKENDS__COMMANDS``, ``__EVENTS``, ``__FALLBACK`` and ``INTERCHANGE_DEDUPE``
+   — the first of them whose URL has the broker's scheme, checked to accept a TCP connection;
 2. otherwise, when a Docker engine answers, a container started with testcontainers for the
    whole session;
 3. otherwise none: the test is skipped, saying how to provide the broker — and FAILS where
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -23,13 +24,42 @@ import pytest
 from interchange.adapters import redact
 from interchange.adapters.urls import endpoints
 
+SETTINGS_VARIABLES = (
+    "INTERCHANGE_BACKENDS__COMMANDS",
+    "INTERCHANGE_BACKENDS__EVENTS",
+    "INTERCHANGE_BACKENDS__FALLBACK",
+    "INTERCHANGE_DEDUPE",
+)
+"""Where a Bus reads its backends from the environment; the broker fixtures look there too."""
+
 
 @dataclass(frozen=True)
 class Broker:
     name: str
+    schemes: tuple[str, ...]
     env: str
+    """The variable a user sets for this broker (the Bus's own: its usual side)."""
     start_container: Callable[[pytest.FixtureRequest], str]
     example: str
+
+    def given(self, environment: Mapping[str, str]) -> tuple[str, str] | None:
+        """(variable, URL) of the first settings variable naming this kind of broker."""
+        for name in SETTINGS_VARIABLES:
+            url = environment.get(name, "")
+            if url.split("://", 1)[0] in self.schemes:
+                return name, url
+        return None
+
+
+GIVEN = pytest.StashKey[Mapping[str, str]]()
+"""The settings variables as the session found them (``remember_given``): broker fixtures
+resolved late, inside a test that changed the environment, still see what the run was given."""
+
+
+def remember_given(config: pytest.Config) -> None:
+    config.stash[GIVEN] = {
+        name: os.environ[name] for name in SETTINGS_VARIABLES if name in os.environ
+    }
 
 
 REQUIRE = "INTERCHANGE_REQUIRE_BROKERS"
@@ -93,13 +123,12 @@ def docker_engine_available() -> bool:
 
 
 def resolve(broker: Broker, request: pytest.FixtureRequest) -> str:
-    url = os.environ.get(broker.env)
-    if url:
+    given = broker.given(request.config.stash.get(GIVEN, os.environ))
+    if given is not None:
+        variable, url = given
         problem = unreachable(url)
         if problem:
-            unavailable(
-                f"{broker.name} is not reachable at {redact(url)} ({broker.env}): {problem}"
-            )
+            unavailable(f"{broker.name} is not reachable at {redact(url)} ({variable}): {problem}")
         return url
     if docker_engine_available():
         return broker.start_container(request)
@@ -142,7 +171,19 @@ def redis_container(request: pytest.FixtureRequest) -> str:
 
 
 RABBITMQ = Broker(
-    "RabbitMQ", "INTERCHANGE_AMQP_URL", rabbitmq_container, "amqp://guest:guest@127.0.0.1:5672//"
+    "RabbitMQ",
+    ("amqp", "amqps"),
+    "INTERCHANGE_BACKENDS__COMMANDS",
+    rabbitmq_container,
+    "amqp://guest:guest@127.0.0.1:5672//",
 )
-KAFKA = Broker("Kafka", "INTERCHANGE_KAFKA_URL", kafka_container, "kafka://127.0.0.1:9092")
-REDIS = Broker("Redis", "INTERCHANGE_REDIS_URL", redis_container, "redis://127.0.0.1:6379/0")
+KAFKA = Broker(
+    "Kafka", ("kafka",), "INTERCHANGE_BACKENDS__EVENTS", kafka_container, "kafka://127.0.0.1:9092"
+)
+REDIS = Broker(
+    "Redis",
+    ("redis", "rediss"),
+    "INTERCHANGE_BACKENDS__FALLBACK",
+    redis_container,
+    "redis://127.0.0.1:6379/0",
+)

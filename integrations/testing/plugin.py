@@ -3,9 +3,10 @@ project that installs Interchange gets these fixtures in its own CI (``pytest --
 shows each one's documentation):
 
 ``amqp_url``, ``kafka_url``, ``redis_url`` (session)
-    a real broker's URL: from ``INTERCHANGE_*_URL``, else a testcontainers container when a
-    Docker engine answers, else the test is skipped — or fails where brokers are required
-    (``INTERCHANGE_REQUIRE_BROKERS=1``).
+    a real broker's URL: from the variables the Bus reads (``INTERCHANGE_BACKENDS__COMMANDS``,
+    ``__EVENTS``, ``__FALLBACK``, ``INTERCHANGE_DEDUPE``: the first with that broker's scheme),
+    else a testcontainers container when a Docker engine answers, else the test is skipped — or
+    fails where brokers are required (``INTERCHANGE_REQUIRE_BROKERS=1``).
 ``interchange_backends``
     the backends the ``bus`` fixture uses; memory:// of the test's own by default.
 ``interchange_use_environment``
@@ -28,27 +29,31 @@ import pytest
 
 from interchange.bus import Bus
 from interchange.config import Settings
-from interchange.testing.brokers import KAFKA, RABBITMQ, REDIS, resolve
+from interchange.testing.brokers import KAFKA, RABBITMQ, REDIS, remember_given, resolve
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    remember_given(config)
 
 
 @pytest.fixture(scope="session")
 def amqp_url(request: pytest.FixtureRequest) -> str:
-    """A RabbitMQ for this session: INTERCHANGE_AMQP_URL, else a testcontainers container,
-    else skipped (failed with INTERCHANGE_REQUIRE_BROKERS=1)."""
+    """A RabbitMQ for this session: an amqp:// URL of INTERCHANGE_BACKENDS__*, else a
+    testcontainers container, else skipped (failed with INTERCHANGE_REQUIRE_BROKERS=1)."""
     return resolve(RABBITMQ, request)
 
 
 @pytest.fixture(scope="session")
 def kafka_url(request: pytest.FixtureRequest) -> str:
-    """A Kafka for this session: INTERCHANGE_KAFKA_URL, else a testcontainers container,
-    else skipped (failed with INTERCHANGE_REQUIRE_BROKERS=1)."""
+    """A Kafka for this session: a kafka:// URL of INTERCHANGE_BACKENDS__*, else a
+    testcontainers container, else skipped (failed with INTERCHANGE_REQUIRE_BROKERS=1)."""
     return resolve(KAFKA, request)
 
 
 @pytest.fixture(scope="session")
 def redis_url(request: pytest.FixtureRequest) -> str:
-    """A Redis for this session: INTERCHANGE_REDIS_URL, else a testcontainers container,
-    else skipped (failed with INTERCHANGE_REQUIRE_BROKERS=1)."""
+    """A Redis for this session: a redis:// URL of INTERCHANGE_BACKENDS__*, else a
+    testcontainers container, else skipped (failed with INTERCHANGE_REQUIRE_BROKERS=1)."""
     return resolve(REDIS, request)
 
 

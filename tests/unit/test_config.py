@@ -92,3 +92,21 @@ def test_the_example_configurations_say_the_same_in_toml_and_yaml():
     assert toml.backends.events.startswith("kafka://")
     assert toml.backends.fallback == "redis://127.0.0.1:6379/0"
     assert toml.route("orders.order_placed").partition_key == "order_id"
+
+
+def test_the_variables_up_env_prints_are_the_ones_the_bus_reads(monkeypatch):
+    import re
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parents[2] / "compose" / "native" / "up").read_text()
+    printed = re.findall(r"export (INTERCHANGE_\w+)=", script)
+    assert printed == [
+        "INTERCHANGE_BACKENDS__COMMANDS",
+        "INTERCHANGE_BACKENDS__EVENTS",
+        "INTERCHANGE_BACKENDS__FALLBACK",
+    ]
+    urls = ["amqp://guest:guest@127.0.0.1:5672//", "kafka://127.0.0.1:9092", "redis://h:6379/0"]
+    for name, url in zip(printed, urls, strict=True):
+        monkeypatch.setenv(name, url)
+    backends = load_settings({}).backends
+    assert (backends.commands, backends.events, backends.fallback) == tuple(urls)

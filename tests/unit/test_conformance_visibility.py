@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _run_restart_case(required: bool) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTERCHANGE_")}
-    env["INTERCHANGE_AMQP_URL"] = f"amqp://127.0.0.1:{closed_port()}//"
+    env["INTERCHANGE_BACKENDS__COMMANDS"] = f"amqp://127.0.0.1:{closed_port()}//"
     if required:
         env["INTERCHANGE_REQUIRE_BROKERS"] = "1"
     case = "tests/conformance/test_commands.py::test_consumers_carry_on_after_a_broker_restart"

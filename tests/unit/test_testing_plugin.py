@@ -24,7 +24,7 @@ def test_where_brokers_are_required_a_url_on_a_closed_port_fails_naming_the_brok
 ):
     port = closed_port()
     monkeypatch.setenv("INTERCHANGE_REQUIRE_BROKERS", "1")
-    monkeypatch.setenv("INTERCHANGE_AMQP_URL", f"amqp://guest:secret@127.0.0.1:{port}//")
+    monkeypatch.setenv("INTERCHANGE_BACKENDS__COMMANDS", f"amqp://guest:secret@127.0.0.1:{port}//")
     pytester.makepyfile(USES_RABBITMQ)
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
@@ -36,7 +36,7 @@ def test_where_brokers_are_required_a_url_on_a_closed_port_fails_naming_the_brok
 
 def test_on_a_laptop_the_same_test_is_skipped_with_the_reason(pytester, monkeypatch, no_docker):
     monkeypatch.delenv("INTERCHANGE_REQUIRE_BROKERS", raising=False)
-    monkeypatch.setenv("INTERCHANGE_AMQP_URL", f"amqp://127.0.0.1:{closed_port()}//")
+    monkeypatch.setenv("INTERCHANGE_BACKENDS__COMMANDS", f"amqp://127.0.0.1:{closed_port()}//")
     pytester.makepyfile(USES_RABBITMQ)
     result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=1)
@@ -47,12 +47,12 @@ def test_where_required_no_broker_at_all_fails_and_says_how_to_get_one(
     pytester, monkeypatch, no_docker
 ):
     monkeypatch.setenv("INTERCHANGE_REQUIRE_BROKERS", "1")
-    monkeypatch.delenv("INTERCHANGE_KAFKA_URL", raising=False)
+    monkeypatch.delenv("INTERCHANGE_BACKENDS__EVENTS", raising=False)
     pytester.makepyfile("def test_needs_kafka(kafka_url):\n    assert kafka_url\n")
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
-        ["*no Kafka for this test: set INTERCHANGE_KAFKA_URL to the URL of a Kafka you run*"]
+        ["*no Kafka for this test: set INTERCHANGE_BACKENDS__EVENTS to the URL of a Kafka you run*"]
     )
     assert "compose/native" not in result.stdout.str(), "a user has no such script"
 
@@ -62,7 +62,7 @@ def test_ci_true_alone_does_not_turn_a_users_broker_skips_into_failures(
 ):
     monkeypatch.setenv("CI", "true")  # every hosted CI sets it, broker or not
     monkeypatch.delenv("INTERCHANGE_REQUIRE_BROKERS", raising=False)
-    monkeypatch.delenv("INTERCHANGE_KAFKA_URL", raising=False)
+    monkeypatch.delenv("INTERCHANGE_BACKENDS__EVENTS", raising=False)
     pytester.makepyfile("def test_needs_kafka(kafka_url):\n    assert kafka_url\n")
     result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=1)
