@@ -9,8 +9,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -120,50 +123,54 @@ def _send_all(service: Path) -> None:
         producer.close()
 
 
-def test_sigterm_mid_stream_stops_two_workers_gracefully_and_loses_nothing(service):
+@contextmanager
+def _supervised(service: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A supervisor of two workers, killed at the end if a failed test left it running."""
     supervisor = _supervise(service)
     try:
-        wait_until(lambda: len(_workers_of(supervisor)) == 2, 30)
-        _send_all(service)
-        wait_until(lambda: len(_handled(service)) >= 1_000, 60)
-        supervisor.send_signal(signal.SIGTERM)
-        assert supervisor.wait(GRACE + 20) == 0, (service / "run.log").read_text()[-2000:]
+        yield supervisor
     finally:
         if supervisor.poll() is None:
             supervisor.kill()
-    stopped_at = len(_handled(service))
-    assert stopped_at < COUNT, "the stream must still be running when SIGTERM arrives"
+            supervisor.wait()
+
+
+def _all_handled(service: Path) -> bool:
+    return len({n for n, _ in _handled(service)}) == COUNT
+
+
+def test_sigterm_mid_stream_stops_two_workers_gracefully_and_loses_nothing(service):
+    with _supervised(service) as supervisor:
+        wait_until(lambda: len(_workers_of(supervisor)) == 2, 30)
+        _send_all(service)
+        wait_until(lambda: len(_handled(service)) >= 1_000, 60)
+        signalled = time.monotonic()
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(GRACE + 20) == 0, (service / "run.log").read_text()[-2000:]
+        assert time.monotonic() - signalled < GRACE, "the workers stopped within the grace"
+    assert len(_handled(service)) < COUNT, "the stream must still be running at SIGTERM"
     # what the stopped workers had not taken is still queued: a new run finishes it
-    again = _supervise(service)
-    try:
-        wait_until(lambda: len({n for n, _ in _handled(service)}) == COUNT, 120)
+    with _supervised(service) as again:
+        wait_until(lambda: _all_handled(service), 120)
         again.send_signal(signal.SIGTERM)
         assert again.wait(GRACE + 20) == 0
-    finally:
-        if again.poll() is None:
-            again.kill()
     counts = Counter(n for n, _ in _handled(service))
     assert set(counts) == set(range(COUNT)), "nothing lost"
     assert [n for n, times in counts.items() if times > 1] == [], "nothing handled twice"
 
 
 def test_a_worker_killed_mid_stream_is_replaced_and_the_stream_completes(service):
-    supervisor = _supervise(service)
-    try:
+    with _supervised(service) as supervisor:
         wait_until(lambda: len(_workers_of(supervisor)) == 2, 30)
         first = _workers_of(supervisor)
         _send_all(service)
         wait_until(lambda: len(_handled(service)) >= 1_000, 60)
-        victim = min(first)
-        os.kill(victim, signal.SIGKILL)
+        os.kill(min(first), signal.SIGKILL)
         wait_until(lambda: len(_workers_of(supervisor) - first) == 1, 30)
         [replacement] = _workers_of(supervisor) - first
-        wait_until(lambda: len({n for n, _ in _handled(service)}) == COUNT, 120)
+        wait_until(lambda: _all_handled(service), 120)
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(GRACE + 20) == 0
-    finally:
-        if supervisor.poll() is None:
-            supervisor.kill()
     handled = _handled(service)
     assert {n for n, _ in handled} == set(range(COUNT)), "the stream completed"
     assert replacement in {pid for _, pid in handled}, "the replacement worker took work"
