@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from interchange.adapters.errors import PublishRejected
@@ -50,8 +50,6 @@ class Topics:
 
     def move_group(self, group: str, topic: str, offsets: list[Any]) -> None:
         """Set a group's committed offsets (a list of TopicPartition)."""
-        from confluent_kafka import ConsumerGroupTopicPartitions
-
         request = ConsumerGroupTopicPartitions(group, offsets)
         try:
             self.admin.alter_consumer_group_offsets([request])[group].result(timeout=self.timeout)
