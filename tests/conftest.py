@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 
 from interchange import Bus, Settings
+from interchange.testing import wait_until
 from tests.buses import bus_factory
 
 _SETTINGS_VARIABLES = (
@@ -42,3 +47,25 @@ def make_bus(memory_url: str) -> Iterator[Callable[..., Bus]]:
         retry={"max_attempts": 3, "initial_delay": 0.01},
     ) as make:
         yield make
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Any], httpx.Client]]:
+    """``serve(app)`` runs the ASGI app under uvicorn and returns an httpx client for it."""
+    running: list[tuple[uvicorn.Server, threading.Thread, httpx.Client]] = []
+
+    def start(app: Any) -> httpx.Client:
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        wait_until(lambda: server.started, 10, message="uvicorn did not start")
+        port = server.servers[0].sockets[0].getsockname()[1]
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=15)
+        running.append((server, thread, client))
+        return client
+
+    yield start
+    for server, thread, client in running:
+        client.close()
+        server.should_exit = True
+        thread.join(10)

@@ -1,0 +1,73 @@
+"""Request bodies a legacy system sends: JSON, or XML mapped to the contract's fields.
+
+XML is parsed with defusedxml and any DOCTYPE or entity is refused, never resolved. An element
+with children becomes an object, repeated elements a list, text a string (pydantic then
+validates it as the contract's field, e.g. "3" as an int); the root element names nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
+
+JSON_TYPES = ("application/json",)
+XML_TYPES = ("application/xml", "text/xml")
+
+
+class BadBody(ValueError):
+    """The body cannot be read at all (status 400), or its media type is not taken (415)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "application/json").split(";", 1)[0].strip().lower()
+
+
+def read(body: bytes, content_type: str | None) -> Any:
+    """The body as JSON-like data, by its content type (none means JSON)."""
+    kind = media_type(content_type)
+    if kind in JSON_TYPES or kind.endswith("+json"):
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise BadBody(f"body is not valid JSON: {error}") from None
+    if kind in XML_TYPES or kind.endswith("+xml"):
+        return _xml(body)
+    raise BadBody(
+        f"unsupported content type {kind!r}: send application/json or application/xml", 415
+    )
+
+
+def _xml(body: bytes) -> Any:
+    try:
+        root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as refused:
+        raise BadBody(
+            f"XML with a DOCTYPE or entities is refused: {type(refused).__name__}"
+        ) from None
+    except ParseError as error:
+        raise BadBody(f"body is not well-formed XML: {error}") from None
+    return _element(root)
+
+
+def _element(element: Any) -> Any:
+    children = list(element)
+    if not children:
+        return (element.text or "").strip()
+    data: dict[str, Any] = {}
+    for child in children:
+        value = _element(child)
+        if child.tag in data:
+            existing = data[child.tag]
+            data[child.tag] = (
+                [*existing, value] if isinstance(existing, list) else [existing, value]
+            )
+        else:
+            data[child.tag] = value
+    return data
