@@ -131,6 +131,16 @@ def run(
     raise typer.Exit(0 if bus.run_forever(grace) else 1)
 
 
+@app.command()
+def bridge(config: ConfigOption = None) -> None:
+    """Run every connector the configuration declares ([connectors.http]: the HTTP gateway) in
+    one process, until SIGTERM or SIGINT: in-flight requests finish, then it stops."""
+    from interchange.connectors.bridge import run_bridge
+
+    _log_to(console, level="INFO")
+    raise typer.Exit(run_bridge(load_settings(config), console))
+
+
 contracts_app = typer.Typer(help="The contract gate: JSON Schemas, a lock file, compatibility.")
 app.add_typer(contracts_app, name="contracts")
 

@@ -82,6 +82,29 @@ class Route(BaseModel):
 _DEFAULT_ROUTE = Route()
 
 
+class HttpConnector(BaseModel):
+    """``[connectors.http]``: the HTTP gateway ``interchange bridge`` serves."""
+
+    model_config = ConfigDict(extra="forbid")
+    expose: list[str]
+    """Contract names that get routes; nothing else is reachable."""
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    api_keys: dict[str, str] = Field(default_factory=dict)
+    """Caller name -> API key. Better set from the environment than written in a file:
+    ``INTERCHANGE_CONNECTORS__HTTP__API_KEYS='{"shop": "..."}'``."""
+    webhook_secrets: list[str] = Field(default_factory=list)
+    """Standard Webhooks secrets (``whsec_...``); several during a rotation."""
+    max_body_bytes: PositiveInt = 1 << 20
+
+
+class Connectors(BaseModel):
+    """``[connectors]``: the legacy doors ``interchange bridge`` runs in one process."""
+
+    model_config = ConfigDict(extra="forbid")
+    http: HttpConnector | None = None
+
+
 class Settings(BaseSettings):
     """Everything a Bus is configured with: backends, routes, retries, timeouts, dedupe.
 
@@ -112,6 +135,8 @@ class Settings(BaseSettings):
     dedupe: str | None = None
     """Where handled ids are kept: this process (None, ``memory://``) or a ``redis://`` URL
     shared by every consumer process, so a replacement for a killed one skips its work."""
+    connectors: Connectors = Field(default_factory=Connectors)
+    """Legacy connectors that ``interchange bridge`` runs."""
 
     @classmethod
     def settings_customise_sources(
