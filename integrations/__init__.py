@@ -15,6 +15,7 @@ from interchange.context import HandlerContext
 from interchange.contracts import Command, Contract, Envelope, Event
 from interchange.dead_letters import DeadLetterRecord
 from interchange.dedupe import DedupeStore, MemoryDedupeStore
+from interchange.dispatch import Reject, RetryLater
 from interchange.errors import (
     BackendUnavailable,
     BrokerUnavailable,
@@ -49,7 +50,9 @@ __all__ = [
     "MemoryDedupeStore",
     "Position",
     "PublishRejected",
+    "Reject",
     "RequestTimeout",
+    "RetryLater",
     "RetryPolicy",
     "Route",
     "SchemaViolation",

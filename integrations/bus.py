@@ -1,15 +1,8 @@
-"""Bus: the one facade. The only place that knows both contracts and transports.
-
-Commands: ``send`` (point-to-point), ``broadcast`` (a copy per subscribing group), ``request``
-(a command with a reply). Events: ``publish``, ``subscribes``, ``replay``, ``seek``. Handlers
-register with ``handles`` / ``subscribes`` and run on worker threads between ``start()`` and
-``stop()`` (or inside ``with bus:``).
-"""
+"""Bus: the one facade, the only place that knows both contracts and transports."""
 
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -23,7 +16,7 @@ from interchange.adapters import (
     open_commands,
     open_events,
 )
-from interchange.config import Settings, load_settings
+from interchange.config import RetryPolicy, Settings, load_settings
 from interchange.contracts import (
     Codec,
     Command,
@@ -44,8 +37,6 @@ from interchange.routing import Routing
 from interchange.runtime import DEFAULT_GRACE, serve
 from interchange.versions import read_back
 from interchange.workers import Handler, Registration, Workers
-
-log = logging.getLogger("interchange")
 
 C = TypeVar("C", bound=Contract)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -203,20 +194,26 @@ class Bus(Routing):
     # Registering is pure: nothing reaches a broker before start() (consuming declares).
 
     def handles(
-        self, contract: type[Command], *, group: str | None = None, concurrency: int | None = None
+        self,
+        contract: type[Command],
+        *,
+        group: str | None = None,
+        concurrency: int | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Callable[[F], F]:
         """Register a command handler, ``(msg)`` or ``(msg, ctx)``, plain or ``async def``.
         Without ``group`` it competes for the contract's queue (point-to-point); with
-        ``group`` that group gets its own copy of every broadcast."""
+        ``group`` that group gets its own copy of every broadcast. ``retry`` overrides the
+        route's policy for this handler."""
         expect_class(contract, Command, "handles", "subscribes")
 
         def register(func: F) -> F:
             exchange = None if group is None else self.exchange_of(contract)
             queue = self.group_queue_of(contract, group) if group else self.queue_of(contract)
-            handler = self._dispatcher(contract, func, queue, group, self._command_codec)
+            handler = self._dispatcher(contract, func, queue, group, self._command_codec, retry)
             consume = functools.partial(self.commands.consume, queue, handler, exchange=exchange)
             self._register(queue, consume, concurrency)
-            self.handlers.append(Handler("handles", contract, func, group, concurrency))
+            self.handlers.append(Handler("handles", contract, func, group, concurrency, retry))
             return func
 
         return register
@@ -228,18 +225,20 @@ class Bus(Routing):
         group: str,
         start: Start = "earliest",
         concurrency: int | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Callable[[F], F]:
         """Register an event handler, ``(msg)`` or ``(msg, ctx)``, plain or ``async def``, in
         consumer group ``group``. A new group starts at ``start``; a group that committed before
-        resumes where it stopped."""
+        resumes where it stopped. ``retry`` overrides the route's policy for this handler."""
         expect_class(contract, Event, "subscribes", "handles")
 
         def register(func: F) -> F:
             topic = self.topic_of(contract)
-            handler = self._dispatcher(contract, func, topic, group, self._event_codec)
+            handler = self._dispatcher(contract, func, topic, group, self._event_codec, retry)
             join = functools.partial(self.events.subscribe, topic, group, handler, start=start)
             self._register(topic, join, concurrency)
-            self.handlers.append(Handler("subscribes", contract, func, group, concurrency, start))
+            registered = Handler("subscribes", contract, func, group, concurrency, retry, start)
+            self.handlers.append(registered)
             return func
 
         return register
@@ -280,6 +279,7 @@ class Bus(Routing):
         channel: str,
         group: str | None,
         codec: Codec,
+        retry: RetryPolicy | None,
     ) -> Dispatcher:
         route = self.settings.route(contract.contract_name)
         return Dispatcher(
@@ -290,7 +290,7 @@ class Bus(Routing):
             channel=channel,
             group=group,
             codec=codec,
-            retry=route.retry or self.settings.retry,
+            retry=retry or route.retry or self.settings.retry,
             dedupe=self.dedupe,
             bare_json=route.bare_json,
         )

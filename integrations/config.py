@@ -98,11 +98,36 @@ class HttpConnector(BaseModel):
     max_body_bytes: PositiveInt = 1 << 20
 
 
+class WebhookEndpoint(BaseModel):
+    """``[[connectors.webhooks]]``: events delivered to a receiver's URL by HTTP POST."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    """The endpoint's consumer group is ``webhook.<name>``: it reads every event at its pace."""
+    url: str
+    events: list[str]
+    """Event contract names delivered to this endpoint."""
+    secrets: list[str] = Field(default_factory=list)
+    """Standard Webhooks secrets (``whsec_...``): each delivery carries a signature per secret,
+    so a receiver rotating its secret accepts either."""
+    timeout: PositiveFloat = 10.0
+    concurrency: PositiveInt = 1
+    retry: RetryPolicy = Field(
+        default_factory=lambda: RetryPolicy(max_attempts=8, initial_delay=1.0, max_delay=60.0)
+    )
+    max_retry_after: PositiveFloat = 300.0
+    """The longest wait a receiver's Retry-After may ask for."""
+    allow_private: bool = False
+    """Deliver to loopback or private addresses (refused otherwise: a webhook URL must not
+    reach into this service's own network unless meant to)."""
+
+
 class Connectors(BaseModel):
     """``[connectors]``: the legacy doors ``interchange bridge`` runs in one process."""
 
     model_config = ConfigDict(extra="forbid")
     http: HttpConnector | None = None
+    webhooks: list[WebhookEndpoint] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):

@@ -99,11 +99,29 @@ class Dispatcher:
             log.info("reply to %s discarded: %s", escape(request.id), error)
 
 
+class Reject(Exception):
+    """Raised by a handler: give up on this message now — dead-letter it with this reason,
+    without the remaining attempts (retrying cannot help: the receiver said no)."""
+
+
+class RetryLater(Exception):
+    """Raised by a handler: try this message again after ``delay`` seconds (e.g. what a
+    Retry-After said) instead of the policy's backoff. Attempts still count: after the last,
+    the message is dead-lettered."""
+
+    def __init__(self, delay: float, reason: str = "") -> None:
+        super().__init__(reason or f"retry in {delay:.1f}s")
+        self.delay = delay
+
+
 def failure_outcome(retry: RetryPolicy, channel: str, attempt: int, error: Exception) -> Outcome:
     """What follows a handler that raised on its ``attempt``-th delivery: a retry with backoff,
     or after the last attempt a dead letter with the exception's type and text (and its
     traceback in the log)."""
     reason = _clip(f"{type(error).__name__}: {error}")
+    if isinstance(error, Reject):
+        log.warning("dead-lettering on %s, rejected: %s", channel, escape(reason))
+        return DeadLetter(reason=_clip(str(error)), error=type(error).__name__)
     if attempt >= retry.max_attempts:
         log.error(
             "dead-lettering on %s after %d attempts: %s",
@@ -113,7 +131,7 @@ def failure_outcome(retry: RetryPolicy, channel: str, attempt: int, error: Excep
             exc_info=error,
         )
         return DeadLetter(reason=reason, error=type(error).__name__)
-    delay = retry.delay(attempt)
+    delay = error.delay if isinstance(error, RetryLater) else retry.delay(attempt)
     log.warning(
         "handler failed on %s (attempt %d of %d), retrying in %.2fs: %s",
         channel,

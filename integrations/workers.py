@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from interchange.adapters import Start, Subscription
+from interchange.config import RetryPolicy
 from interchange.contracts import Contract
 
 
@@ -21,6 +22,7 @@ class Handler:
     func: Callable[..., Any]
     group: str | None = None
     concurrency: int | None = None
+    retry: RetryPolicy | None = None
     start: Start = "earliest"
 
 

@@ -129,6 +129,7 @@ def isolated(bus: Bus, **overrides: Any) -> Iterator[Bus]:
                 handler.contract,  # type: ignore[arg-type]
                 group=handler.group,
                 concurrency=handler.concurrency,
+                retry=handler.retry,
             )(handler.func)
         elif handler.verb == "subscribes":
             twin.subscribes(
@@ -136,6 +137,7 @@ def isolated(bus: Bus, **overrides: Any) -> Iterator[Bus]:
                 group=handler.group or "",
                 start=handler.start,
                 concurrency=handler.concurrency,
+                retry=handler.retry,
             )(handler.func)
         else:
             twin.handles_dead_letters(handler.contract, group=handler.group)(handler.func)
