@@ -12,7 +12,6 @@ from interchange.adapters import (
     EventTransport,
     Start,
     Subscription,
-    TransportMessage,
     open_commands,
     open_events,
 )
@@ -103,17 +102,17 @@ class Bus(Routing):
         self.commands.send(self.queue_of(type(command)), message)
         return message.id
 
-    def send_many(self, commands: list[Command], **options: Any) -> list[str]:
+    def send_many(
+        self, commands: list[Command], *, ids: list[str] | None = None, **options: Any
+    ) -> list[str]:
         """Send commands of one contract in order, with the backend's confirms pipelined (far
-        faster than one ``send`` each). Returns their ids once every one was stored; raises
-        PublishRejected whose ``failed`` lists the ids that were not."""
+        faster than one ``send`` each); ``ids`` gives each its message id. Returns their ids
+        once every one was stored; raises PublishRejected whose ``failed`` lists the ids that
+        were not."""
         if not commands:
             return []
-        kinds = {type(c) for c in commands}
-        if len(kinds) != 1:
-            raise TypeError("send_many takes commands of one contract (one queue) per call")
-        messages = [self.encoder.command(c, "send_many", **options) for c in commands]
-        self.commands.send_many(self.queue_of(kinds.pop()), messages)
+        messages = self.encoder.command_batch(commands, ids, options)
+        self.commands.send_many(self.queue_of(type(commands[0])), messages)
         return [m.id for m in messages]
 
     def broadcast(self, command: Command, **options: Any) -> str:
@@ -151,23 +150,18 @@ class Bus(Routing):
             self.events.publish(topic, message)
         return event_id
 
-    def publish_many(self, events: list[Event], **options: Any) -> list[str]:
-        """Append events of one contract, waiting once for all acknowledgements. Returns their
-        ids once every one was stored; the error's ``failed`` lists those that were not."""
+    def publish_many(
+        self, events: list[Event], *, ids: list[str] | None = None, **options: Any
+    ) -> list[str]:
+        """Append events of one contract, waiting once for all acknowledgements; ``ids`` gives
+        each its message id. Returns their ids once every one was stored; the error's
+        ``failed`` lists those that were not."""
         if not events:
             return []
-        if len({type(e) for e in events}) != 1:
-            raise TypeError("publish_many takes events of one contract (one topic) per call")
-        ids: list[str] = []
-        per_topic: dict[str, list[TransportMessage]] = {}
-        for event in events:
-            event_id, records = self.encoder.event_records(event, dict(options))
-            ids.append(event_id)
-            for topic, message in records:
-                per_topic.setdefault(topic, []).append(message)
+        event_ids, per_topic = self.encoder.event_batch(events, ids, options)
         for topic, messages in per_topic.items():
             self.events.publish_many(topic, messages)
-        return ids
+        return event_ids
 
     def replay(
         self,

@@ -26,6 +26,34 @@ class Encoder:
         expect(command, Command, verb, "publish")
         return self.encode(command, self.commands, **options)
 
+    def command_batch(
+        self, commands: list[Command], ids: list[str] | None, options: dict[str, Any]
+    ) -> list[TransportMessage]:
+        """The messages of a batch of one contract's commands, with the given ids if any."""
+        _one_contract(commands, ids, "send_many", "commands", "queue")
+        given: list[str | None] = list(ids) if ids else [None] * len(commands)
+        return [
+            self.command(c, "send_many", **{**options, "id": i} if i else options)
+            for c, i in zip(commands, given, strict=True)
+        ]
+
+    def event_batch(
+        self, events: list[Event], ids: list[str] | None, options: dict[str, Any]
+    ) -> tuple[list[str], dict[str, list[TransportMessage]]]:
+        """(ids, topic -> messages) of a batch of one contract's events."""
+        _one_contract(events, ids, "publish_many", "events", "topic")
+        given: list[str | None] = list(ids) if ids else [None] * len(events)
+        event_ids: list[str] = []
+        per_topic: dict[str, list[TransportMessage]] = {}
+        for event, given_id in zip(events, given, strict=True):
+            event_id, records = self.event_records(
+                event, {**options, "id": given_id} if given_id else dict(options)
+            )
+            event_ids.append(event_id)
+            for topic, message in records:
+                per_topic.setdefault(topic, []).append(message)
+        return event_ids, per_topic
+
     def reply(self, request: Envelope, result: Contract) -> TransportMessage:
         envelope = Envelope.wrap(
             result,
@@ -80,6 +108,15 @@ class Encoder:
         )
         wire_headers, body = codec.encode(envelope)
         return TransportMessage(envelope.id, body, wire_headers, key=key)
+
+
+def _one_contract(
+    batch: list[Any], ids: list[str] | None, verb: str, kind: str, channel: str
+) -> None:
+    if len({type(item) for item in batch}) != 1:
+        raise TypeError(f"{verb} takes {kind} of one contract (one {channel}) per call")
+    if ids is not None and len(ids) != len(batch):
+        raise ValueError(f"{verb} got {len(ids)} ids for {len(batch)} {kind}")
 
 
 def expect(contract: Contract, kind: type[Contract], verb: str, other: str) -> None:

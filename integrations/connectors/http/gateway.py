@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -33,6 +34,7 @@ from interchange.adapters import BackendUnavailable, PublishRejected, RequestTim
 from interchange.bus import Bus
 from interchange.connectors.http import bodies
 from interchange.connectors.http.auth import Caller, Denied, Guard
+from interchange.connectors.http.coalescing import Coalescer
 from interchange.connectors.http.idempotency import Answer, IdempotencyStore, message_id
 from interchange.contracts import Command, Contract, Event
 
@@ -83,9 +85,12 @@ def gateway(
     webhook_secrets: list[str] | None = None,
     max_body_bytes: int = 1 << 20,
     idempotency: IdempotencyStore | None = None,
+    coalesce: bool = True,
 ) -> FastAPI:
     """A FastAPI app exposing ``expose`` (contract names) on ``bus``. ``api_keys`` maps a
-    caller's name to its key; ``webhook_secrets`` turns on Standard Webhooks verification."""
+    caller's name to its key; ``webhook_secrets`` turns on Standard Webhooks verification.
+    With ``coalesce`` (the default), concurrent sends and publishes of one contract are stored
+    in pipelined batches; without, each request pays its own confirmed round trip."""
     app = FastAPI(title="Interchange HTTP gateway", version="1")
     guard = Guard(api_keys or {}, webhook_secrets or [])
     store = idempotency or IdempotencyStore()
@@ -93,7 +98,8 @@ def gateway(
         model = _contract(bus, name)
         for path, (kind, verb) in VERBS.items():
             if issubclass(model, kind):
-                handler = _route(bus, model, verb, guard, store, max_body_bytes)
+                batcher = _batcher(bus, verb) if coalesce else None
+                handler = _route(bus, model, verb, guard, store, max_body_bytes, batcher)
                 app.add_api_route(
                     f"/{path}/{name}",
                     handler,
@@ -106,6 +112,14 @@ def gateway(
     return app
 
 
+def _batcher(bus: Bus, verb: str) -> Coalescer | None:
+    if verb == "send":
+        return Coalescer(lambda contracts, ids: bus.send_many(contracts, ids=ids))
+    if verb == "publish":
+        return Coalescer(lambda events, ids: bus.publish_many(events, ids=ids))
+    return None
+
+
 def _route(
     bus: Bus,
     model: type[Contract],
@@ -113,6 +127,7 @@ def _route(
     guard: Guard,
     store: IdempotencyStore,
     max_body_bytes: int,
+    batcher: Coalescer | None,
 ) -> Callable[[Request], Awaitable[Response]]:
     async def handle(request: Request) -> Response:
         body = await _limited(request, max_body_bytes)
@@ -125,7 +140,7 @@ def _route(
             return _error(denied.status, str(denied))
         key = caller.webhook_id or headers.get("idempotency-key")
         if not key:
-            return await _answer(bus, model, verb, headers, body, None)
+            return await _answer(bus, model, verb, headers, body, None, batcher)
         fingerprint = hashlib.sha256(request.url.path.encode() + b"\0" + body).hexdigest()
         outcome, earlier = store.begin(caller.scope, key, fingerprint)
         if outcome == "replay" and earlier is not None:
@@ -139,7 +154,7 @@ def _route(
             return _error(422, "this Idempotency-Key was used with another request body")
         if outcome == "in-flight":
             return _error(409, "a request with this Idempotency-Key is still being handled")
-        response = await _answer(bus, model, verb, headers, body, _scoped_id(caller, key))
+        response = await _answer(bus, model, verb, headers, body, _scoped_id(caller, key), batcher)
         if 200 <= response.status_code < 300:
             store.finish(
                 caller.scope,
@@ -182,6 +197,7 @@ async def _answer(
     headers: Mapping[str, str],
     body: bytes,
     message: str | None,
+    batcher: Coalescer | None,
 ) -> Response:
     try:
         data = bodies.read(body, headers.get("content-type"))
@@ -196,6 +212,9 @@ async def _answer(
         return _error(422, "the body is not a valid " + model.contract_name, errors=errors)
     options = {"id": message} if message else {}
     try:
+        if batcher is not None:
+            sent = await batcher.submit(contract, message or str(uuid.uuid4()))
+            return _json(202, {"id": sent})
         if verb == "request":
             reply = await run_in_threadpool(bus.request, contract, **options)  # type: ignore[arg-type]
             return Response(reply.model_dump_json(), 200, media_type="application/json")
