@@ -298,3 +298,14 @@ def test_an_idempotency_message_id_is_the_same_in_any_gateway_process():
     assert message_id("shop", "k-1") == message_id("shop", "k-1")
     assert message_id("shop", "k-1") != message_id("other", "k-1")
     assert message_id("shop", "k-1").startswith("idem-")
+
+
+def test_a_body_that_is_not_json_at_all_is_400(bus, serve):
+    client = serve(gateway(bus, EXPOSED))
+    answer = client.post(
+        "/commands/http.place_order",
+        content=b'{"order_id": ',
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith("body is not valid JSON")

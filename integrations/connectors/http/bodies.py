@@ -29,6 +29,11 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "application/json").split(";", 1)[0].strip().lower()
 
 
+def is_json(content_type: str | None) -> bool:
+    kind = media_type(content_type)
+    return kind in JSON_TYPES or kind.endswith("+json")
+
+
 def read(body: bytes, content_type: str | None) -> Any:
     """The body as JSON-like data, by its content type (none means JSON)."""
     kind = media_type(content_type)

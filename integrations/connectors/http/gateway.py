@@ -200,11 +200,16 @@ async def _answer(
     batcher: Coalescer | None,
 ) -> Response:
     try:
-        data = bodies.read(body, headers.get("content-type"))
-        contract = model.model_validate(data)
+        content_type = headers.get("content-type")
+        if bodies.is_json(content_type):  # pydantic parses and validates in one pass
+            contract = model.model_validate_json(body)
+        else:
+            contract = model.model_validate(bodies.read(body, content_type))
     except bodies.BadBody as bad:
         return _error(bad.status, str(bad))
     except ValidationError as invalid:
+        if invalid.errors()[0]["type"] == "json_invalid":
+            return _error(400, f"body is not valid JSON: {invalid.errors()[0]['msg']}")
         errors = [
             {"loc": list(e["loc"]), "msg": e["msg"]}
             for e in invalid.errors(include_input=False, include_url=False)
