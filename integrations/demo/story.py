@@ -28,6 +28,7 @@ from interchange.connectors.files import FileRow, RejectedRow, read_csv_commands
 from interchange.context import HandlerContext
 from interchange.dead_letters import DeadLetterRecord
 from interchange.demo.contracts import OrderPlaced, PlaceOrder
+from interchange.demo.http_leg import legacy_over_http
 
 
 def _to_place_order(row: dict[str, str]) -> PlaceOrder:
@@ -147,6 +148,20 @@ def run_demo(settings: Settings, console: Console, orders: Path | None = None) -
     with bus:
         finished = _wait(lambda: log.count("analytics") >= placed, timeout=30) and finished
     console.print(f"  analytics replayed {log.count('analytics')} past events")
+
+    console.print(
+        "\n[bold]4.[/bold] A legacy system that only speaks HTTP posts an order to the gateway; "
+        "another gets the event as a signed webhook:"
+    )
+    finished = legacy_over_http(bus, console, lambda done: _wait(done, 30)) and finished
+    with bus:  # every group reads the HTTP order's event too
+        finished = finished and _wait(
+            lambda: (
+                min(log.count(w) for w in ("billing", "shipping", "analytics"))
+                >= log.count("order-service")
+            ),
+            30,
+        )
     replayed = [e.order_id for e in bus.replay(OrderPlaced)]
     bus.close()
 

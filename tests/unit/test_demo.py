@@ -15,6 +15,9 @@ def test_the_demo_runs_end_to_end_on_memory_and_says_what_happened(monkeypatch):
     assert "billing invoices A-1001 for 49.98" in out
     assert "shipping packs 3 x TEA-SENCHA for A-1005" in out
     assert "analytics replayed 3 past events" in out
+    assert "POST /commands/orders.place_order -> 202" in out
+    assert "webhook to the legacy warehouse: OrderPlaced A-2001" in out
+    assert "signature verified" in out
     assert "demo complete" in out
 
 
