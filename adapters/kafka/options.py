@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import PositiveFloat, PositiveInt
 
+from interchange.adapters.kafka.logs import LOGGER
 from interchange.adapters.kafka.wire import servers_of
 from interchange.adapters.urls import Options, split_options
 
@@ -23,4 +24,5 @@ class KafkaOptions(Options):
 def client_config(url: str) -> tuple[dict[str, Any], KafkaOptions]:
     """(librdkafka settings, our options) from a kafka:// URL."""
     _, options, driver = split_options(url, KafkaOptions, passthrough=lambda name: "." in name)
-    return {"bootstrap.servers": servers_of(url), **driver}, options
+    # librdkafka's log lines go to Python logging, rate-limited, instead of raw to stderr
+    return {"bootstrap.servers": servers_of(url), "logger": LOGGER, **driver}, options

@@ -22,8 +22,11 @@ class Topics:
         self._known: set[str] = set()
 
     def metadata(self, topic: str | None = None) -> Any:
-        with mapped_errors(self.servers, "read the cluster's metadata"):
-            return self.admin.list_topics(topic, timeout=self.timeout)
+        try:
+            with mapped_errors(self.servers, "read the cluster's metadata"):
+                return self.admin.list_topics(topic, timeout=self.timeout)
+        finally:
+            self.admin.poll(0)  # serves the admin client's queued log lines
 
     def ensure(self, topic: str) -> None:
         """Create the topic unless it exists; existing topics are left as they are."""
