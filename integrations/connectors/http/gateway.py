@@ -33,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from interchange.adapters import BackendUnavailable, PublishRejected, RequestTimeout
 from interchange.bus import Bus
 from interchange.connectors.http import bodies
-from interchange.connectors.http.auth import Caller, Denied, Guard
+from interchange.connectors.http.auth import Denied, Guard
 from interchange.connectors.http.coalescing import Coalescer
 from interchange.connectors.http.idempotency import Answer, IdempotencyStore, message_id
 from interchange.contracts import Command, Contract, Event
@@ -154,7 +154,9 @@ def _route(
             return _error(422, "this Idempotency-Key was used with another request body")
         if outcome == "in-flight":
             return _error(409, "a request with this Idempotency-Key is still being handled")
-        response = await _answer(bus, model, verb, headers, body, _scoped_id(caller, key), batcher)
+        response = await _answer(
+            bus, model, verb, headers, body, message_id(caller.scope, key), batcher
+        )
         if 200 <= response.status_code < 300:
             store.finish(
                 caller.scope,
@@ -170,10 +172,6 @@ def _route(
         return response
 
     return handle
-
-
-def _scoped_id(caller: Caller, key: str) -> str:
-    return message_id(caller.scope, key)
 
 
 async def _limited(request: Request, limit: int) -> bytes | None:

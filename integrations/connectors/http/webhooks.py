@@ -38,10 +38,6 @@ _SHOWN = 200
 """Bytes of a refusing answer kept in the dead letter's reason."""
 
 
-class WebhookFailed(Exception):
-    """A delivery that may succeed if tried again."""
-
-
 def check_target(url: str, allow_private: bool) -> None:
     """Refuse a URL whose host is loopback, private or link-local, unless allowed."""
     parts = urlsplit(url)
@@ -131,7 +127,7 @@ class WebhookSink:
                 self.endpoint.url, content=body, headers=self.headers(ctx, body)
             )
         except httpx.HTTPError as error:  # refused, reset, timed out: try again
-            raise WebhookFailed(f"{type(error).__name__}: {error}") from None
+            raise self._backoff(ctx, f"{type(error).__name__}: {error}") from None
         status = answer.status_code
         if 200 <= status < 300:
             return
@@ -145,9 +141,14 @@ class WebhookSink:
             if wait is not None:
                 raise RetryLater(wait, f"{status}, Retry-After {wait:.1f}s")
         if status == 408 or status >= 500 or 300 <= status < 400:
-            jitter = random.uniform(0, self.endpoint.retry.delay(ctx.attempt) / 4)
-            raise RetryLater(self.endpoint.retry.delay(ctx.attempt) + jitter, f"{status}: {shown}")
+            raise self._backoff(ctx, f"{status}: {shown}")
         raise Reject(f"{self.endpoint.url} answered {status}: {shown}")
+
+    def _backoff(self, ctx: HandlerContext, reason: str) -> RetryLater:
+        """The endpoint's exponential backoff for this attempt, plus up to a quarter of it in
+        jitter, so receivers coming back are not hit by every retry at once."""
+        delay = self.endpoint.retry.delay(ctx.attempt)
+        return RetryLater(delay + random.uniform(0, delay / 4), reason)
 
     def close(self) -> None:
         self.client.close()
