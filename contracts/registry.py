@@ -46,6 +46,12 @@ class Registry:
         with self._lock:
             return sorted(v for (n, v) in self._models if n == name)
 
+    def latest(self, name: str) -> type[Contract] | None:
+        """The newest registered version of ``name``, or None when no module declared it."""
+        with self._lock:
+            found = [(v, m) for (n, v), m in self._models.items() if n == name]
+        return max(found, key=lambda pair: pair[0])[1] if found else None
+
     def all(self) -> list[type[Contract]]:
         with self._lock:
             return [self._models[k] for k in sorted(self._models)]

@@ -86,3 +86,10 @@ def test_a_separate_registry_is_independent():
     mine = Registry()
     mine.register(ReserveStock)
     assert mine.all() == [ReserveStock]
+
+
+def test_latest_is_the_newest_registered_version_or_none():
+    assert registry.latest("unit.contracts.reserve_stock").contract_version == max(
+        registry.versions("unit.contracts.reserve_stock")
+    )
+    assert registry.latest("unit.contracts.nobody_declared_this") is None

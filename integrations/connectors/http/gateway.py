@@ -63,10 +63,10 @@ def _error(status: int, message: str, **extra: Any) -> Response:
 
 
 def _contract(bus: Bus, name: str) -> type[Contract]:
-    versions = bus.contracts.versions(name)
-    if not versions:
+    model = bus.contracts.latest(name)
+    if model is None:
         raise ValueError(f"expose names {name!r}, which no imported module declares")
-    return bus.contracts.get(name, versions[-1])
+    return model
 
 
 def _schema(model: type[Contract]) -> dict[str, Any]:

@@ -82,10 +82,9 @@ class WebhookSink:
         """Subscribe the endpoint's group to each of its events (registers, starts nothing)."""
         group = f"webhook.{self.endpoint.name}"
         for name in self.endpoint.events:
-            versions = bus.contracts.versions(name)
-            if not versions:
+            contract = bus.contracts.latest(name)
+            if contract is None:
                 raise ValueError(f"webhook {self.endpoint.name!r} names unknown event {name!r}")
-            contract = bus.contracts.get(name, versions[-1])
             if not issubclass(contract, Event):
                 raise ValueError(f"webhook {self.endpoint.name!r}: {name!r} is not an event")
             bus.subscribes(
