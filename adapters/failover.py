@@ -271,9 +271,15 @@ class FailoverEventTransport(_Failover):
         self._publish("publish", topic, messages)
 
     def subscribe(
-        self, topic: str, group: str, handler: DeliveryHandler, *, start: Start = "earliest"
+        self,
+        topic: str,
+        group: str,
+        handler: DeliveryHandler,
+        *,
+        start: Start = "earliest",
+        workers: int = 1,
     ) -> Subscription:
-        return self.primary.subscribe(topic, group, handler, start=start)
+        return self.primary.subscribe(topic, group, handler, start=start, workers=workers)
 
     def replay(
         self, topic: str, *, since: Start = "earliest", until: datetime | None = None

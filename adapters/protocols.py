@@ -109,9 +109,12 @@ class EventTransport(Protocol):
         handler: DeliveryHandler,
         *,
         start: Start = "earliest",
+        workers: int = 1,
     ) -> Subscription:
         """Join consumer group ``group`` on a thread of its own. Every group reads every message;
-        members of one group share the work. The offset moves only after the handler's Ack."""
+        members of one group share the work. The offset moves only after the handler's Ack.
+        With ``workers > 1`` the member handles that many records at once, in order per
+        partition key; a Retry then holds only its key (adapters/keyed.py)."""
 
     def replay(
         self,

@@ -223,14 +223,19 @@ class Bus(Routing):
     ) -> Callable[[F], F]:
         """Register an event handler, ``(msg)`` or ``(msg, ctx)``, plain or ``async def``, in
         consumer group ``group``. A new group starts at ``start``; a group that committed before
-        resumes where it stopped. ``retry`` overrides the route's policy for this handler."""
+        resumes where it stopped. ``concurrency`` handlers run at once, in order per partition
+        key: a retried event holds only its own key. ``retry`` overrides the route's policy."""
         expect_class(contract, Event, "subscribes", "handles")
 
         def register(func: F) -> F:
             topic = self.topic_of(contract)
             handler = self._dispatcher(contract, func, topic, group, self._event_codec, retry)
-            join = functools.partial(self.events.subscribe, topic, group, handler, start=start)
-            self._register(topic, join, concurrency)
+            # one group member whose workers keep order per partition key (adapters/keyed.py)
+            workers = concurrency or self.settings.concurrency
+            join = functools.partial(
+                self.events.subscribe, topic, group, handler, start=start, workers=workers
+            )
+            self._register(topic, join, 1)
             registered = Handler("subscribes", contract, func, group, concurrency, retry, start)
             self.handlers.append(registered)
             return func

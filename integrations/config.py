@@ -111,7 +111,10 @@ class WebhookEndpoint(BaseModel):
     """Standard Webhooks secrets (``whsec_...``): each delivery carries a signature per secret,
     so a receiver rotating its secret accepts either."""
     timeout: PositiveFloat = 10.0
-    concurrency: PositiveInt = 1
+    concurrency: PositiveInt = 4
+    """Deliveries in flight at once, in order per partition key: an event waiting out its
+    backoff holds only its own key. With 1, deliveries go one at a time and a backoff holds
+    the endpoint."""
     retry: RetryPolicy = Field(
         default_factory=lambda: RetryPolicy(max_attempts=8, initial_delay=1.0, max_delay=60.0)
     )

@@ -23,6 +23,8 @@ Options (URL query)
 Guarantees
     At least once. A record that timed out in flight may or may not be in the log: it is
     reported as BackendUnavailable, and a retry may duplicate it (consumers dedupe by id).
+    With ``workers > 1`` a member handles records in order per key on that many threads and
+    stores, per partition, only the offset before its first record not yet done.
 
 Rooms: ``transport`` (the protocol verbs), ``publisher`` (produce + delivery reports),
 ``consumer`` (a group member), ``replay`` (reading without a group, seek positions),

@@ -1,17 +1,25 @@
-"""One member of a Kafka consumer group, on a thread of its own .
+"""One member of a Kafka consumer group, on a thread of its own.
 
 At least once: offsets are stored only after the handler answered (``enable.auto.offset.store``
 is off) and committed by librdkafka's periodic auto-commit, on partition revoke, and on close.
-A record answered with Retry is handled again in place, so nothing after it in its partition is
-delivered first. In-flight work is one record per member; librdkafka's prefetch is bounded by
+
+With one worker, records are handled on the member's thread: a record answered with Retry is
+handled again in place, so nothing after it in its partition is delivered first. With
+``workers > 1`` (keyed.py), records are handled on that many threads in order per partition
+key; a Retry holds only its key, and the offset stored for a partition is the first record not
+yet done, so a crash redelivers (never skips) what was running. The reading loop pauses its
+partitions while ``keyed.LIMIT`` records are unsettled. librdkafka's prefetch is bounded by
 ``queued.max.messages.kbytes``.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
+import queue
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
@@ -27,10 +35,13 @@ from confluent_kafka import (
 )
 
 from interchange.adapters.kafka.wire import position, start_millis, to_delivery
+from interchange.adapters.keyed import KeyedWorkers, Watermarks, Work
 from interchange.adapters.lifecycle import ConsumerThread, run_handler
 from interchange.adapters.message import (
     DeadLetter,
+    Delivery,
     DeliveryHandler,
+    Outcome,
     Position,
     Retry,
     TransportMessage,
@@ -52,9 +63,18 @@ class GroupMember:
         handler: DeliveryHandler,
         start: Start,
         dead_letter: Callable[[str, TransportMessage], None],
+        workers: int = 1,
     ) -> None:
         self.topic, self.group, self.handler, self.start = topic, group, handler, start
         self._dead_letter = dead_letter
+        self.lanes: KeyedWorkers | None = None
+        if workers > 1:
+            name = f"kafka-{topic}-{group}-worker"
+            self.lanes = KeyedWorkers(name, workers, handler, self._settle)
+        self._marks = Watermarks()
+        self._finished: queue.SimpleQueue[tuple[int, int, int]] = queue.SimpleQueue()
+        self._generations: dict[int, int] = {}  # per partition, bumped when it is taken away
+        self._paused = False
         self.consumer = Consumer(
             {
                 **config,
@@ -67,7 +87,8 @@ class GroupMember:
         self.consumer.subscribe(
             [topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
-        self.thread = ConsumerThread(f"kafka-{topic}-{group}", self._step)
+        step = self._step if self.lanes is None else self._step_keyed
+        self.thread = ConsumerThread(f"kafka-{topic}-{group}", step)
 
     # -- rebalance callbacks (run inside poll, on the member's thread) ----------------------
 
@@ -96,6 +117,7 @@ class GroupMember:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Commit what was handled before another member takes these partitions over.
+        self._give_up(partitions)
         try:
             consumer.commit(asynchronous=False)
         except KafkaException as error:
@@ -104,6 +126,7 @@ class GroupMember:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Another member may already own them: committing now could skip its work.
+        self._give_up(partitions)
         log.warning(
             "%s/%s lost %d partition(s); not committing", self.topic, self.group, len(partitions)
         )
@@ -155,11 +178,80 @@ class GroupMember:
         self.consumer.store_offsets(message=record)
         return True
 
+    # -- consuming on several workers, in order per key -------------------------------------
+
+    def _step_keyed(self, stop: threading.Event) -> None:
+        assert self.lanes is not None
+        self._store_finished()
+        full = not self.lanes.wait_for_room(0)
+        if full != self._paused:  # keep polling while full: the group must see us alive
+            (self.consumer.pause if full else self.consumer.resume)(self.consumer.assignment())
+            self._paused = full
+        for record in self.consumer.consume(_BATCH, 0.1 if full else 0.5):
+            error = record.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("%s/%s: %s", self.topic, self.group, error)
+                continue
+            partition, offset = cast(int, record.partition()), cast(int, record.offset())
+            self._marks.add(partition, offset)
+            token = (partition, offset, self._generations.get(partition, 0))
+            delivery = functools.partial(to_delivery, record)
+            self.lanes.submit(Work((partition, record.key()), delivery, token))
+
+    def _settle(self, work: Work, delivery: Delivery, outcome: Outcome) -> None:
+        """On a worker: write the dead letter, then tell the reading loop the record is done."""
+        if isinstance(outcome, DeadLetter):
+            self._dead_letter(f"{self.topic}.dlq", dead_letter_copy(delivery, outcome))
+        self._finished.put(work.token)
+
+    def _store_finished(self) -> None:
+        """Store, per partition, the offset after the records done without a gap."""
+        stored: dict[int, int] = {}
+        while True:
+            try:
+                partition, offset, generation = self._finished.get_nowait()
+            except queue.Empty:
+                break
+            if generation != self._generations.get(partition, 0):
+                continue  # finished after its partition was taken away
+            moved = self._marks.done(partition, offset)
+            if moved is not None:
+                stored[partition] = moved
+        if stored:
+            self.consumer.store_offsets(
+                offsets=[TopicPartition(self.topic, p, at) for p, at in stored.items()]
+            )
+
+    def _give_up(self, partitions: list[TopicPartition]) -> None:
+        """Partitions taken away: drop their queued records, let running ones finish (briefly),
+        store what is done, and ignore whatever finishes later."""
+        if self.lanes is None:
+            return
+        numbers = {tp.partition for tp in partitions}
+        if not self.lanes.drop(lambda key: cast(tuple[int, Any], key)[0] in numbers, timeout=5.0):
+            log.warning(
+                "%s/%s: handlers still running on revoked partitions", self.topic, self.group
+            )
+        self._store_finished()
+        self._marks.forget(list(numbers))
+        for number in numbers:
+            self._generations[number] = self._generations.get(number, 0) + 1
+
     def stop(self) -> None:
         self.thread.stop()
+        if self.lanes is not None:
+            self.lanes.stop()
 
     def close(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
         self.thread.close(timeout)
+        if self.lanes is not None and not self.thread.alive:
+            if not self.lanes.join(max(0.0, deadline - time.monotonic())):
+                log.error("%s/%s: handlers still running at close", self.topic, self.group)
+            self._store_finished()  # the reading loop has ended: this thread may use the client
+            self.consumer.close()  # commits only offsets with every record before them done
+            return
         if self.thread.alive:
             # a handler outlived the timeout: closing the client under it is not safe; its
             # record stays uncommitted and comes again to the group's next owner

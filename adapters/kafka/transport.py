@@ -61,11 +61,19 @@ class KafkaEventTransport:
     # -- consuming ------------------------------------------------------------------------
 
     def subscribe(
-        self, topic: str, group: str, handler: DeliveryHandler, *, start: Start = "earliest"
+        self,
+        topic: str,
+        group: str,
+        handler: DeliveryHandler,
+        *,
+        start: Start = "earliest",
+        workers: int = 1,
     ) -> GroupMember:
         self.consumers.check_open()
         self.topics.ensure(topic)
-        member = GroupMember(self.consumer_config, topic, group, handler, start, self.publish)
+        member = GroupMember(
+            self.consumer_config, topic, group, handler, start, self.publish, workers
+        )
         return self.consumers.add(member)
 
     # -- reading the log again ------------------------------------------------------------

@@ -15,7 +15,8 @@ Options
     none (any query option is refused).
 Guarantees
     At least once, in process only: nothing survives the process. A topic is one partition, so
-    each group sees the whole topic in publish order, one member at a time.
+    each group sees the whole topic in publish order, one member at a time (with
+    ``workers > 1``, in order per key; the group's offset stops at the first record not done).
 
 Rooms: ``broker`` (the in-process broker), ``transport`` (the protocol verbs), ``consumer``
 (the consumer loops), ``wire`` (entries to deliveries), ``errors``, ``options``, ``stores``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -10,10 +11,10 @@ from datetime import datetime
 from interchange.adapters.lifecycle import Consumers, ConsumerThread
 from interchange.adapters.memory import CAPABILITIES, errors, wire
 from interchange.adapters.memory.broker import Entry, MemoryBroker
-from interchange.adapters.memory.consumer import group_member, queue_consumer
+from interchange.adapters.memory.consumer import KeyedMember, group_member, queue_consumer
 from interchange.adapters.memory.options import MemoryOptions
 from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
-from interchange.adapters.protocols import Start
+from interchange.adapters.protocols import Start, Subscription
 from interchange.adapters.urls import split_options
 
 
@@ -110,11 +111,17 @@ class MemoryEventTransport(_MemoryTransport):
         handler: DeliveryHandler,
         *,
         start: Start = "earliest",
-    ) -> ConsumerThread:
+        workers: int = 1,
+    ) -> Subscription:
         self.consumers.check_open()
         log = self.broker.topic(topic)
         member = log.join(group, start)
         dead_letters = self.broker.topic(f"{topic}.dlq")
+        if workers > 1:
+            epoch = functools.partial(getattr, self.broker, "epoch")
+            return self.consumers.add(
+                KeyedMember(topic, log, group, member, handler, dead_letters.append, epoch, workers)
+            )
         return self.consumers.add(
             group_member(
                 topic,

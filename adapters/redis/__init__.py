@@ -20,6 +20,7 @@ Guarantees
     about one second of acknowledged writes can be lost in a crash; ``health`` shows the policy.
     redis-py retries a command after a timeout, so an XADD may land twice: consumers dedupe by id.
     Acknowledged command entries are deleted; event streams are trimmed only when asked.
+    With ``workers > 1`` an event member acknowledges each entry when done, in order per key.
 
 Rooms: ``transport`` (the protocol verbs, trimming), ``consumer`` (group readers), ``stores``
 (the failover spool and the shared dedupe store), ``wire`` (TransportMessage ⇄ stream entry,

@@ -205,7 +205,13 @@ class RedisEventTransport(_RedisTransport):
         return max(cuts) if cuts else None
 
     def subscribe(
-        self, topic: str, group: str, handler: DeliveryHandler, *, start: Start = "earliest"
+        self,
+        topic: str,
+        group: str,
+        handler: DeliveryHandler,
+        *,
+        start: Start = "earliest",
+        workers: int = 1,
     ) -> LogReader:
         self.consumers.check_open()
         self._group(topic, group, last_delivered_before(start))
@@ -217,6 +223,7 @@ class RedisEventTransport(_RedisTransport):
             topic,
             self.options.claim_idle,
             f"redis-subscribe-{topic}-{group}",
+            workers=workers,
         )
         return self.consumers.add(reader)
 

@@ -270,3 +270,85 @@ def test_a_group_carries_on_after_a_broker_restart_and_loses_nothing(events, bac
     # The event in flight during the restart may come again (at least once), never never.
     assert set(inbox.ids()) == {"e-0", "e-1"}
     assert inbox.ids().count("e-1") == 1
+
+
+# -- several workers in one member: order per key, a Retry holds only its own key -----------
+
+
+def test_with_workers_handlers_run_at_once(events, names):
+    topic = next(names)
+    together = threading.Barrier(4, timeout=15)
+    met: list[str] = []
+
+    def meet(delivery):
+        together.wait()  # four distinct keys: returns only if four handlers run at once
+        met.append(delivery.message.id)
+        return ACK
+
+    events.subscribe(topic, next(names), meet, workers=4)
+    _publish(events, topic, _events(4, keys=4))
+    wait_until(lambda: len(met) == 4, 20, message=lambda: f"met: {met}, {together.broken=}")
+    assert sorted(met) == [f"e-{i}" for i in range(4)]
+
+
+def test_with_workers_a_retried_key_holds_only_itself_and_order_per_key_holds(events, names):
+    topic = next(names)
+    sent = _events(40, keys=4)  # key k{i % 4}
+    release = threading.Event()
+    acked: list[str] = []
+    lock = threading.Lock()
+
+    def answer(delivery):
+        if delivery.message.id == "e-8" and not release.is_set():
+            return Retry(delay=0.05)  # k0 waits; k1..k3 must not
+        time.sleep(0.002)
+        with lock:
+            acked.append(delivery.message.id)
+        return ACK
+
+    inbox = Inbox(answer)
+    events.subscribe(topic, next(names), inbox, workers=3)
+    _publish(events, topic, sent)
+    others = {m.id for m in sent if m.key != "k0"}
+    wait_until(lambda: others <= set(acked), 30, message=lambda: f"acked: {acked}")
+    with lock:
+        held = [i for i in acked if int(i[2:]) % 4 == 0]
+    assert held == ["e-0", "e-4"]  # nothing of k0 after the retried e-8
+    release.set()
+    wait_until(lambda: len(acked) >= 40, 30, message=lambda: f"acked: {len(acked)}")
+    assert sorted(acked) == sorted(m.id for m in sent)  # each exactly once
+    for key in range(4):
+        mine = [int(i[2:]) for i in acked if int(i[2:]) % 4 == key]
+        assert mine == sorted(mine), f"k{key} out of order: {mine}"
+    retried = [d.attempt for d in inbox.deliveries if d.message.id == "e-8"]
+    assert retried == list(range(1, len(retried) + 1))
+    assert len(retried) > 1
+
+
+@pytest.mark.requires("offsets")
+def test_with_workers_a_member_closed_mid_stream_commits_only_what_all_came_before(
+    events, another_events, names
+):
+    topic, group = next(names), next(names)
+    sent = _events(40, keys=4)
+    held = threading.Event()
+
+    def answer(delivery):
+        if delivery.message.id == "e-20":
+            held.set()
+            return Retry(delay=0.05)  # never done by this member
+        return ACK
+
+    first = Inbox(answer)
+    member = events.subscribe(topic, group, first, workers=4)
+    _publish(events, topic, sent)
+    others = {m.id for m in sent if m.key != "k0"}
+    wait_until(lambda: held.is_set() and others <= set(first.ids()), 30)
+    member.close()
+    second = Inbox()
+    another_events().subscribe(topic, group, second)
+    k0_from_20 = [f"e-{i}" for i in range(20, 40, 4)]
+    wait_until(lambda: set(k0_from_20) <= set(second.ids()), 30, message=second.ids)
+    # the committed position is e-20's: nothing before it comes again, everything after does
+    assert min(int(i[2:]) for i in second.ids()) == 20
+    assert [i for i in second.ids() if int(i[2:]) % 4 == 0] == k0_from_20

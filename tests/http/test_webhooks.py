@@ -214,3 +214,41 @@ def test_retry_after_as_seconds_or_an_http_date_is_capped():
     assert 25 <= (retry_after(later, 300) or 0) <= 30
     assert retry_after("soon", 300) is None
     assert retry_after(None, 300) is None
+
+
+def test_one_keys_backoff_never_delays_other_keys(hook):
+    released = threading.Event()
+    failed: list[float] = []
+
+    class Picky(Receiver):
+        """Answers 503 to S-1 until released; everything else as scripted."""
+
+        def __call__(self, request: Request) -> Response:
+            if b'"S-1"' in request.get_data() and not released.is_set():
+                failed.append(time.monotonic())
+                return Response(b"busy", 503)
+            return super().__call__(request)
+
+    receiver = Picky()
+    bus, dead, sink = hook(
+        receiver, retry=RetryPolicy(max_attempts=100, initial_delay=0.3, max_delay=0.3)
+    )
+    bodies = lambda: [body for _, _, body in receiver.requests]  # noqa: E731
+    with bus:
+        bus.publish(Shipped(parcel="S-1"), key="s")
+        bus.publish(Shipped(parcel="S-2"), key="s")
+        for n in range(20):
+            bus.publish(Shipped(parcel=f"F-{n}"), key=f"f{n % 5}")
+        wait_until(lambda: sum(b"F-" in body for body in bodies()) == 20, 20)
+        assert failed, "S-1 was tried and refused"
+        assert not any(b'"S-2"' in body for body in bodies()), "S-2 waits behind S-1"
+        released.set()
+        wait_until(lambda: any(b'"S-2"' in body for body in bodies()), 20)
+    sink.close()
+    keyed = [body for body in bodies() if b'"S-' in body]
+    assert keyed == [b'{"parcel":"S-1"}', b'{"parcel":"S-2"}']
+    for n in range(5):  # each key's events in publish order
+        mine = [body for body in bodies() if body.startswith(b'{"parcel":"F-')]
+        seq = [int(b.split(b"-")[1].split(b'"')[0]) for b in mine]
+        assert [s for s in seq if s % 5 == n] == list(range(n, 20, 5))
+    assert dead == []
