@@ -30,7 +30,7 @@ from interchange.dead_letters import dead_letter_reader
 from interchange.dedupe import DedupeStore, open_dedupe
 from interchange.dispatch import Dispatcher, dedupe_scope
 from interchange.drain import Drainer, with_fallback
-from interchange.encoding import Encoder, expect_class
+from interchange.encoding import Encoder, Keys, expect_class
 from interchange.handlers import EventLoops, as_handler, as_reader
 from interchange.routing import Routing
 from interchange.runtime import DEFAULT_GRACE, serve
@@ -151,14 +151,14 @@ class Bus(Routing):
         return event_id
 
     def publish_many(
-        self, events: list[Event], *, ids: list[str] | None = None, **options: Any
+        self, events: list[Event], *, ids: list[str] | None = None, keys: Keys = None, **opts: Any
     ) -> list[str]:
-        """Append events of one contract, waiting once for all acknowledgements; ``ids`` gives
-        each its message id. Returns their ids once every one was stored; the error's
-        ``failed`` lists those that were not."""
+        """Append events of one contract, waiting once for all acknowledgements; ``ids`` and
+        ``keys`` give each its message id and partition key. Returns their ids once every one
+        was stored; the error's ``failed`` lists those that were not."""
         if not events:
             return []
-        event_ids, per_topic = self.encoder.event_batch(events, ids, options)
+        event_ids, per_topic = self.encoder.event_batch(events, ids, opts, keys)
         for topic, messages in per_topic.items():
             self.events.publish_many(topic, messages)
         return event_ids

@@ -198,6 +198,40 @@ def contracts_check(
     console.print("contracts compatible with the lock")
 
 
+outbox_app = typer.Typer(help="The transactional outbox (interchange-bus[sql]).")
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("init")
+def outbox_init(
+    config: ConfigOption = None,
+    url: Annotated[
+        str | None, typer.Option(help="database URL (default: connectors.outbox)")
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option(help="table name (default: connectors.outbox)")
+    ] = None,
+) -> None:
+    """Create the outbox table, its dead-letter table and (PostgreSQL) its NOTIFY trigger."""
+    from interchange.adapters import redact
+    from interchange.config import OutboxConnector
+    from interchange.connectors.sql import create_outbox, engine_for
+
+    configured = load_settings(config).connectors.outbox
+    if url is None and configured is None:
+        raise ValueError("no database: give --url or declare [connectors.outbox] url = ...")
+    chosen = OutboxConnector(
+        url=url or configured.url,  # type: ignore[union-attr]
+        table=table or (configured.table if configured else "interchange_outbox"),
+    )
+    engine = engine_for(chosen.url)
+    try:
+        create_outbox(engine, chosen.table)
+    finally:
+        engine.dispose()
+    console.print(f"outbox {chosen.table} ready at {redact(chosen.url)}")
+
+
 @app.command()
 def asyncapi(
     config: ConfigOption = None,

@@ -11,7 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
@@ -125,12 +125,32 @@ class WebhookEndpoint(BaseModel):
     reach into this service's own network unless meant to)."""
 
 
+SqlName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
+"""A table name the SQL connectors put into DDL: a plain identifier, nothing to escape."""
+
+
+class OutboxConnector(BaseModel):
+    """``[connectors.outbox]``: the relay of a transactional outbox table to the Bus."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str
+    """The database: ``postgresql://user:pass@host/db`` or ``sqlite:///path.db``."""
+    table: SqlName = "interchange_outbox"
+    batch: PositiveInt = 500
+    """Rows read, published and marked per transaction."""
+    poll_interval: PositiveFloat = 1.0
+    """Seconds between reads when no NOTIFY wakes the relay (PostgreSQL) or on SQLite."""
+    max_attempts: PositiveInt = 10
+    """A row the broker refuses this often goes to ``<table>_dead_letters``."""
+
+
 class Connectors(BaseModel):
     """``[connectors]``: the legacy doors ``interchange bridge`` runs in one process."""
 
     model_config = ConfigDict(extra="forbid")
     http: HttpConnector | None = None
     webhooks: list[WebhookEndpoint] = Field(default_factory=list)
+    outbox: OutboxConnector | None = None
 
 
 class Settings(BaseSettings):

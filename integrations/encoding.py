@@ -38,17 +38,26 @@ class Encoder:
         ]
 
     def event_batch(
-        self, events: list[Event], ids: list[str] | None, options: dict[str, Any]
+        self,
+        events: list[Event],
+        ids: list[str] | None,
+        options: dict[str, Any],
+        keys: Keys = None,
     ) -> tuple[list[str], dict[str, list[TransportMessage]]]:
         """(ids, topic -> messages) of a batch of one contract's events."""
         _one_contract(events, ids, "publish_many", "events", "topic")
         given: list[str | None] = list(ids) if ids else [None] * len(events)
         event_ids: list[str] = []
         per_topic: dict[str, list[TransportMessage]] = {}
-        for event, given_id in zip(events, given, strict=True):
-            event_id, records = self.event_records(
-                event, {**options, "id": given_id} if given_id else dict(options)
-            )
+        if keys is not None and len(keys) != len(events):
+            raise ValueError(f"publish_many got {len(keys)} keys for {len(events)} events")
+        for n, (event, given_id) in enumerate(zip(events, given, strict=True)):
+            own = dict(options)
+            if given_id:
+                own["id"] = given_id
+            if keys is not None and keys[n] is not None:
+                own["key"] = keys[n]
+            event_id, records = self.event_records(event, own)
             event_ids.append(event_id)
             for topic, message in records:
                 per_topic.setdefault(topic, []).append(message)
@@ -108,6 +117,10 @@ class Encoder:
         )
         wire_headers, body = codec.encode(envelope)
         return TransportMessage(envelope.id, body, wire_headers, key=key)
+
+
+Keys = list[str | None] | None
+"""Partition keys given one per event of a batch (None: the route's key, if any)."""
 
 
 def _one_contract(

@@ -10,6 +10,7 @@ AMQP_PORT="${INTERCHANGE_AMQP_PORT:-5672}"
 AMQP_MGMT_PORT="${INTERCHANGE_AMQP_MGMT_PORT:-15672}"
 REDIS_PORT="${INTERCHANGE_REDIS_PORT:-6379}"
 KAFKA_PORT="${INTERCHANGE_KAFKA_PORT:-9092}"
+POSTGRES_PORT="${INTERCHANGE_POSTGRES_PORT:-5432}"
 KAFKA_CONTROLLER_PORT="${INTERCHANGE_KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$NATIVE_DIR/kafka/pom.xml")"
 KAFKA_LIB="$CACHE/kafka-$KAFKA_VERSION/lib"
@@ -17,6 +18,7 @@ KAFKA_LIB="$CACHE/kafka-$KAFKA_VERSION/lib"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT//"
 KAFKA_URL="kafka://127.0.0.1:$KAFKA_PORT"
 REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+POSTGRES_URL="postgresql://interchange:interchange@127.0.0.1:$POSTGRES_PORT/interchange"
 
 say() { printf '[brokers] %s\n' "$*" >&2; }
 
@@ -77,6 +79,15 @@ rabbit_node_alive() { rabbit rabbitmq-diagnostics -q ping >/dev/null 2>&1; }
 # -- Redis ---------------------------------------------------------------------------------
 redis_healthy() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]; }
 
+# -- PostgreSQL ----------------------------------------------------------------------------
+# Debian's cluster tools assume systemd; we run the server binaries directly as the postgres
+# user, with our own data directory, port and socket directory.
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+pg() { su postgres -s /bin/sh -c "cd '$STATE/postgres' && $(pg_bin)/$*"; }
+postgres_healthy() {
+  "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$POSTGRES_PORT" -d interchange -U interchange
+}
+
 # -- Kafka ---------------------------------------------------------------------------------
 kafka_healthy() { kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 3 >/dev/null 2>&1; }
 
@@ -99,6 +110,33 @@ start_redis() {
     --maxmemory-policy noeviction --protected-mode yes
   wait_until 30 redis_healthy || fail redis "$STATE/redis/redis.log" "did not answer PING in 30s"
   say "redis up"
+}
+
+start_postgres() {
+  if postgres_healthy; then say "postgres already up"; return; fi
+  local dir="$STATE/postgres"
+  mkdir -p "$dir"
+  chown postgres:postgres "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    printf 'interchange\n' >"$dir/password" && chown postgres "$dir/password"
+    pg initdb -D "'$dir/data'" -U interchange --pwfile="'$dir/password'" --auth=scram-sha-256 \
+      -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || fail postgres "$dir/initdb.log" "initdb failed"
+  fi
+  # wal_level=logical is not needed; max_connections covers tests that open many engines
+  pg pg_ctl -D "'$dir/data'" -l "'$dir/postgres.log'" -w -t 60 \
+    -o "\"-c listen_addresses=127.0.0.1 -p $POSTGRES_PORT -k '$dir' -c max_connections=200\"" \
+    start >/dev/null 2>&1 || fail postgres "$dir/postgres.log" "did not start in 60s"
+  if ! PGPASSWORD=interchange "$(pg_bin)/psql" -h 127.0.0.1 -p "$POSTGRES_PORT" -U interchange \
+    -d postgres -tAc "select 1 from pg_database where datname = 'interchange'" | grep -q 1; then
+    PGPASSWORD=interchange "$(pg_bin)/createdb" -h 127.0.0.1 -p "$POSTGRES_PORT" -U interchange interchange
+  fi
+  wait_until 30 postgres_healthy || fail postgres "$dir/postgres.log" "does not accept connections"
+  say "postgres up"
+}
+
+stop_postgres() {
+  [ -f "$STATE/postgres/data/postmaster.pid" ] || return 0
+  pg pg_ctl -D "'$STATE/postgres/data'" -m fast -w -t 60 stop >/dev/null 2>&1 || true
 }
 
 start_rabbitmq() {

@@ -1,11 +1,13 @@
 """``interchange bridge``: every connector the configuration declares, in one process, on one
-Bus: the HTTP gateway (``[connectors.http]``) and webhook endpoints (``[[connectors.webhooks]]``).
-SIGTERM or SIGINT lets requests and deliveries in flight finish, then the Bus stops and closes.
+Bus: the HTTP gateway (``[connectors.http]``), webhook endpoints (``[[connectors.webhooks]]``)
+and the outbox relay (``[connectors.outbox]``). SIGTERM or SIGINT lets requests, deliveries and
+the relay's round in flight finish, then the Bus stops and closes.
 """
 
 from __future__ import annotations
 
 import signal
+from typing import Any
 
 from rich.console import Console
 
@@ -15,27 +17,71 @@ from interchange.contracts_lock import load_modules
 from interchange.runtime import SIGNALS, serve
 
 
+class Bridged:
+    """The Bus and the connectors that run beside it (relays), started and stopped together:
+    relays first stop, so nothing they publish meets a closing Bus."""
+
+    def __init__(self, bus: Bus, relays: list[Any]) -> None:
+        self.bus, self.relays = bus, relays
+
+    def start(self) -> Bridged:
+        self.bus.start()
+        for relay in self.relays:
+            relay.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        for relay in self.relays:
+            relay.stop(timeout)
+        return self.bus.stop(timeout)
+
+    def close(self) -> None:
+        self.bus.close()
+
+
+def _relays(settings: Settings, bus: Bus, console: Console) -> list[Any]:
+    outbox = settings.connectors.outbox
+    if outbox is None:
+        return []
+    from interchange.adapters import redact
+    from interchange.connectors.sql import OutboxRelay
+
+    console.print(f"bridge: outbox {outbox.table} at {redact(outbox.url)}")
+    relay = OutboxRelay(
+        bus,
+        outbox.url,
+        table=outbox.table,
+        batch=outbox.batch,
+        poll_interval=outbox.poll_interval,
+        max_attempts=outbox.max_attempts,
+    )
+    return [relay]
+
+
 def run_bridge(settings: Settings, console: Console) -> int:
     """Serve until a signal; returns the exit code."""
     http, endpoints = settings.connectors.http, settings.connectors.webhooks
-    if http is None and not endpoints:
+    if http is None and not endpoints and settings.connectors.outbox is None:
         raise ValueError(
-            "the configuration declares no connector: add [connectors.http] or "
-            "[[connectors.webhooks]]"
+            "the configuration declares no connector: add [connectors.http], "
+            "[[connectors.webhooks]] or [connectors.outbox]"
         )
-    from interchange.connectors.http import gateway
-    from interchange.connectors.http.webhooks import WebhookSink
+    if endpoints:  # each connector imports its extra only when configured
+        from interchange.connectors.http.webhooks import WebhookSink
 
     load_modules(settings.contract_modules)  # the contracts the connectors name
     bus = Bus(settings)
-    sinks = [WebhookSink(endpoint) for endpoint in endpoints]
+    sinks = [WebhookSink(endpoint) for endpoint in endpoints] if endpoints else []
     for sink in sinks:
         sink.attach(bus)
         console.print(f"bridge: webhook {sink.endpoint.name} -> {sink.endpoint.url}")
+    bridged = Bridged(bus, _relays(settings, bus, console))
     try:
         if http is None:
-            return 0 if serve(bus) else 1
+            return 0 if serve(bridged) else 1
         import uvicorn
+
+        from interchange.connectors.http import gateway
 
         app = gateway(
             bus,
@@ -53,10 +99,11 @@ def run_bridge(settings: Settings, console: Console) -> int:
         received: list[int] = []
         previous = {n: signal.signal(n, lambda n, _: received.append(n)) for n in SIGNALS}
         try:
-            bus.start()
+            bridged.start()
             server.run()  # returns after SIGTERM/SIGINT once in-flight requests finished
         finally:
-            bus.close()
+            bridged.stop()
+            bridged.close()
             for number, handler in previous.items():
                 signal.signal(number, handler)
         return 0

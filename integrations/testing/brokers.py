@@ -29,8 +29,10 @@ SETTINGS_VARIABLES = (
     "INTERCHANGE_BACKENDS__EVENTS",
     "INTERCHANGE_BACKENDS__FALLBACK",
     "INTERCHANGE_DEDUPE",
+    "INTERCHANGE_POSTGRES_URL",
 )
-"""Where a Bus reads its backends from the environment; the broker fixtures look there too."""
+"""Where a Bus reads its backends from the environment, and the database the SQL connectors'
+tests use (``INTERCHANGE_POSTGRES_URL``, not a Bus setting); the fixtures look there."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,14 @@ def redis_container(request: pytest.FixtureRequest) -> str:
     return f"redis://{container.get_container_host_ip()}:{container.get_exposed_port(6379)}/0"
 
 
+def postgres_container(request: pytest.FixtureRequest) -> str:
+    from testcontainers.postgres import PostgresContainer
+
+    container = PostgresContainer("postgres:15", driver=None).start()
+    _stop_at_end(request, container)
+    return str(container.get_connection_url())
+
+
 RABBITMQ = Broker(
     "RabbitMQ",
     ("amqp", "amqps"),
@@ -186,4 +196,11 @@ REDIS = Broker(
     "INTERCHANGE_BACKENDS__FALLBACK",
     redis_container,
     "redis://127.0.0.1:6379/0",
+)
+POSTGRES = Broker(
+    "PostgreSQL",
+    ("postgresql", "postgres", "postgresql+psycopg"),
+    "INTERCHANGE_POSTGRES_URL",
+    postgres_container,
+    "postgresql://interchange:interchange@127.0.0.1:5432/interchange",
 )

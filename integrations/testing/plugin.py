@@ -2,7 +2,7 @@
 project that installs Interchange gets these fixtures in its own CI (``pytest --fixtures``
 shows each one's documentation):
 
-``amqp_url``, ``kafka_url``, ``redis_url`` (session)
+``amqp_url``, ``kafka_url``, ``redis_url``, ``postgres_url`` (session)
     a real broker's URL: from the variables the Bus reads (``INTERCHANGE_BACKENDS__COMMANDS``,
     ``__EVENTS``, ``__FALLBACK``, ``INTERCHANGE_DEDUPE``: the first with that broker's scheme),
     else a testcontainers container when a Docker engine answers, else the test is skipped — or
@@ -29,7 +29,14 @@ import pytest
 
 from interchange.bus import Bus
 from interchange.config import Settings
-from interchange.testing.brokers import KAFKA, RABBITMQ, REDIS, remember_given, resolve
+from interchange.testing.brokers import (
+    KAFKA,
+    POSTGRES,
+    RABBITMQ,
+    REDIS,
+    remember_given,
+    resolve,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,6 +62,13 @@ def redis_url(request: pytest.FixtureRequest) -> str:
     """A Redis for this session: a redis:// URL of INTERCHANGE_BACKENDS__*, else a
     testcontainers container, else skipped (failed with INTERCHANGE_REQUIRE_BROKERS=1)."""
     return resolve(REDIS, request)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """A PostgreSQL for this session (the SQL connectors' tests): INTERCHANGE_POSTGRES_URL, else
+    a testcontainers container, else skipped (failed with INTERCHANGE_REQUIRE_BROKERS=1)."""
+    return resolve(POSTGRES, request)
 
 
 @pytest.fixture

@@ -19,11 +19,12 @@ def _native_default(name: str) -> str:
 
 def test_docker_compose_publishes_the_native_ports_on_loopback_only():
     services = yaml.safe_load((ROOT / "compose/docker-compose.yml").read_text())["services"]
-    assert set(services) == {"rabbitmq", "kafka", "redis"}
+    assert set(services) == {"rabbitmq", "kafka", "redis", "postgres"}
     published = {name: service["ports"][0] for name, service in services.items()}
     assert published["rabbitmq"] == f"127.0.0.1:{_native_default('AMQP_PORT')}:5672"
     assert published["kafka"] == f"127.0.0.1:{_native_default('KAFKA_PORT')}:9092"
     assert published["redis"] == f"127.0.0.1:{_native_default('REDIS_PORT')}:6379"
+    assert published["postgres"] == f"127.0.0.1:{_native_default('POSTGRES_PORT')}:5432"
     assert all("healthcheck" in service for service in services.values())
 
 

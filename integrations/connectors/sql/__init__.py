@@ -1,0 +1,14 @@
+"""Legacy systems over their databases (SQLAlchemy Core; SQLite embedded, PostgreSQL real).
+
+- ``outbox``: the transactional outbox and its relay — rows an application writes in its own
+  transaction, published in order and marked sent only once a broker or the fallback stored
+  them.
+- ``tables``: the tables the connectors own, and engines for database URLs.
+
+Install with the ``sql`` extra (``postgres`` adds psycopg).
+"""
+
+from interchange.connectors.sql.outbox import OutboxRelay, add_to_outbox
+from interchange.connectors.sql.tables import create_outbox, engine_for, outbox_table
+
+__all__ = ["OutboxRelay", "add_to_outbox", "create_outbox", "engine_for", "outbox_table"]

@@ -1,0 +1,44 @@
+"""A relay in a process of its own, for the crash test:
+
+    python -m tests.sql.relay_worker DATABASE_URL TABLE CHANNEL_PREFIX KAFKA_URL DIE_AT
+
+relays until the outbox is empty; with DIE_AT > 0 it SIGKILLs itself at its DIE_AT-th marking,
+after that batch was published and before it is marked sent: the worst point to die."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+from interchange import Bus, Settings
+from interchange.connectors.sql import OutboxRelay
+from tests.sql.test_outbox import OrderPlaced  # noqa: F401  (registers the contract)
+
+
+def main() -> None:
+    url, table, prefix, kafka, die_at = sys.argv[1:6]
+    settings = Settings.without_environment(
+        backends={"commands": "memory://", "events": kafka}, channel_prefix=prefix
+    )
+    bus = Bus(settings)
+    relay = OutboxRelay(bus, url, table=table, batch=100)
+    marks = 0
+    mark_sent = relay._mark_sent
+
+    def mark_or_die(connection: Any, ids: list[int]) -> None:
+        nonlocal marks
+        marks += 1
+        if marks == int(die_at):
+            os.kill(os.getpid(), signal.SIGKILL)
+        mark_sent(connection, ids)
+
+    relay._mark_sent = mark_or_die  # type: ignore[method-assign]
+    while relay.pending():
+        relay.relay_once()
+    bus.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The relay killed at its worst point — a batch published to Kafka, not yet marked sent —
+then restarted: every row arrives, and a consumer that dedupes handles each once, in order
+per aggregate."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from interchange import Bus, Settings
+from interchange.connectors.sql import OutboxRelay, add_to_outbox, create_outbox
+from interchange.testing import Recorder
+from tests.sql.test_outbox import OrderPlaced
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _relay_process(postgres_url, table, prefix, kafka_url, die_at):
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.sql.relay_worker",
+            postgres_url,
+            table,
+            prefix,
+            kafka_url,
+            str(die_at),
+        ],
+        cwd=ROOT,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_a_relay_killed_between_publishing_and_marking_loses_nothing(
+    postgres, postgres_url, kafka_url
+):
+    engine, table = postgres
+    create_outbox(engine, table)
+    ids = []
+    with engine.begin() as connection:
+        for n in range(1000):
+            ids.append(
+                add_to_outbox(
+                    connection,
+                    OrderPlaced(order=f"a{n % 10}", seq=n),
+                    aggregate_type="order",
+                    aggregate_id=f"a{n % 10}",
+                    table=table,
+                )
+            )
+    prefix = f"crash-{uuid.uuid4().hex[:8]}."
+    killed = _relay_process(postgres_url, table, prefix, kafka_url, die_at=3)
+    assert killed.returncode == -9, killed.stderr
+    probe = OutboxRelay(Bus(Settings.without_environment()), engine, table=table)
+    assert probe.pending() == 800, "two batches marked; the third published, not marked"
+    finished = _relay_process(postgres_url, table, prefix, kafka_url, die_at=0)
+    assert finished.returncode == 0, finished.stderr
+    assert probe.pending() == 0
+
+    bus = Bus(
+        Settings.without_environment(
+            backends={"commands": "memory://", "events": kafka_url}, channel_prefix=prefix
+        )
+    )
+    records = list(bus.events.replay(bus.topic_of(OrderPlaced)))
+    assert sorted({r.message.id for r in records}) == sorted(ids)
+    assert len(records) == 1100, "the killed batch of 100 was published twice"
+    handled = Recorder()
+    bus.subscribes(OrderPlaced, group="billing")(handled)
+    with bus:
+        handled.wait_for(1000, timeout=60)
+    assert sorted(e.seq for e in handled.contracts) == list(range(1000))  # each once
+    for aggregate in range(10):
+        mine = [e.seq for e in handled.contracts if e.order == f"a{aggregate}"]
+        assert mine == sorted(mine)
+    bus.close()
