@@ -60,6 +60,7 @@ def test_a_rolled_back_transaction_is_never_published(database):
     engine, table = database
     create_outbox(engine, table)
     bus = _bus()
+
     def place_then_fail() -> None:
         with engine.begin() as connection:
             add_to_outbox(

@@ -140,6 +140,11 @@ class OutboxRelay:
     def _claim(self, connection: Connection) -> Sequence[Row[Any]]:
         query = select(self.outbox).where(self.outbox.c.sent_at.is_(None))
         if self.postgres:
+            # An outbox churns faster than autovacuum analyzes it: on stale statistics the
+            # planner sorts every unsent row per batch (26 ms at 20,000 rows, against 0.5 ms).
+            # The partial index of unsent rows, in id order, is always the right plan.
+            connection.execute(text("SET LOCAL enable_bitmapscan = off"))
+            connection.execute(text("SET LOCAL enable_seqscan = off"))
             # rows of transactions still running cannot be overtaken by what we read now
             query = query.where(text("tx < pg_snapshot_xmin(pg_current_snapshot())"))
         query = query.order_by(self.outbox.c.id).limit(self.batch)
@@ -154,22 +159,20 @@ class OutboxRelay:
         it): our rows of that aggregate after it must wait for it."""
         if not self.postgres:
             return {}  # one writer at a time: the rows read are every relay's first ones
-        ours = [row.id for row in rows]
-        first = (
-            select(
-                self.outbox.c.aggregate_type,
-                self.outbox.c.aggregate_id,
-                func.min(self.outbox.c.id),
-            )
-            .where(
-                self.outbox.c.sent_at.is_(None),
-                self.outbox.c.aggregate_id.in_({row.aggregate_id for row in rows}),
-                self.outbox.c.id.not_in(ours),
-                self.outbox.c.id < max(ours),
-            )
-            .group_by(self.outbox.c.aggregate_type, self.outbox.c.aggregate_id)
+        # arrays, not IN lists: one parameter each, whatever the batch size
+        first = text(
+            f"SELECT aggregate_type, aggregate_id, min(id) FROM {self.outbox.name} "
+            "WHERE sent_at IS NULL AND id < :last AND aggregate_id = ANY(:aggregates) "
+            # a hashed subplan: NOT id = ANY(...) would compare each row with every id
+            "AND id NOT IN (SELECT unnest(CAST(:ours AS bigint[]))) "
+            "GROUP BY aggregate_type, aggregate_id"
         )
-        return {(kind, key): low for kind, key, low in connection.execute(first)}
+        ours = [row.id for row in rows]
+        found = connection.execute(
+            first,
+            {"last": max(ours), "aggregates": list({r.aggregate_id for r in rows}), "ours": ours},
+        )
+        return {(kind, key): low for kind, key, low in found}
 
     def _decode(self, row: Row[Any]) -> Contract:
         model = self.bus.contracts.get(row.contract, row.version)
@@ -252,6 +255,10 @@ class OutboxRelay:
         return False
 
     def _mark_sent(self, connection: Connection, ids: list[int]) -> None:
+        if self.postgres:  # one array parameter instead of a placeholder per id
+            marked = f"UPDATE {self.outbox.name} SET sent_at = now() WHERE id = ANY(:ids)"
+            connection.execute(text(marked), {"ids": ids})
+            return
         connection.execute(
             update(self.outbox).where(self.outbox.c.id.in_(ids)).values(sent_at=func.now())
         )

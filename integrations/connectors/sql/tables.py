@@ -77,7 +77,9 @@ def outbox_table(name: str = "interchange_outbox", metadata: MetaData | None = N
         Column("last_error", Text),
         Column("sent_at", DateTime(timezone=True)),
     )
-    Index(f"{name}_unsent", table.c.sent_at, table.c.id)
+    # the relay reads unsent rows by id: a partial index holds exactly those, in that order
+    unsent = table.c.sent_at.is_(None)
+    Index(f"{name}_unsent", table.c.id, postgresql_where=unsent, sqlite_where=unsent)
     return table
 
 

@@ -1,0 +1,162 @@
+"""The outbox relay, PostgreSQL to Kafka: a hand-written psycopg + confluent-kafka loop vs
+Interchange's OutboxRelay, one run, same database and broker, same rows.
+
+    raw loop     BEGIN; SELECT ... ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED; produce each
+                 (acks=all, idempotent, key = aggregate id); flush; UPDATE ... SET sent_at;
+                 COMMIT — until the table is empty
+    Interchange  OutboxRelay.relay_once() until it is empty: the same, plus decoding and
+                 validating every payload against its contract, CloudEvents headers, order
+                 per aggregate across relays, dead-lettering of bad rows
+
+Each side gets a fresh outbox of the same rows (about 100-byte payloads, 100 aggregates).
+Compare ratios, not absolute rates: this machine is noisy.
+
+    .venv/bin/python bench/outbox_relay.py [--rows 20000] [--batch 500] [--runs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import uuid
+
+import psycopg
+from confluent_kafka import Producer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import text
+
+from interchange import Bus, Event, Settings
+from interchange.connectors.sql import OutboxRelay, create_outbox, engine_for, outbox_table
+
+POSTGRES = os.environ.get(
+    "INTERCHANGE_POSTGRES_URL", "postgresql://interchange:interchange@127.0.0.1:5432/interchange"
+)
+KAFKA = os.environ.get("INTERCHANGE_BACKENDS__EVENTS", "kafka://127.0.0.1:9092")
+
+
+class StockMoved(Event, name="bench.outbox.stock_moved", version=1):
+    sku: str
+    warehouse: str
+    quantity: int
+    note: str
+
+
+def fill(table: str, rows: int) -> None:
+    """A fresh outbox with ``rows`` rows, written in one transaction."""
+    engine = engine_for(POSTGRES)
+    create_outbox(engine, table)
+    values = [
+        {
+            "message_id": str(uuid.uuid4()),
+            "aggregate_type": "sku",
+            "aggregate_id": f"sku-{n % 100}",
+            "contract": StockMoved.contract_name,
+            "version": 1,
+            "payload": StockMoved(
+                sku=f"sku-{n % 100}", warehouse="w1", quantity=n, note="x" * 30
+            ).model_dump_json(),
+        }
+        for n in range(rows)
+    ]
+    with engine.begin() as connection:
+        connection.execute(outbox_table(table).insert(), values)
+    engine.dispose()
+
+
+def drop(table: str) -> None:
+    engine = engine_for(POSTGRES)
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP TABLE IF EXISTS {table}, {table}_dead_letters"))
+    engine.dispose()
+
+
+def raw_loop(table: str, topic: str, batch: int) -> tuple[int, float]:
+    """(rows relayed, seconds), timed after connecting and creating the topic (warm-up)."""
+    producer = Producer(
+        {
+            "bootstrap.servers": KAFKA.removeprefix("kafka://"),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+        }
+    )
+    producer.produce(topic, value=b"warm-up")
+    assert producer.flush(30) == 0
+    sent = 0
+    with psycopg.connect(POSTGRES) as connection:
+        started = time.perf_counter()
+        while True:
+            with connection.transaction():
+                rows = connection.execute(
+                    f"SELECT id, message_id, aggregate_id, payload FROM {table} "
+                    "WHERE sent_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                    (batch,),
+                ).fetchall()
+                if not rows:
+                    return sent, time.perf_counter() - started
+                for _, message_id, aggregate_id, payload in rows:
+                    producer.produce(
+                        topic,
+                        value=payload.encode(),
+                        key=aggregate_id.encode(),
+                        headers=[("ce_id", message_id.encode())],
+                    )
+                assert producer.flush(30) == 0, "records unacknowledged"
+                connection.execute(
+                    f"UPDATE {table} SET sent_at = now() WHERE id = ANY(%s)",
+                    ([row[0] for row in rows],),
+                )
+                sent += len(rows)
+
+
+def interchange_relay(table: str, prefix: str, batch: int) -> tuple[int, float]:
+    """(rows relayed, seconds), timed after connecting and creating the topic (warm-up)."""
+    bus = Bus(
+        Settings.without_environment(
+            backends={"commands": "memory://", "events": KAFKA}, channel_prefix=prefix
+        )
+    )
+    bus.publish(StockMoved(sku="warm-up", warehouse="w0", quantity=0, note=""))
+    relay = OutboxRelay(bus, POSTGRES, table=table, batch=batch)
+    relay.pending()  # connects
+    sent = 0
+    started = time.perf_counter()
+    while moved := relay.relay_once():
+        sent += moved
+    took = time.perf_counter() - started
+    relay.engine.dispose()
+    bus.close()
+    return sent, took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args()
+    console = Console()
+    table = Table(title=f"outbox relay, PostgreSQL -> Kafka, {args.rows} rows, batch {args.batch}")
+    for column in ("run", "raw loop rows/s", "Interchange rows/s", "ratio"):
+        table.add_column(column, justify="right")
+    for run in range(1, args.runs + 1):
+        rates = []
+        for side in ("raw", "interchange"):
+            name = f"bench_outbox_{uuid.uuid4().hex[:8]}"
+            fill(name, args.rows)
+            if side == "raw":
+                sent, took = raw_loop(name, f"bench-outbox-raw-{name}", args.batch)
+            else:
+                sent, took = interchange_relay(name, f"{name}.", args.batch)
+            rates.append(sent / took)
+            assert sent == args.rows, f"{side} relayed {sent} of {args.rows}"
+            drop(name)
+        ratio = f"{rates[1] / rates[0]:.2f}x"
+        table.add_row(str(run), f"{rates[0]:,.0f}", f"{rates[1]:,.0f}", ratio)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
