@@ -144,6 +144,27 @@ class OutboxConnector(BaseModel):
     """A row the broker refuses this often goes to ``<table>_dead_letters``."""
 
 
+class SqlSinkConnector(BaseModel):
+    """``[[connectors.sql_sinks]]``: a contract's messages upserted into a legacy table, each
+    effect once (the message id is recorded in ``interchange_processed`` in the same
+    transaction)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    """Names the sink in ``interchange_processed`` (and its group: ``sql.<name>``)."""
+    url: str
+    contract: str
+    """A command (a competing consumer of its queue) or an event (group ``sql.<name>``)."""
+    group: str | None = None
+    table: SqlName
+    keys: list[str] = Field(min_length=1)
+    """The table's columns under a unique constraint: the upsert's conflict target."""
+    columns: dict[str, str] = Field(min_length=1)
+    """Table column -> contract field (``customer.id`` reaches into a nested model)."""
+    version_column: str | None = None
+    """A mapped column that only grows: an older message never overwrites a newer row."""
+
+
 class Connectors(BaseModel):
     """``[connectors]``: the legacy doors ``interchange bridge`` runs in one process."""
 
@@ -151,6 +172,7 @@ class Connectors(BaseModel):
     http: HttpConnector | None = None
     webhooks: list[WebhookEndpoint] = Field(default_factory=list)
     outbox: OutboxConnector | None = None
+    sql_sinks: list[SqlSinkConnector] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):

@@ -61,10 +61,11 @@ def _relays(settings: Settings, bus: Bus, console: Console) -> list[Any]:
 def run_bridge(settings: Settings, console: Console) -> int:
     """Serve until a signal; returns the exit code."""
     http, endpoints = settings.connectors.http, settings.connectors.webhooks
-    if http is None and not endpoints and settings.connectors.outbox is None:
+    connectors = settings.connectors
+    if http is None and not endpoints and connectors.outbox is None and not connectors.sql_sinks:
         raise ValueError(
             "the configuration declares no connector: add [connectors.http], "
-            "[[connectors.webhooks]] or [connectors.outbox]"
+            "[[connectors.webhooks]], [connectors.outbox] or [[connectors.sql_sinks]]"
         )
     if endpoints:  # each connector imports its extra only when configured
         from interchange.connectors.http.webhooks import WebhookSink
@@ -75,6 +76,12 @@ def run_bridge(settings: Settings, console: Console) -> int:
     for sink in sinks:
         sink.attach(bus)
         console.print(f"bridge: webhook {sink.endpoint.name} -> {sink.endpoint.url}")
+    if connectors.sql_sinks:
+        from interchange.connectors.sql.sink import SqlSink
+
+        for config in connectors.sql_sinks:
+            SqlSink(config).attach(bus)
+            console.print(f"bridge: {config.contract} -> table {config.table} ({config.name})")
     bridged = Bridged(bus, _relays(settings, bus, console))
     try:
         if http is None:

@@ -3,6 +3,8 @@
 - ``outbox``: the transactional outbox and its relay — rows an application writes in its own
   transaction, published in order and marked sent only once a broker or the fallback stored
   them.
+- ``sink``: a contract's messages upserted into a legacy table from configuration, each
+  effect exactly once (the message id recorded in the same transaction).
 - ``tables``: the tables the connectors own, and engines for database URLs.
 
 Install with the ``sql`` extra (``postgres`` adds psycopg).
