@@ -165,6 +165,29 @@ class SqlSinkConnector(BaseModel):
     """A mapped column that only grows: an older message never overwrites a newer row."""
 
 
+class TablePollerConnector(BaseModel):
+    """``[[connectors.pollers]]``: a legacy table's new (or updated) rows published as events,
+    the high-water mark kept in ``interchange_poller_state`` in the same database."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    url: str
+    table: SqlName
+    contract: str
+    """The event each row becomes."""
+    mode: Literal["incrementing", "timestamp+incrementing"] = "incrementing"
+    id_column: str = "id"
+    """Strictly increasing (incrementing), or the tie-breaker among rows of one time."""
+    timestamp_column: str | None = None
+    """The modification time, for ``timestamp+incrementing``."""
+    key_column: str | None = None
+    """The partition key (default: the id column)."""
+    columns: dict[str, str] = Field(min_length=1)
+    """Table column -> contract field."""
+    batch: PositiveInt = 500
+    poll_interval: PositiveFloat = 1.0
+
+
 class Connectors(BaseModel):
     """``[connectors]``: the legacy doors ``interchange bridge`` runs in one process."""
 
@@ -173,6 +196,7 @@ class Connectors(BaseModel):
     webhooks: list[WebhookEndpoint] = Field(default_factory=list)
     outbox: OutboxConnector | None = None
     sql_sinks: list[SqlSinkConnector] = Field(default_factory=list)
+    pollers: list[TablePollerConnector] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):

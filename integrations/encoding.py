@@ -5,7 +5,7 @@ Also the check that a verb was given the kind of contract it takes."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from interchange.adapters import TransportMessage
@@ -119,7 +119,7 @@ class Encoder:
         return TransportMessage(envelope.id, body, wire_headers, key=key)
 
 
-Keys = list[str | None] | None
+Keys = Sequence[str | None] | None
 """Partition keys given one per event of a batch (None: the route's key, if any)."""
 
 

@@ -40,32 +40,42 @@ class Bridged:
 
 
 def _relays(settings: Settings, bus: Bus, console: Console) -> list[Any]:
-    outbox = settings.connectors.outbox
-    if outbox is None:
+    """The connectors that read a database and publish: the outbox relay, table pollers."""
+    outbox, pollers = settings.connectors.outbox, settings.connectors.pollers
+    if outbox is None and not pollers:
         return []
     from interchange.adapters import redact
     from interchange.connectors.sql import OutboxRelay
+    from interchange.connectors.sql.poller import TablePoller
 
-    console.print(f"bridge: outbox {outbox.table} at {redact(outbox.url)}")
-    relay = OutboxRelay(
-        bus,
-        outbox.url,
-        table=outbox.table,
-        batch=outbox.batch,
-        poll_interval=outbox.poll_interval,
-        max_attempts=outbox.max_attempts,
-    )
-    return [relay]
+    relays: list[Any] = []
+    if outbox is not None:
+        console.print(f"bridge: outbox {outbox.table} at {redact(outbox.url)}")
+        relays.append(
+            OutboxRelay(
+                bus,
+                outbox.url,
+                table=outbox.table,
+                batch=outbox.batch,
+                poll_interval=outbox.poll_interval,
+                max_attempts=outbox.max_attempts,
+            )
+        )
+    for poller in pollers:
+        console.print(f"bridge: poller {poller.name}: table {poller.table} -> {poller.contract}")
+        relays.append(TablePoller(bus, poller))
+    return relays
 
 
 def run_bridge(settings: Settings, console: Console) -> int:
     """Serve until a signal; returns the exit code."""
     http, endpoints = settings.connectors.http, settings.connectors.webhooks
     connectors = settings.connectors
-    if http is None and not endpoints and connectors.outbox is None and not connectors.sql_sinks:
+    if not (http or endpoints or connectors.outbox or connectors.sql_sinks or connectors.pollers):
         raise ValueError(
             "the configuration declares no connector: add [connectors.http], "
-            "[[connectors.webhooks]], [connectors.outbox] or [[connectors.sql_sinks]]"
+            "[[connectors.webhooks]], [connectors.outbox], [[connectors.sql_sinks]] or "
+            "[[connectors.pollers]]"
         )
     if endpoints:  # each connector imports its extra only when configured
         from interchange.connectors.http.webhooks import WebhookSink

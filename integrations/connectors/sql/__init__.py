@@ -3,6 +3,9 @@
 - ``outbox``: the transactional outbox and its relay — rows an application writes in its own
   transaction, published in order and marked sent only once a broker or the fallback stored
   them.
+- ``poller``: a legacy table's new (or updated) rows published as events, the high-water mark
+  in the same database (Kafka Connect JDBC source's ``incrementing`` and
+  ``timestamp+incrementing`` modes).
 - ``sink``: a contract's messages upserted into a legacy table from configuration, each
   effect exactly once (the message id recorded in the same transaction).
 - ``tables``: the tables the connectors own, and engines for database URLs.

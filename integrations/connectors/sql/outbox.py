@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -38,8 +37,8 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, Row, Table, func, insert, select, text, update
 
 from interchange.adapters import BackendUnavailable, TransportError
-from interchange.adapters.lifecycle import Backoff
 from interchange.bus import Bus
+from interchange.connectors.sql.rounds import Rounds
 from interchange.connectors.sql.tables import (
     CHANNEL,
     dead_letter_table,
@@ -84,7 +83,7 @@ class _Ready:
     message_id: str
 
 
-class OutboxRelay:
+class OutboxRelay(Rounds):
     """Publishes an outbox table's rows through a Bus; ``start()`` runs it on a thread."""
 
     def __init__(
@@ -103,12 +102,15 @@ class OutboxRelay:
         self.postgres = self.engine.dialect.name == "postgresql"
         self.outbox: Table = outbox_table(table)
         self.dead: Table = dead_letter_table(table)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
+        self.name = f"outbox-{table}"
         self._listener: Any = None
         self.unavailable: BackendUnavailable | None = None
 
     # -- one round -------------------------------------------------------------------------
+
+    def round(self) -> int:
+        return self.relay_once()
 
     def relay_once(self) -> int:
         """Publish one batch of unsent rows; returns how many rows left the outbox (sent or
@@ -282,36 +284,10 @@ class OutboxRelay:
 
     # -- running ---------------------------------------------------------------------------
 
-    def start(self) -> OutboxRelay:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._run, name=f"outbox-{self.outbox.name}", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        backoff = Backoff(first=0.5, limit=10.0)
-        while not self._stop.is_set():
-            try:
-                moved = self.relay_once()
-                backoff.reset()
-            except BackendUnavailable as error:
-                log.warning("outbox relay: %s; trying again in %.1fs", error, backoff.next)
-                backoff.wait(self._stop)
-                continue
-            except Exception:  # the database went away: keep the relay alive
-                log.exception("outbox relay round failed; trying again in %.1fs", backoff.next)
-                backoff.wait(self._stop)
-                continue
-            if moved < self.batch:
-                self._wait_for_rows()
-
-    def _wait_for_rows(self) -> None:
+    def wait_for_rows(self) -> None:
         """Until a NOTIFY (PostgreSQL) or ``poll_interval`` passes, whichever is first."""
         if not self.postgres:
-            self._stop.wait(self.poll_interval)
+            super().wait_for_rows()
             return
         try:
             if self._listener is None:
@@ -338,10 +314,7 @@ class OutboxRelay:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the round in hand, then stop."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        super().stop(timeout)
         self._close_listener()
 
     def pending(self) -> int:
