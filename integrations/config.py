@@ -188,6 +188,43 @@ class TablePollerConnector(BaseModel):
     poll_interval: PositiveFloat = 1.0
 
 
+class FixedColumn(BaseModel):
+    """One column of a fixed-width file: its name, first character (1-based) and width."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    start: PositiveInt
+    width: PositiveInt
+
+
+class DropFolderConnector(BaseModel):
+    """``[[connectors.drop_folders]]``: files dropped into a directory, each record sent as a
+    command or published as an event; finished files move to ``archive/``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    path: Path
+    contract: str
+    format: Literal["csv", "jsonl", "fixed", "xml"] = "csv"
+    pattern: str = "*"
+    """Which dropped files to take (a glob: ``*.csv``)."""
+    encoding: str = "utf-8"
+    columns: dict[str, str] = Field(default_factory=dict)
+    """File field -> contract field; empty: the file's names are the contract's."""
+    fixed: list[FixedColumn] = Field(default_factory=list)
+    """The columns of a fixed-width file."""
+    record: str = "record"
+    """The XML element that is one record."""
+    key: str | None = None
+    """The contract field that is an event's partition key."""
+    complete: Literal["stable", "marker"] = "stable"
+    """A file is whole when its size and time held for ``stable_checks`` polls, or once
+    ``FILE.done`` exists."""
+    stable_checks: PositiveInt = 3
+    poll_interval: PositiveFloat = 1.0
+    batch: PositiveInt = 500
+
+
 class Connectors(BaseModel):
     """``[connectors]``: the legacy doors ``interchange bridge`` runs in one process."""
 
@@ -197,6 +234,7 @@ class Connectors(BaseModel):
     outbox: OutboxConnector | None = None
     sql_sinks: list[SqlSinkConnector] = Field(default_factory=list)
     pollers: list[TablePollerConnector] = Field(default_factory=list)
+    drop_folders: list[DropFolderConnector] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):
