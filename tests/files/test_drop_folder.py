@@ -113,6 +113,7 @@ def test_a_file_still_growing_is_not_read_until_it_holds_still(tmp_path):
 
 def test_with_a_marker_a_file_is_read_only_once_its_done_file_exists(tmp_path):
     folder, sent, _ = _folder(tmp_path, complete="marker")
+    assert sent.ids == []
     (folder.folder / "stock.csv").write_text("sku,quantity\nA-1,1\n")
     assert folder.poll_once() == 0
     (folder.folder / "stock.csv.done").touch()
@@ -146,6 +147,7 @@ def test_json_lines_with_a_bad_line(tmp_path):
         '{"sku": "A-1", "quantity": 1}\n\nnot json\n{"sku": "B-2", "quantity": 2}\n'
     )
     assert folder.poll_once() == 2
+    assert [r.sku for r in sent.items] == ["A-1", "B-2"]
     [_, [line, reason, _]] = _rejects(folder, "stock.jsonl")
     assert line == "3"
     assert reason.startswith("not JSON")
@@ -167,6 +169,7 @@ def test_xml_records_are_streamed_and_a_doctype_is_refused(tmp_path):
     )
     assert folder.poll_once() == 0
     [_, [line, reason, _]] = _rejects(folder, "evil.xml")
+    assert line == "0"  # the file as a whole
     assert reason.startswith("XML refused: DTDForbidden")
     assert (folder.archive / "evil.xml").exists()
 
