@@ -225,6 +225,22 @@ class DropFolderConnector(BaseModel):
     batch: PositiveInt = 500
 
 
+class FileSinkConnector(BaseModel):
+    """``[[connectors.file_sinks]]``: an event contract written to rolling files in a folder."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    path: Path
+    contract: str
+    group: str | None = None
+    """The consumer group (default ``files.<name>``)."""
+    format: Literal["jsonl", "csv"] = "jsonl"
+    prefix: str | None = None
+    """Finished files are ``<prefix>-<UTC time>-<n>.<ext>`` (default: the name)."""
+    roll_bytes: PositiveInt = 10 << 20
+    roll_seconds: PositiveFloat = 60.0
+
+
 class Connectors(BaseModel):
     """``[connectors]``: the legacy doors ``interchange bridge`` runs in one process."""
 
@@ -235,6 +251,7 @@ class Connectors(BaseModel):
     sql_sinks: list[SqlSinkConnector] = Field(default_factory=list)
     pollers: list[TablePollerConnector] = Field(default_factory=list)
     drop_folders: list[DropFolderConnector] = Field(default_factory=list)
+    file_sinks: list[FileSinkConnector] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):

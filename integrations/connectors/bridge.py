@@ -1,7 +1,13 @@
 """``interchange bridge``: every connector the configuration declares, in one process, on one
-Bus: the HTTP gateway (``[connectors.http]``), webhook endpoints (``[[connectors.webhooks]]``)
-and the outbox relay (``[connectors.outbox]``). SIGTERM or SIGINT lets requests, deliveries and
-the relay's round in flight finish, then the Bus stops and closes.
+Bus. Two kinds:
+
+- handlers the Bus calls (``attach``): webhook endpoints, SQL sinks, file sinks;
+- loops that read a legacy source and publish (``start``/``stop``): the outbox relay, table
+  pollers, drop folders;
+
+plus the HTTP gateway, served by uvicorn. SIGTERM or SIGINT lets requests, deliveries and the
+loops' rounds in flight finish, then the Bus stops and closes. Each connector imports its
+extra only when configured.
 """
 
 from __future__ import annotations
@@ -11,47 +17,72 @@ from typing import Any
 
 from rich.console import Console
 
+from interchange.adapters import redact
 from interchange.bus import Bus
-from interchange.config import Settings
+from interchange.config import Connectors, Settings
 from interchange.contracts_lock import load_modules
 from interchange.runtime import SIGNALS, serve
 
 
 class Bridged:
-    """The Bus and the connectors that run beside it (relays), started and stopped together:
-    relays first stop, so nothing they publish meets a closing Bus."""
+    """The Bus and the loops that run beside it, started and stopped together: the loops
+    stop first, so nothing they publish meets a closing Bus."""
 
-    def __init__(self, bus: Bus, relays: list[Any]) -> None:
-        self.bus, self.relays = bus, relays
+    def __init__(self, bus: Bus, loops: list[Any]) -> None:
+        self.bus, self.loops = bus, loops
 
     def start(self) -> Bridged:
         self.bus.start()
-        for relay in self.relays:
-            relay.start()
+        for loop in self.loops:
+            loop.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> bool:
-        for relay in self.relays:
-            relay.stop(timeout)
+        for loop in self.loops:
+            loop.stop(timeout)
         return self.bus.stop(timeout)
 
     def close(self) -> None:
         self.bus.close()
 
 
-def _relays(settings: Settings, bus: Bus, console: Console) -> list[Any]:
-    """The connectors that read a database and publish: the outbox relay, table pollers."""
-    outbox, pollers = settings.connectors.outbox, settings.connectors.pollers
-    if outbox is None and not pollers:
-        return []
-    from interchange.adapters import redact
-    from interchange.connectors.sql import OutboxRelay
-    from interchange.connectors.sql.poller import TablePoller
+def _handlers(connectors: Connectors, bus: Bus, console: Console) -> list[Any]:
+    """Attach the connectors the Bus calls; returns those to close at the end."""
+    closing: list[Any] = []
+    if connectors.webhooks:
+        from interchange.connectors.http.webhooks import WebhookSink
 
-    relays: list[Any] = []
+        for endpoint in connectors.webhooks:
+            sink = WebhookSink(endpoint)
+            sink.attach(bus)
+            closing.append(sink)
+            console.print(f"bridge: webhook {endpoint.name} -> {endpoint.url}")
+    if connectors.sql_sinks:
+        from interchange.connectors.sql.sink import SqlSink
+
+        for table in connectors.sql_sinks:
+            SqlSink(table).attach(bus)
+            console.print(f"bridge: {table.contract} -> table {table.table} ({table.name})")
+    if connectors.file_sinks:
+        from interchange.connectors.folders.writer import FileSink
+
+        for files in connectors.file_sinks:
+            writer = FileSink(files)
+            writer.attach(bus)
+            closing.append(writer)
+            console.print(f"bridge: {files.contract} -> files in {files.path}")
+    return closing
+
+
+def _loops(connectors: Connectors, bus: Bus, console: Console) -> list[Any]:
+    """The connectors that read a legacy source and publish."""
+    loops: list[Any] = []
+    outbox = connectors.outbox
     if outbox is not None:
+        from interchange.connectors.sql import OutboxRelay
+
         console.print(f"bridge: outbox {outbox.table} at {redact(outbox.url)}")
-        relays.append(
+        loops.append(
             OutboxRelay(
                 bus,
                 outbox.url,
@@ -61,39 +92,33 @@ def _relays(settings: Settings, bus: Bus, console: Console) -> list[Any]:
                 max_attempts=outbox.max_attempts,
             )
         )
-    for poller in pollers:
-        console.print(f"bridge: poller {poller.name}: table {poller.table} -> {poller.contract}")
-        relays.append(TablePoller(bus, poller))
-    return relays
+    if connectors.pollers:
+        from interchange.connectors.sql.poller import TablePoller
+
+        for poller in connectors.pollers:
+            console.print(f"bridge: poller {poller.name}: {poller.table} -> {poller.contract}")
+            loops.append(TablePoller(bus, poller))
+    if connectors.drop_folders:
+        from interchange.connectors.folders import DropFolder
+
+        for folder in connectors.drop_folders:
+            console.print(f"bridge: drop folder {folder.path} -> {folder.contract}")
+            loops.append(DropFolder(bus, folder))
+    return loops
 
 
 def run_bridge(settings: Settings, console: Console) -> int:
     """Serve until a signal; returns the exit code."""
-    http, endpoints = settings.connectors.http, settings.connectors.webhooks
     connectors = settings.connectors
-    if not (http or endpoints or connectors.outbox or connectors.sql_sinks or connectors.pollers):
-        raise ValueError(
-            "the configuration declares no connector: add [connectors.http], "
-            "[[connectors.webhooks]], [connectors.outbox], [[connectors.sql_sinks]] or "
-            "[[connectors.pollers]]"
-        )
-    if endpoints:  # each connector imports its extra only when configured
-        from interchange.connectors.http.webhooks import WebhookSink
-
+    if not any(getattr(connectors, name) for name in Connectors.model_fields):
+        names = ", ".join(f"connectors.{name}" for name in Connectors.model_fields)
+        raise ValueError(f"the configuration declares no connector: add one of {names}")
     load_modules(settings.contract_modules)  # the contracts the connectors name
     bus = Bus(settings)
-    sinks = [WebhookSink(endpoint) for endpoint in endpoints] if endpoints else []
-    for sink in sinks:
-        sink.attach(bus)
-        console.print(f"bridge: webhook {sink.endpoint.name} -> {sink.endpoint.url}")
-    if connectors.sql_sinks:
-        from interchange.connectors.sql.sink import SqlSink
-
-        for config in connectors.sql_sinks:
-            SqlSink(config).attach(bus)
-            console.print(f"bridge: {config.contract} -> table {config.table} ({config.name})")
-    bridged = Bridged(bus, _relays(settings, bus, console))
+    closing = _handlers(connectors, bus, console)
+    bridged = Bridged(bus, _loops(connectors, bus, console))
     try:
+        http = connectors.http
         if http is None:
             return 0 if serve(bridged) else 1
         import uvicorn
@@ -125,5 +150,5 @@ def run_bridge(settings: Settings, console: Console) -> int:
                 signal.signal(number, handler)
         return 0
     finally:
-        for sink in sinks:
-            sink.close()
+        for item in closing:
+            item.close()
