@@ -1,7 +1,8 @@
 """The demo story.
 
-1. A legacy shop system drops ``orders.csv``. The file connector turns each row into a
-   PlaceOrder command; a garbled row is rejected with its reason, not skipped.
+1. A legacy shop system drops ``orders.csv`` into a folder. The drop-folder connector claims
+   it, turns each row into a PlaceOrder command and archives the file; a garbled row is
+   rejected with its line and reason (``archive/orders.csv.rejects.csv``), not skipped.
 2. The order service handles PlaceOrder (competing consumers on one queue) and publishes
    OrderPlaced to the event log. An order for zero items fails every attempt and ends in the
    dead-letter queue with the exception text.
@@ -11,6 +12,10 @@
 
 from __future__ import annotations
 
+import csv
+import json
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -23,16 +28,12 @@ from rich.table import Table
 
 from interchange.adapters import redact
 from interchange.bus import Bus
-from interchange.config import RetryPolicy, Route, Settings
-from interchange.connectors.files import FileRow, RejectedRow, read_csv_commands
+from interchange.config import DropFolderConnector, RetryPolicy, Route, Settings
+from interchange.connectors.folders import DropFolder
 from interchange.context import HandlerContext
 from interchange.dead_letters import DeadLetterRecord
 from interchange.demo.contracts import OrderPlaced, PlaceOrder
 from interchange.demo.http_leg import legacy_over_http
-
-
-def _to_place_order(row: dict[str, str]) -> PlaceOrder:
-    return PlaceOrder.model_validate(row)
 
 
 class _Log:
@@ -111,17 +112,23 @@ def run_demo(settings: Settings, console: Console, orders: Path | None = None) -
     bus.handles_dead_letters(PlaceOrder)(dead.append)
 
     source = orders or Path(str(resources.files("interchange.demo") / "orders.csv"))
-    console.print(f"[bold]1.[/bold] The legacy shop drops [cyan]{source.name}[/cyan]:")
-    sent: list[str] = []
-    rejected: list[RejectedRow] = []
-    for item in read_csv_commands(source, _to_place_order):
-        if isinstance(item, FileRow):
-            bus.send(item.contract)
-            sent.append(item.contract.order_id)
-            console.print(f"  line {item.line}: sent PlaceOrder {item.contract.order_id}")
-        else:
-            rejected.append(item)
-            console.print(f"  line {item.line}: [red]rejected[/red] ({item.reason})")
+    console.print(
+        f"[bold]1.[/bold] The legacy shop drops [cyan]{source.name}[/cyan] into a folder; the "
+        "drop-folder connector claims it and sends a PlaceOrder per row:"
+    )
+    with tempfile.TemporaryDirectory(prefix="interchange-demo-") as folder:
+        drop = DropFolder(
+            bus,
+            DropFolderConnector(
+                name="shop", path=Path(folder), contract=PlaceOrder.contract_name, stable_checks=1
+            ),
+        )
+        shutil.copy(source, drop.folder / source.name)
+        sent = drop.poll_once()
+        rejected = _rejects(drop.archive / f"{source.name}.rejects.csv")
+    console.print(f"  sent {sent} PlaceOrder commands; {source.name} archived")
+    for line, reason, row in rejected:
+        console.print(f"  line {line}: [red]rejected[/red] {row.get('order_id')} ({reason})")
     console.print(
         "\n[bold]2.[/bold] The queue kept them until now: the order service starts, handles "
         "each PlaceOrder and publishes OrderPlaced; billing and shipping each read the log in "
@@ -129,7 +136,7 @@ def run_demo(settings: Settings, console: Console, orders: Path | None = None) -
     )
     with bus:
         # every command ends handled or dead-lettered; then each group has every event
-        finished = _wait(lambda: log.count("order-service") + len(dead) >= len(sent), 30)
+        finished = _wait(lambda: log.count("order-service") + len(dead) >= sent, 30)
         placed = log.count("order-service")
         finished = finished and _wait(
             lambda: log.count("billing") >= placed and log.count("shipping") >= placed, 30
@@ -173,7 +180,9 @@ def run_demo(settings: Settings, console: Console, orders: Path | None = None) -
         table.add_row(who, str(log.count(who)), ", ".join(sorted(log.seen.get(who, []))))
     table.add_row("dead letters", str(len(dead)), ", ".join(_ids(dead)))
     table.add_row(
-        "rejected rows", str(len(rejected)), ", ".join(r.raw["order_id"] for r in rejected)
+        "rejected rows",
+        str(len(rejected)),
+        ", ".join(str(row.get("order_id")) for _, _, row in rejected),
     )
     console.print()
     console.print(table)
@@ -186,6 +195,15 @@ def run_demo(settings: Settings, console: Console, orders: Path | None = None) -
         "[bold green]demo complete[/bold green]" if ok else "[bold red]demo failed[/bold red]"
     )
     return ok
+
+
+def _rejects(path: Path) -> list[tuple[str, str, dict[str, str]]]:
+    """(line, reason, record) of each row the drop folder refused."""
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [(row["line"], row["reason"], json.loads(row["record"])) for row in rows]
 
 
 def _ids(records: list[DeadLetterRecord]) -> list[str]:

@@ -10,7 +10,8 @@ def test_the_demo_runs_end_to_end_on_memory_and_says_what_happened(monkeypatch):
     result = CliRunner().invoke(app, ["demo"])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "line 4: rejected (quantity: Input should be a valid integer" in out
+    assert "sent 4 PlaceOrder commands; orders.csv archived" in out
+    assert "line 4: rejected A-1003 (quantity: Input should be a valid integer" in out
     assert "dead letter after 3 attempts: ValueError: order A-1004 asks for 0 items" in out
     assert "billing invoices A-1001 for 49.98" in out
     assert "shipping packs 3 x TEA-SENCHA for A-1005" in out

@@ -19,9 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import iterparse
-
 from interchange.config import FixedColumn
 
 Record = dict[str, Any]
@@ -76,6 +73,10 @@ def read_fixed(
 
 
 def read_xml(path: Path, record: str) -> Iterator[tuple[int, Record]]:
+    # the files extra: CSV, JSON Lines and fixed width need nothing beyond the core
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import iterparse
+
     try:
         events = iterparse(str(path), events=("start", "end"), forbid_dtd=True)
         depth_of_record = None
