@@ -79,3 +79,35 @@ def test_a_working_file_left_by_a_crash_is_rolled_at_start(tmp_path):
     [rolled] = _finished(folder)
     assert json.loads(rolled.read_text())["message_id"] == "m1"
     sink.close()
+
+
+def test_events_from_the_real_kafka_land_in_files_once_each(tmp_path, kafka_url):
+    bus = Bus(
+        Settings.without_environment(
+            backends={"commands": "memory://", "events": kafka_url},
+            channel_prefix=f"files-{uuid.uuid4().hex[:8]}.",
+        )
+    )
+    sink = FileSink(
+        FileSinkConnector(
+            name="scale", path=tmp_path / "out", contract="files.out.weighed", roll_bytes=2000
+        )
+    )
+    sink.attach(bus)
+    with bus:
+        bus.publish_many([Weighed(parcel=f"P{n}", grams=n) for n in range(200)])
+
+        def lines() -> int:
+            done = sum(len(p.read_text().splitlines()) for p in _finished(sink.folder))
+            return done + (
+                len(sink.current.read_text().splitlines()) if sink.current.exists() else 0
+            )
+
+        wait_until(lambda: lines() >= 200, 60)
+    sink.close()
+    records = [
+        json.loads(line) for p in _finished(sink.folder) for line in p.read_text().splitlines()
+    ]
+    assert sorted(r["grams"] for r in records) == list(range(200))
+    assert len({r["message_id"] for r in records}) == 200
+    bus.close()

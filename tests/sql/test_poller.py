@@ -183,3 +183,48 @@ def test_postgres_a_row_committed_late_with_a_lower_id_is_not_passed_over(pg_leg
     assert poller.poll_once() == 2
     assert [total for _, _, total in _published(bus)] == [1, 2]
     bus.close()
+
+
+def test_a_poller_killed_mid_batch_on_kafka_publishes_every_row_with_stable_ids(
+    pg_legacy, postgres_url, kafka_url
+):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    engine, table = pg_legacy
+    _insert(
+        engine, table, *({"id": n, "order_no": f"o{n % 7}", "total": n} for n in range(1, 1001))
+    )
+    prefix = f"poll-{uuid.uuid4().hex[:8]}."
+
+    def run(die_at: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.sql.poller_worker",
+                postgres_url,
+                table,
+                prefix,
+                kafka_url,
+                str(die_at),
+            ],
+            cwd=Path(__file__).resolve().parents[2],
+            timeout=120,
+            capture_output=True,
+            text=True,
+        )
+
+    assert run(die_at=4).returncode == -9  # batch 4 published, its mark not moved
+    finished = run(die_at=0)
+    assert finished.returncode == 0, finished.stderr
+    bus = Bus(
+        Settings.without_environment(
+            backends={"commands": "memory://", "events": kafka_url}, channel_prefix=prefix
+        )
+    )
+    ids = [d.message.id for d in bus.events.replay(bus.topic_of(OrderChanged))]
+    assert sorted(set(ids)) == sorted(f"test-{table}-{n}" for n in range(1, 1001))
+    assert len(ids) == 1100, "batch 4 (rows 301-400) was published twice, with the same ids"
+    bus.close()
