@@ -12,7 +12,7 @@ failure is a DecodeError subclass whose message says what was wrong without echo
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Final
@@ -93,6 +93,37 @@ class Codec:
             headers[p + "partitionkey"] = envelope.partition_key
         body = type(envelope.data).__pydantic_serializer__.to_json(envelope.data)
         return headers, body
+
+    def encode_many(
+        self,
+        contracts: Sequence[Contract],
+        ids: Sequence[str],
+        keys: Sequence[str | None],
+        *,
+        source: str,
+    ) -> list[tuple[dict[str, str], bytes]]:
+        """Headers and body of each of a batch of one contract, stamped with one time (they
+        are published by one call). The same headers ``encode`` gives, built from one
+        template instead of one envelope each."""
+        if not contracts:
+            return []
+        p, first = self.prefix, contracts[0]
+        template = {
+            p + "source": source,
+            p + "type": first.contract_name,
+            p + "specversion": SPECVERSION,
+            p + "time": datetime.now(UTC).isoformat(),
+            p + "dataversion": str(first.contract_version),
+            CONTENT_TYPE: JSON,
+        }
+        serialize = type(first).__pydantic_serializer__.to_json
+        encoded = []
+        for contract, message_id, key in zip(contracts, ids, keys, strict=True):
+            headers = {p + "id": message_id, **template}
+            if key is not None:
+                headers[p + "partitionkey"] = key
+            encoded.append((headers, serialize(contract)))
+        return encoded
 
     # -- decode ---------------------------------------------------------------------------
 

@@ -46,6 +46,9 @@ class Encoder:
     ) -> tuple[list[str], dict[str, list[TransportMessage]]]:
         """(ids, topic -> messages) of a batch of one contract's events."""
         _one_contract(events, ids, "publish_many", "events", "topic")
+        fast = self._one_version_batch(events, ids, options, keys)
+        if fast is not None:
+            return fast
         given: list[str | None] = list(ids) if ids else [None] * len(events)
         event_ids: list[str] = []
         per_topic: dict[str, list[TransportMessage]] = {}
@@ -62,6 +65,36 @@ class Encoder:
             for topic, message in records:
                 per_topic.setdefault(topic, []).append(message)
         return event_ids, per_topic
+
+    def _one_version_batch(
+        self, events: list[Event], ids: list[str] | None, options: dict[str, Any], keys: Keys
+    ) -> tuple[list[str], dict[str, list[TransportMessage]]] | None:
+        """The common case in one pass: one version on the wire and no per-call options. None
+        when the batch needs the general path (dual publishing, headers, correlation)."""
+        first = events[0]
+        expect(first, Event, "publish_many", "send_many")
+        route = self.settings.route(first.contract_name)
+        if options or (route.versions and route.versions != [first.contract_version]):
+            return None
+        if keys is not None and len(keys) != len(events):
+            raise ValueError(f"publish_many got {len(keys)} keys for {len(events)} events")
+        event_ids = (
+            [i or str(uuid.uuid4()) for i in ids] if ids else [str(uuid.uuid4()) for _ in events]
+        )
+        given: list[str | None] = list(keys) if keys is not None else [None] * len(events)
+        if route.partition_key:
+            field = route.partition_key
+            given = [
+                k if k is not None else str(getattr(e, field))
+                for k, e in zip(given, events, strict=True)
+            ]
+        encoded = self.events.encode_many(events, event_ids, given, source=self.settings.source)
+        messages = [
+            TransportMessage(message_id, body, headers, key=key)
+            for message_id, key, (headers, body) in zip(event_ids, given, encoded, strict=True)
+        ]
+        topic = self.routing.topic_of(type(first), first.contract_version)
+        return event_ids, {topic: messages}
 
     def reply(self, request: Envelope, result: Contract) -> TransportMessage:
         envelope = Envelope.wrap(
