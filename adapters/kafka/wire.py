@@ -37,7 +37,10 @@ def servers_of(url: str) -> str:
 def to_headers(message: TransportMessage) -> dict[str, str | bytes | None]:
     """Record headers: a dict of str, which the client encodes as UTF-8 in C (measured 1.8x
     faster per message than a list of (str, bytes) encoded here)."""
-    headers: dict[str, str | bytes | None] = dict(message.headers)
+    given = message.headers
+    if given.get(_CE_ID) == message.id and isinstance(given, dict):
+        return cast(dict[str, str | bytes | None], given)  # the client only reads it
+    headers: dict[str, str | bytes | None] = dict(given)
     if not carries_own_id(message, PREFIX):
         headers[ID_HEADER] = message.id
     return headers
