@@ -16,6 +16,7 @@ from interchange import Bus, Command, Event, Settings
 from interchange.adapters import BackendUnavailable
 from interchange.config import DropFolderConnector, FixedColumn
 from interchange.connectors.folders import DropFolder
+from interchange.testing import wait_until
 
 
 class Restock(Command, name="files.restock", version=1):
@@ -100,14 +101,15 @@ def test_csv_with_bom_crlf_and_quoted_multiline_fields(tmp_path):
 
 
 def test_a_file_still_growing_is_not_read_until_it_holds_still(tmp_path):
-    folder, sent, _ = _folder(tmp_path, stable_checks=2)
+    folder, sent, _ = _folder(tmp_path, stable_checks=2, poll_interval=0.2)
     dropped = folder.folder / "stock.csv"
     dropped.write_text("sku,quantity\nA-1,1\n")
     assert folder.poll_once() == 0  # first sight
     with dropped.open("a") as handle:
         handle.write("A-2,2\n")  # the copy goes on
     assert folder.poll_once() == 0  # changed since: wait again
-    assert folder.poll_once() == 2  # held still across two polls
+    assert folder.poll_once() == 0  # a poll woken early (other files) does not count
+    wait_until(lambda: folder.poll_once() == 2, 5)  # held still a poll interval later
     assert [r.sku for r in sent.items] == ["A-1", "A-2"]
 
 
@@ -211,3 +213,15 @@ def test_two_readers_on_one_folder_read_each_file_once(tmp_path):
         thread.join(30)
     assert sorted(r.sku for r in sent.items) == sorted(f"F-{n}" for n in range(20))
     assert len(list(first.archive.glob("f*.csv"))) == 20
+
+
+def test_a_started_folder_is_woken_by_a_drop_before_its_poll_interval(tmp_path):
+    folder, sent, _ = _folder(tmp_path, complete="marker", poll_interval=30)
+    folder.start()
+    try:
+        wait_until(lambda: folder._thread is not None, 5)
+        (folder.folder / "stock.csv").write_text("sku,quantity\nA-1,1\n")
+        (folder.folder / "stock.csv.done").touch()
+        wait_until(lambda: len(sent.ids) == 1, 10)  # watchfiles woke it, not the 30 s poll
+    finally:
+        folder.stop()

@@ -105,3 +105,35 @@ def test_an_insert_wakes_the_relay_before_its_poll_interval(postgres):
     finally:
         relay.stop()
     bus.close()
+
+
+def test_a_notify_lost_while_the_listener_reconnects_is_made_up_by_polling(postgres):
+    from sqlalchemy import text
+
+    engine, table = postgres
+    create_outbox(engine, table)
+    bus = _bus()
+    relay = OutboxRelay(bus, engine, table=table, poll_interval=0.5).start()
+    try:
+        wait_until(lambda: relay._listener is not None, 10)
+        lost = relay._listener.driver_connection.info.backend_pid
+        with engine.begin() as connection:  # the listener's connection dies
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": lost})
+            add_to_outbox(
+                connection,
+                OrderPlaced(order="o", seq=1),
+                aggregate_type="order",
+                aggregate_id="o",
+                table=table,
+            )
+        wait_until(lambda: len(_published(bus)) == 1, 10)
+        wait_until(
+            lambda: (
+                relay._listener is not None
+                and relay._listener.driver_connection.info.backend_pid != lost
+            ),
+            10,
+        )  # and it listens again
+    finally:
+        relay.stop()
+    bus.close()

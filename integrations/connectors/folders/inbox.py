@@ -12,6 +12,8 @@ reason, record).
   mid-file resumes after the last batch the Bus confirmed (``processing/FILE.progress``), and
   any record sent again carries its old id: consumers dedupe it. An identical file dropped
   again is recognised by its hash (``archive/.finished``) and sends nothing.
+- The folder is watched with watchfiles (inotify) where it is installed, and polled every
+  ``poll_interval`` in any case.
 - While a file is processed it is locked (``flock``): a second bridge that finds it in
   ``processing/`` after a restart leaves it to the one still working on it.
 """
@@ -25,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,7 +73,40 @@ class DropFolder(Rounds):
         for directory in (self.folder, self.processing, self.archive):
             directory.mkdir(parents=True, exist_ok=True)
         self.ledger = self.archive / ".finished"
-        self._sightings: dict[str, tuple[tuple[int, int], int]] = {}
+        # name -> (size and mtime, sightings unchanged, when last counted)
+        self._sightings: dict[str, tuple[tuple[int, int], int, float]] = {}
+        self._wake = threading.Event()
+
+    # -- watching ------------------------------------------------------------------------------
+
+    def start(self) -> DropFolder:
+        """Poll on a thread; with watchfiles (inotify) installed, a change in the folder wakes
+        the poll at once instead of after ``poll_interval``. Stability is still judged by
+        polls, so a file still being copied is never taken early."""
+        super().start()
+        try:
+            import watchfiles
+        except ImportError:  # polling alone: every poll_interval
+            return self
+
+        def watch() -> None:
+            try:
+                for _ in watchfiles.watch(self.folder, stop_event=self._stop, recursive=False):
+                    self._wake.set()
+            except Exception as error:  # e.g. no inotify here: polling covers
+                log.warning("%s: not watching %s (%s); polling", self.name, self.folder, error)
+
+        threading.Thread(target=watch, name=f"{self.name}-watch", daemon=True).start()
+        return self
+
+    def wait_for_rows(self) -> None:
+        self._wake.wait(self.poll_interval)
+        self._wake.clear()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()  # out of the wait at once
+        super().stop(timeout)
 
     # -- one poll ------------------------------------------------------------------------------
 
@@ -111,10 +147,15 @@ class DropFolder(Rounds):
                 status = path.stat()
             except FileNotFoundError:
                 continue  # claimed by another reader meanwhile
-            shape = (status.st_size, status.st_mtime_ns)
-            previous, count = self._sightings.get(path.name, (None, 0))
-            count = count + 1 if previous == shape else 1
-            self._sightings[path.name] = (shape, count)
+            shape, now = (status.st_size, status.st_mtime_ns), time.monotonic()
+            previous, count, counted = self._sightings.get(path.name, (None, 0, 0.0))
+            if previous != shape:
+                count, counted = 1, now
+            elif now - counted >= self.poll_interval * 0.9:
+                # a sighting counts only a poll interval after the last: polls woken early by
+                # other files' changes must not make a paused copy look finished
+                count, counted = count + 1, now
+            self._sightings[path.name] = (shape, count, counted)
             if count >= self.config.stable_checks:
                 del self._sightings[path.name]
                 yield path
