@@ -2,8 +2,10 @@
 Interchange's OutboxRelay, one run, same database and broker, same rows.
 
     raw loop     BEGIN; SELECT ... ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED; produce each
-                 (acks=all, idempotent, key = aggregate id); flush; UPDATE ... SET sent_at;
-                 COMMIT — until the table is empty
+                 (acks=all, idempotent, key = aggregate id, one ce_id header); flush;
+                 UPDATE ... SET sent_at; COMMIT — until the table is empty
+    raw + CE     the same loop producing the CloudEvents headers Interchange writes (what a
+                 consumer needs to decode the record), as issue 15 compares publish_many
     Interchange  OutboxRelay.relay_once() until it is empty: the same, plus decoding and
                  validating every payload against its contract, CloudEvents headers, order
                  per aggregate across relays, dead-lettering of bad rows
@@ -20,6 +22,7 @@ import argparse
 import os
 import time
 import uuid
+from datetime import UTC, datetime
 
 import psycopg
 from confluent_kafka import Producer
@@ -72,7 +75,7 @@ def drop(table: str) -> None:
     engine.dispose()
 
 
-def raw_loop(table: str, topic: str, batch: int) -> tuple[int, float]:
+def raw_loop(table: str, topic: str, batch: int, cloudevents: bool = False) -> tuple[int, float]:
     """(rows relayed, seconds), timed after connecting and creating the topic (warm-up)."""
     producer = Producer(
         {
@@ -96,12 +99,23 @@ def raw_loop(table: str, topic: str, batch: int) -> tuple[int, float]:
                 ).fetchall()
                 if not rows:
                     return sent, time.perf_counter() - started
+                stamp = datetime.now(UTC).isoformat()
                 for _, message_id, aggregate_id, payload in rows:
+                    headers: dict[str, str | bytes | None] = {"ce_id": message_id}
+                    if cloudevents:
+                        headers.update(
+                            {
+                                "ce_source": "interchange",
+                                "ce_type": StockMoved.contract_name,
+                                "ce_specversion": "1.0",
+                                "ce_time": stamp,
+                                "ce_dataversion": "1",
+                                "content-type": "application/json",
+                                "ce_partitionkey": aggregate_id,
+                            }
+                        )
                     producer.produce(
-                        topic,
-                        value=payload.encode(),
-                        key=aggregate_id.encode(),
-                        headers=[("ce_id", message_id.encode())],
+                        topic, value=payload.encode(), key=aggregate_id.encode(), headers=headers
                     )
                 assert producer.flush(30) == 0, "records unacknowledged"
                 connection.execute(
@@ -139,22 +153,31 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     table = Table(title=f"outbox relay, PostgreSQL -> Kafka, {args.rows} rows, batch {args.batch}")
-    for column in ("run", "raw loop rows/s", "Interchange rows/s", "ratio"):
+    columns = ("run", "raw rows/s", "raw + CE rows/s", "Interchange rows/s", "x raw", "x raw+CE")
+    for column in columns:
         table.add_column(column, justify="right")
     for run in range(1, args.runs + 1):
         rates = []
-        for side in ("raw", "interchange"):
+        for side in ("raw", "raw+ce", "interchange"):
             name = f"bench_outbox_{uuid.uuid4().hex[:8]}"
             fill(name, args.rows)
-            if side == "raw":
-                sent, took = raw_loop(name, f"bench-outbox-raw-{name}", args.batch)
+            if side.startswith("raw"):
+                topic = f"bench-outbox-raw-{name}"
+                sent, took = raw_loop(name, topic, args.batch, cloudevents=side == "raw+ce")
             else:
                 sent, took = interchange_relay(name, f"{name}.", args.batch)
             rates.append(sent / took)
             assert sent == args.rows, f"{side} relayed {sent} of {args.rows}"
             drop(name)
-        ratio = f"{rates[1] / rates[0]:.2f}x"
-        table.add_row(str(run), f"{rates[0]:,.0f}", f"{rates[1]:,.0f}", ratio)
+        raw, raw_ce, ours = rates
+        table.add_row(
+            str(run),
+            f"{raw:,.0f}",
+            f"{raw_ce:,.0f}",
+            f"{ours:,.0f}",
+            f"{ours / raw:.2f}x",
+            f"{ours / raw_ce:.2f}x",
+        )
     console.print(table)
 
 

@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 from interchange.adapters.errors import BackendUnavailable
 from interchange.adapters.kafka.errors import delivery_failure
 from interchange.adapters.kafka.options import KafkaOptions
-from interchange.adapters.kafka.wire import to_headers
+from interchange.adapters.kafka.wire import record_id, to_headers
 from interchange.adapters.message import TransportMessage
 
 log = logging.getLogger("interchange.adapters.kafka")
@@ -39,15 +39,14 @@ class Publisher:
         (``.failed`` ids) when the broker refused some, BackendUnavailable when some were not
         acknowledged in time — those may or may not be in the log."""
         errors: dict[str, Any] = {}
-        pending = {m.id for m in messages}
+        reported = 0
 
-        def report(message_id: str) -> Any:
-            def on_delivery(error: Any, _record: Any) -> None:
-                pending.discard(message_id)
-                if error is not None:
-                    errors[message_id] = error
-
-            return on_delivery
+        def on_delivery(error: Any, record: Any) -> None:
+            # one callback for the batch: the id is read back only for a failed record
+            nonlocal reported
+            reported += 1
+            if error is not None:
+                errors[record_id(record)] = error
 
         deadline = time.monotonic() + self.timeout
         for message in messages:
@@ -59,7 +58,7 @@ class Publisher:
                         value=message.body,
                         key=message.key,
                         headers=headers,
-                        on_delivery=report(message.id),
+                        on_delivery=on_delivery,
                     )
                     break
                 except BufferError:  # the local queue is full: backpressure, wait for room
@@ -71,11 +70,11 @@ class Publisher:
                     self.producer.poll(0.05)
         # flush() sends what lingers for batching at once and serves the delivery reports
         # (other threads' messages too: each caller still checks only its own).
-        while pending and time.monotonic() < deadline:
+        while reported < len(messages) and time.monotonic() < deadline:
             self.producer.flush(max(0.0, min(1.0, deadline - time.monotonic())))
-        if pending:
+        if reported < len(messages):
             raise BackendUnavailable(
-                f"{len(pending)} message(s) to {topic!r} not acknowledged by Kafka at "
+                f"{len(messages) - reported} message(s) to {topic!r} not acknowledged by Kafka at "
                 f"{self.servers} within {self.timeout}s; they may or may not be stored"
             )
         if errors:

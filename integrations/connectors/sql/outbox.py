@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, Row, Table, func, insert, select, text, update
@@ -142,7 +142,18 @@ class OutboxRelay(Rounds):
         return done
 
     def _claim(self, connection: Connection) -> Sequence[Row[Any]]:
-        query = select(self.outbox).where(self.outbox.c.sent_at.is_(None))
+        c = self.outbox.c  # the columns a round uses: no time stamps to parse
+        query = select(
+            c.id,
+            c.message_id,
+            c.aggregate_type,
+            c.aggregate_id,
+            c.contract,
+            c.version,
+            c.payload,
+            c.headers,
+            c.attempts,
+        ).where(c.sent_at.is_(None))
         if self.postgres:
             # An outbox churns faster than autovacuum analyzes it: on stale statistics the
             # planner sorts every unsent row per batch (26 ms at 20,000 rows, against 0.5 ms).
@@ -158,7 +169,7 @@ class OutboxRelay(Rounds):
         query = query.order_by(self.outbox.c.id).limit(self.batch)
         if self.postgres:
             query = query.with_for_update(skip_locked=True)
-        return connection.execute(query).all()
+        return cast(Sequence[Row[Any]], connection.execute(query).all())
 
     def _held_elsewhere(
         self, connection: Connection, rows: Sequence[Row[Any]]
@@ -168,18 +179,17 @@ class OutboxRelay(Rounds):
         if not self.postgres:
             return {}  # one writer at a time: the rows read are every relay's first ones
         # arrays, not IN lists: one parameter each, whatever the batch size
+        # the unsent rows below our last that are not ours: few (another relay's), so the
+        # aggregates are matched here; a hashed subplan, since NOT id = ANY(...) would
+        # compare each row with every id
         first = text(
             f"SELECT aggregate_type, aggregate_id, min(id) FROM {self.outbox.name} "
-            "WHERE sent_at IS NULL AND id < :last AND aggregate_id = ANY(:aggregates) "
-            # a hashed subplan: NOT id = ANY(...) would compare each row with every id
+            "WHERE sent_at IS NULL AND id < :last "
             "AND id NOT IN (SELECT unnest(CAST(:ours AS bigint[]))) "
             "GROUP BY aggregate_type, aggregate_id"
         )
         ours = [row.id for row in rows]
-        found = connection.execute(
-            first,
-            {"last": max(ours), "aggregates": list({r.aggregate_id for r in rows}), "ours": ours},
-        )
+        found = connection.execute(first, {"last": max(ours), "ours": ours})
         return {(kind, key): low for kind, key, low in found}
 
     def _decode(self, row: Row[Any]) -> Contract:
