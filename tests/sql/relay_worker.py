@@ -2,8 +2,9 @@
 
     python -m tests.sql.relay_worker DATABASE_URL TABLE CHANNEL_PREFIX KAFKA_URL DIE_AT
 
-relays until the outbox is empty; with DIE_AT > 0 it SIGKILLs itself at its DIE_AT-th marking,
-after that batch was published and before it is marked sent: the worst point to die."""
+relays until the outbox is empty; with DIE_AT > 0 it SIGKILLs itself right after its DIE_AT-th
+batch was published (confirmed), before the transaction marking it sent commits: the worst
+point to die."""
 
 from __future__ import annotations
 
@@ -24,17 +25,17 @@ def main() -> None:
     )
     bus = Bus(settings)
     relay = OutboxRelay(bus, url, table=table, batch=100)
-    marks = 0
-    mark_sent = relay._mark_sent
+    sends = 0
+    send = relay._send
 
-    def mark_or_die(connection: Any, ids: list[int]) -> None:
-        nonlocal marks
-        marks += 1
-        if marks == int(die_at):
+    def send_then_maybe_die(run: Any) -> None:
+        nonlocal sends
+        send(run)
+        sends += 1
+        if sends == int(die_at):
             os.kill(os.getpid(), signal.SIGKILL)
-        mark_sent(connection, ids)
 
-    relay._mark_sent = mark_or_die  # type: ignore[method-assign]
+    relay._send = send_then_maybe_die  # type: ignore[method-assign]
     while relay.pending():
         relay.relay_once()
     bus.close()

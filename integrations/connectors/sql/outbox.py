@@ -221,7 +221,7 @@ class OutboxRelay(Rounds):
             run, ready = ready[:size], ready[size:]
             singles = max(0, singles - 1)
             try:
-                self._send(run)
+                self._send_and_mark(connection, run)
             except BackendUnavailable as error:
                 self.unavailable = error
                 break
@@ -231,9 +231,15 @@ class OutboxRelay(Rounds):
                 elif self._refused(connection, run[0], error, held):
                     done += 1  # parked: out of the outbox, and out of its aggregate's way
                 continue
-            self._mark_sent(connection, [item.row.id for item in run])
             done += size
         return done
+
+    def _send_and_mark(self, connection: Connection, run: list[_Ready]) -> None:
+        """Publish a run (confirmed), then mark it sent in this transaction. Tried: marking on a
+        helper thread while the broker acknowledges, in a savepoint: no faster on two cores
+        shared with the database and the broker, and two more round trips."""
+        self._send(run)
+        self._mark_sent(connection, [item.row.id for item in run])
 
     def _send(self, run: list[_Ready]) -> None:
         messages = [item.message for item in run]
