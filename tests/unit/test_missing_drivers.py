@@ -51,3 +51,37 @@ def test_the_memory_backend_and_the_facade_need_no_broker_client():
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.mark.parametrize(
+    ("blocked", "statement", "extra"),
+    [
+        ("sqlalchemy", "import interchange.connectors.sql", "sql"),
+        (
+            "psycopg",
+            "from interchange.connectors.sql import engine_for; "
+            "engine_for('postgresql://u:p@127.0.0.1:1/db')",
+            "postgres",
+        ),
+        (
+            "defusedxml",
+            "from interchange.connectors.folders.formats import require_xml; require_xml()",
+            "files",
+        ),
+    ],
+)
+def test_a_connector_without_its_extra_names_the_extra_to_install(blocked, statement, extra):
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules[{blocked!r}] = None  # as if it were not installed
+        try:
+            {statement}
+        except ImportError as error:
+            print("ImportError:", error)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ImportError:"), done.stdout
+    assert f"pip install 'interchange-bus[{extra}]'" in done.stdout

@@ -72,8 +72,18 @@ def read_fixed(
             )
 
 
+def require_xml() -> None:
+    """XML needs the files extra; CSV, JSON Lines and fixed width need nothing beyond the core."""
+    try:
+        import defusedxml  # noqa: F401
+    except ImportError as missing:
+        raise ImportError(
+            f"XML drop folders need defusedxml ({missing}): pip install 'interchange-bus[files]'"
+        ) from missing
+
+
 def read_xml(path: Path, record: str) -> Iterator[tuple[int, Record]]:
-    # the files extra: CSV, JSON Lines and fixed width need nothing beyond the core
+    require_xml()
     from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import iterparse
 

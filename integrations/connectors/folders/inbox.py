@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from interchange.bus import Bus
 from interchange.config import DropFolderConnector
-from interchange.connectors.folders.formats import BadFile, records
+from interchange.connectors.folders.formats import BadFile, records, require_xml
 from interchange.connectors.sql.rounds import Rounds
 from interchange.contracts import Command, Contract, Event
 
@@ -67,6 +67,8 @@ class DropFolder(Rounds):
         if contract is None or not issubclass(contract, Command | Event):
             raise ValueError(f"drop folder {config.name!r}: unknown contract {config.contract!r}")
         self.contract = contract
+        if config.format == "xml":
+            require_xml()  # at start, not at the first file
         self.folder = config.path
         self.processing = self.folder / "processing"
         self.archive = self.folder / "archive"

@@ -13,6 +13,14 @@
 Install with the ``sql`` extra (``postgres`` adds psycopg).
 """
 
+try:
+    import sqlalchemy  # noqa: F401
+except ImportError as missing:
+    raise ImportError(
+        f"the SQL connectors need their extra ({missing}): pip install 'interchange-bus[sql]' "
+        "(for PostgreSQL: 'interchange-bus[postgres]')"
+    ) from missing
+
 from interchange.connectors.sql.outbox import OutboxRelay, add_to_outbox
 from interchange.connectors.sql.tables import create_outbox, engine_for, outbox_table
 

@@ -41,7 +41,13 @@ def engine_for(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    engine = create_engine(parsed, pool_pre_ping=True)
+    try:
+        engine = create_engine(parsed, pool_pre_ping=True)
+    except ModuleNotFoundError as missing:
+        raise ImportError(
+            f"{parsed.drivername} needs its driver ({missing}): for PostgreSQL, "
+            "pip install 'interchange-bus[postgres]'"
+        ) from missing
     if engine.dialect.name == "sqlite":
         _begin_immediate(engine)
     return engine
