@@ -274,3 +274,46 @@ def test_an_event_produced_by_kcat_is_handled(kafka_bus, kafka_url):
         assert seen.wait_for(1, timeout=60) == [ParcelWeighed(parcel="p3", seq=9)]
     envelope = seen.contexts[0].envelope
     assert (envelope.id, envelope.source) == ("from-kcat-1", "legacy-scale")
+
+
+def test_keyed_workers_survive_a_rebalance_mid_stream_and_lose_nothing(kafka_bus, caplog):
+    """A second member joins while the first has records in flight on its workers: the
+    partitions it gives up are committed only up to what was done, nothing is lost, and each
+    member handles its keys in order."""
+    first_bus, second_bus = kafka_bus(routes=ROUTE), kafka_bus(routes=ROUTE)
+    first, second = Recorder(), Recorder()
+
+    def slowly(recorder):
+        def handle(event, ctx):
+            time.sleep(0.01)  # records stay in flight on the workers during the rebalance
+            recorder(event, ctx)
+
+        return handle
+
+    first_bus.subscribes(ParcelWeighed, group="sorting", concurrency=4)(slowly(first))
+    second_bus.subscribes(ParcelWeighed, group="sorting", concurrency=4)(slowly(second))
+    with first_bus:
+        first_bus.publish_many(_events(2000, keys=30))
+        wait_until(lambda: len(first) >= 200, 60)
+        with second_bus:  # joins: the group rebalances while the first member is busy
+            wait_until(
+                lambda: len({e.seq for e in first.contracts + second.contracts}) == 2000,
+                120,
+                message=lambda: f"{len({e.seq for e in first.contracts + second.contracts})}",
+            )
+    assert len(second) > 0, "the second member got partitions"
+    for seen in (first, second):
+        assert _in_key_order(_last_run(seen.contracts)), "each member keeps key order"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def _last_run(received: list[ParcelWeighed]) -> list[ParcelWeighed]:
+    """A member may handle a key's records again after getting its partition back (at least
+    once): per key, only what it handled after its last step back."""
+    kept: dict[str, list[ParcelWeighed]] = {}
+    for event in received:
+        run = kept.setdefault(event.parcel, [])
+        if run and event.seq <= run[-1].seq:
+            run.clear()
+        run.append(event)
+    return [event for run in kept.values() for event in run]
