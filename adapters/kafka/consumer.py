@@ -137,10 +137,7 @@ class GroupMember:
         records = self.consumer.consume(_BATCH, 0.5)
         rewound: set[int] = set()  # partitions sought back: the rest of their batch comes again
         for index, record in enumerate(records):
-            error = record.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("%s/%s: %s", self.topic, self.group, error)
+            if not self._usable(record):
                 continue
             if record.partition() in rewound:
                 continue
@@ -155,6 +152,15 @@ class GroupMember:
                 raise
             if not settled:
                 self._rewind([record], rewound)
+
+    def _usable(self, record: Message) -> bool:
+        """A record to handle, not an event of the client's (end of partition, an error)."""
+        error = record.error()
+        if error is None:
+            return True
+        if error.code() != KafkaError._PARTITION_EOF:
+            log.warning("%s/%s: %s", self.topic, self.group, error)
+        return False
 
     def _rewind(self, unhandled: list[Message], rewound: set[int]) -> None:
         """Seek each partition back to its first record in ``unhandled``."""
@@ -188,10 +194,7 @@ class GroupMember:
             (self.consumer.pause if full else self.consumer.resume)(self.consumer.assignment())
             self._paused = full
         for record in self.consumer.consume(_BATCH, 0.1 if full else 0.5):
-            error = record.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("%s/%s: %s", self.topic, self.group, error)
+            if not self._usable(record):
                 continue
             partition, offset = cast(int, record.partition()), cast(int, record.offset())
             self._marks.add(partition, offset)
