@@ -74,16 +74,16 @@ class Codec:
     def encode(self, envelope: Envelope) -> tuple[dict[str, str], bytes]:
         p = self.prefix
         headers = {k: v for k, v in envelope.headers.items() if k not in self._reserved}
+        headers[p + "id"] = envelope.id
         headers.update(
-            {
-                p + "id": envelope.id,
-                p + "source": envelope.source,
-                p + "type": envelope.type,
-                p + "specversion": envelope.specversion,
-                p + "time": envelope.time.isoformat(),
-                p + "dataversion": str(envelope.version),
-                CONTENT_TYPE: envelope.datacontenttype,
-            }
+            self._attributes(
+                envelope.source,
+                envelope.type,
+                envelope.version,
+                envelope.time,
+                envelope.specversion,
+                envelope.datacontenttype,
+            )
         )
         if envelope.correlation_id is not None:
             headers[p + "correlationid"] = envelope.correlation_id
@@ -93,6 +93,26 @@ class Codec:
             headers[p + "partitionkey"] = envelope.partition_key
         body = type(envelope.data).__pydantic_serializer__.to_json(envelope.data)
         return headers, body
+
+    def _attributes(
+        self,
+        source: str,
+        type_: str,
+        version: int,
+        time: datetime,
+        specversion: str = SPECVERSION,
+        content_type: str = JSON,
+    ) -> dict[str, str]:
+        """Every attribute header but the id and the optional ones."""
+        p = self.prefix
+        return {
+            p + "source": source,
+            p + "type": type_,
+            p + "specversion": specversion,
+            p + "time": time.isoformat(),
+            p + "dataversion": str(version),
+            CONTENT_TYPE: content_type,
+        }
 
     def encode_many(
         self,
@@ -108,14 +128,8 @@ class Codec:
         if not contracts:
             return []
         p, first = self.prefix, contracts[0]
-        template = {
-            p + "source": source,
-            p + "type": first.contract_name,
-            p + "specversion": SPECVERSION,
-            p + "time": datetime.now(UTC).isoformat(),
-            p + "dataversion": str(first.contract_version),
-            CONTENT_TYPE: JSON,
-        }
+        now = datetime.now(UTC)
+        template = self._attributes(source, first.contract_name, first.contract_version, now)
         serialize = type(first).__pydantic_serializer__.to_json
         encoded = []
         for contract, message_id, key in zip(contracts, ids, keys, strict=True):

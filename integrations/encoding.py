@@ -46,14 +46,14 @@ class Encoder:
     ) -> tuple[list[str], dict[str, list[TransportMessage]]]:
         """(ids, topic -> messages) of a batch of one contract's events."""
         _one_contract(events, ids, "publish_many", "events", "topic")
+        if keys is not None and len(keys) != len(events):
+            raise ValueError(f"publish_many got {len(keys)} keys for {len(events)} events")
         fast = self._one_version_batch(events, ids, options, keys)
         if fast is not None:
             return fast
         given: list[str | None] = list(ids) if ids else [None] * len(events)
         event_ids: list[str] = []
         per_topic: dict[str, list[TransportMessage]] = {}
-        if keys is not None and len(keys) != len(events):
-            raise ValueError(f"publish_many got {len(keys)} keys for {len(events)} events")
         for n, (event, given_id) in enumerate(zip(events, given, strict=True)):
             own = dict(options)
             if given_id:
@@ -76,8 +76,6 @@ class Encoder:
         route = self.settings.route(first.contract_name)
         if options or (route.versions and route.versions != [first.contract_version]):
             return None
-        if keys is not None and len(keys) != len(events):
-            raise ValueError(f"publish_many got {len(keys)} keys for {len(events)} events")
         event_ids = (
             [i or str(uuid.uuid4()) for i in ids] if ids else [str(uuid.uuid4()) for _ in events]
         )

@@ -81,6 +81,7 @@ class _Ready:
     row: Row[Any]
     message: Contract
     message_id: str
+    headers: dict[str, str] | None  # the row's own headers, parsed
 
 
 class OutboxRelay(Rounds):
@@ -105,7 +106,6 @@ class OutboxRelay(Rounds):
         super().__init__()
         self.name = f"outbox-{table}"
         self._listener: Any = None
-        self.unavailable: BackendUnavailable | None = None
         self._models: dict[tuple[str, int], type[Contract]] = {}  # each looked up once
 
     # -- one round -------------------------------------------------------------------------
@@ -131,15 +131,14 @@ class OutboxRelay(Rounds):
                     held.add(aggregate)  # never overtake another relay's earlier row
                     continue
                 try:
-                    ready.append(_Ready(row, self._decode(row), self._id_of(row)))
+                    ready.append(_Ready(row, self._decode(row), self._id_of(row), _headers(row)))
                 except (UnknownContract, ValidationError, ValueError) as error:
                     self._dead_letter(connection, row, f"{type(error).__name__}: {error}")
                     done += 1
-            self.unavailable = None
-            done += self._publish(connection, ready, held)
-        if self.unavailable is not None:  # raised after committing what was sent
-            raise self.unavailable
-        return done
+            sent, unavailable = self._publish(connection, ready, held)
+        if unavailable is not None:  # raised after committing what was sent
+            raise unavailable
+        return done + sent
 
     def _claim(self, connection: Connection) -> Sequence[Row[Any]]:
         c = self.outbox.c  # the columns a round uses: no time stamps to parse
@@ -178,10 +177,9 @@ class OutboxRelay(Rounds):
         it): our rows of that aggregate after it must wait for it."""
         if not self.postgres:
             return {}  # one writer at a time: the rows read are every relay's first ones
-        # arrays, not IN lists: one parameter each, whatever the batch size
         # the unsent rows below our last that are not ours: few (another relay's), so the
-        # aggregates are matched here; a hashed subplan, since NOT id = ANY(...) would
-        # compare each row with every id
+        # aggregates are matched here; our ids as one array parameter, in a hashed subplan
+        # (NOT id = ANY(...) would compare each row with every id)
         first = text(
             f"SELECT aggregate_type, aggregate_id, min(id) FROM {self.outbox.name} "
             "WHERE sent_at IS NULL AND id < :last "
@@ -198,10 +196,6 @@ class OutboxRelay(Rounds):
             model = self._models[row.contract, row.version] = self.bus.contracts.get(
                 row.contract, row.version
             )
-        if row.headers:
-            headers = json.loads(row.headers)
-            if not isinstance(headers, dict):
-                raise ValueError(f"headers must be a JSON object, not {row.headers!r}")
         return model.model_validate_json(row.payload)
 
     def _id_of(self, row: Row[Any]) -> str:
@@ -211,20 +205,20 @@ class OutboxRelay(Rounds):
 
     def _publish(
         self, connection: Connection, ready: list[_Ready], held: set[tuple[str, str]]
-    ) -> int:
+    ) -> tuple[int, BackendUnavailable | None]:
         """Publish in runs of one contract, marking each run sent once the broker confirmed
         it. A refused run is sent again one row at a time to find the refused row, whose
-        aggregate then waits for the next round. Every backend down: stop, keep the marks."""
+        aggregate then waits for the next round. Every backend down: stop, keep the marks,
+        and return the error with the count."""
         done, singles = 0, 0
         while ready := [item for item in ready if _aggregate(item.row) not in held]:
-            size = 1 if singles or ready[0].row.headers else _run_length(ready)
+            size = 1 if singles or ready[0].headers else _run_length(ready)
             run, ready = ready[:size], ready[size:]
             singles = max(0, singles - 1)
             try:
                 self._send_and_mark(connection, run)
             except BackendUnavailable as error:
-                self.unavailable = error
-                break
+                return done, error
             except TransportError as error:
                 if size > 1:
                     ready, singles = run + ready, size
@@ -232,7 +226,7 @@ class OutboxRelay(Rounds):
                     done += 1  # parked: out of the outbox, and out of its aggregate's way
                 continue
             done += size
-        return done
+        return done, None
 
     def _send_and_mark(self, connection: Connection, run: list[_Ready]) -> None:
         """Publish a run (confirmed), then mark it sent in this transaction. Tried: marking on a
@@ -244,8 +238,7 @@ class OutboxRelay(Rounds):
     def _send(self, run: list[_Ready]) -> None:
         messages = [item.message for item in run]
         ids = [item.message_id for item in run]
-        first = run[0].row
-        headers = json.loads(first.headers) if first.headers else None
+        first, headers = run[0].row, run[0].headers
         if isinstance(messages[0], Event):
             keys: list[str | None] = [item.row.aggregate_id for item in run]
             if headers:
@@ -354,10 +347,20 @@ def _aggregate(row: Row[Any]) -> tuple[str, str]:
     return (row.aggregate_type, row.aggregate_id)
 
 
+def _headers(row: Row[Any]) -> dict[str, str] | None:
+    """A row's own headers: a JSON object, or nothing."""
+    if not row.headers:
+        return None
+    headers = json.loads(row.headers)
+    if not isinstance(headers, dict):
+        raise ValueError(f"headers must be a JSON object, not {row.headers!r}")
+    return headers
+
+
 def _run_length(ready: list[_Ready]) -> int:
     """How many rows from the first share its contract and carry no headers of their own."""
     kind = type(ready[0].message)
     for n, item in enumerate(ready):
-        if type(item.message) is not kind or item.row.headers:
+        if type(item.message) is not kind or item.headers:
             return n
     return len(ready)
