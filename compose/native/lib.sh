@@ -59,7 +59,9 @@ pid_alive() {
 rabbit() {
   local tool="$1"
   shift
-  su rabbitmq -s /bin/sh -c "cd '$STATE/rabbitmq' && \
+  # The soft open-files limit (1024 here) is below what recovering a node with many durable
+  # queues needs (one handle each): raise it to the hard limit.
+  su rabbitmq -s /bin/sh -c "ulimit -n \$(ulimit -Hn) && cd '$STATE/rabbitmq' && \
     RABBITMQ_NODENAME=rabbit@localhost \
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
     RABBITMQ_NODE_PORT=$AMQP_PORT \
