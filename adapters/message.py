@@ -44,12 +44,16 @@ def carries_own_id(message: TransportMessage, prefix: str) -> bool:
     return message.headers.get(cloudevents_id(prefix)) == message.id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransportMessage:
     """One message on the wire.
 
     ``id`` is the message id consumers deduplicate on; ``key`` the partition key that keeps one
     entity's messages in order; ``reply_to`` is set on requests only.
+
+    Treat it as immutable (derive with ``dataclasses.replace``). It is not frozen because one
+    is built per message and a frozen dataclass's ``__init__`` cost 3.4x as much (0.85 against
+    0.25 µs, measured): a quarter of ``publish_many``'s time on Kafka.
     """
 
     id: str

@@ -131,11 +131,13 @@ class Codec:
         now = datetime.now(UTC)
         template = self._attributes(source, first.contract_name, first.contract_version, now)
         serialize = type(first).__pydantic_serializer__.to_json
+        id_header, key_header, copy = p + "id", p + "partitionkey", template.copy
         encoded = []
         for contract, message_id, key in zip(contracts, ids, keys, strict=True):
-            headers = {p + "id": message_id, **template}
+            headers = copy()  # a dict copy is a memcpy; {**template} inserts key by key
+            headers[id_header] = message_id
             if key is not None:
-                headers[p + "partitionkey"] = key
+                headers[key_header] = key
             encoded.append((headers, serialize(contract)))
         return encoded
 
