@@ -1,10 +1,11 @@
 """A relay in a process of its own, for the crash test:
 
-    python -m tests.sql.relay_worker DATABASE_URL TABLE CHANNEL_PREFIX KAFKA_URL DIE_AT
+    python -m tests.sql.relay_worker DATABASE_URL TABLE CHANNEL_PREFIX KAFKA_URL DIE_AT MODE
 
 relays until the outbox is empty; with DIE_AT > 0 it SIGKILLs itself right after its DIE_AT-th
 batch was published (confirmed), before the transaction marking it sent commits: the worst
-point to die."""
+point to die. MODE ``rounds`` calls ``relay_once()`` round after round; ``running`` runs
+``start()``, where the previous round's marks may still be committing at that point."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from typing import Any
 
 from interchange import Bus, Settings
 from interchange.connectors.sql import OutboxRelay
+from interchange.testing import wait_until
 from tests.sql.test_outbox import OrderPlaced  # noqa: F401  (registers the contract)
 
 
 def main() -> None:
-    url, table, prefix, kafka, die_at = sys.argv[1:6]
+    url, table, prefix, kafka, die_at, mode = sys.argv[1:7]
     settings = Settings.without_environment(
         backends={"commands": "memory://", "events": kafka}, channel_prefix=prefix
     )
@@ -36,8 +38,14 @@ def main() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     relay._send = send_then_maybe_die  # type: ignore[method-assign]
-    while relay.pending():
-        relay.relay_once()
+    if mode == "running":
+        relay.poll_interval = 0.05
+        relay.start()
+        wait_until(lambda: relay.pending() == 0, timeout=60, message="outbox drained")
+        relay.stop()
+    else:
+        while relay.pending():
+            relay.relay_once()
     bus.close()
 
 

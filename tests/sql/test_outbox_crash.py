@@ -9,6 +9,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from interchange import Bus, Settings
 from interchange.connectors.sql import OutboxRelay, add_to_outbox, create_outbox
 from interchange.testing import Recorder
@@ -17,7 +19,7 @@ from tests.sql.test_outbox import OrderPlaced
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _relay_process(postgres_url, table, prefix, kafka_url, die_at):
+def _relay_process(postgres_url, table, prefix, kafka_url, die_at, mode):
     return subprocess.run(
         [
             sys.executable,
@@ -28,6 +30,7 @@ def _relay_process(postgres_url, table, prefix, kafka_url, die_at):
             prefix,
             kafka_url,
             str(die_at),
+            mode,
         ],
         cwd=ROOT,
         timeout=120,
@@ -36,8 +39,9 @@ def _relay_process(postgres_url, table, prefix, kafka_url, die_at):
     )
 
 
+@pytest.mark.parametrize("mode", ["rounds", "running"])
 def test_a_relay_killed_between_publishing_and_marking_loses_nothing(
-    postgres, postgres_url, kafka_url
+    postgres, postgres_url, kafka_url, mode
 ):
     engine, table = postgres
     create_outbox(engine, table)
@@ -54,11 +58,14 @@ def test_a_relay_killed_between_publishing_and_marking_loses_nothing(
                 )
             )
     prefix = f"crash-{uuid.uuid4().hex[:8]}."
-    killed = _relay_process(postgres_url, table, prefix, kafka_url, die_at=3)
+    killed = _relay_process(postgres_url, table, prefix, kafka_url, 3, mode)
     assert killed.returncode == -9, killed.stderr
     probe = OutboxRelay(Bus(Settings.without_environment()), engine, table=table)
-    assert probe.pending() == 800, "two batches marked; the third published, not marked"
-    finished = _relay_process(postgres_url, table, prefix, kafka_url, die_at=0)
+    left = probe.pending()
+    # round by round: two batches marked, the third published, not marked; running: the
+    # second batch's marks may still have been committing when the third was published
+    assert left in ((800,) if mode == "rounds" else (800, 900)), left
+    finished = _relay_process(postgres_url, table, prefix, kafka_url, 0, mode)
     assert finished.returncode == 0, finished.stderr
     assert probe.pending() == 0
 
@@ -69,7 +76,7 @@ def test_a_relay_killed_between_publishing_and_marking_loses_nothing(
     )
     records = list(bus.events.replay(bus.topic_of(OrderPlaced)))
     assert sorted({r.message.id for r in records}) == sorted(ids)
-    assert len(records) == 1100, "the killed batch of 100 was published twice"
+    assert len(records) == 300 + left, "what was not marked sent was published twice"
     handled = Recorder()
     bus.subscribes(OrderPlaced, group="billing")(handled)
     with bus:

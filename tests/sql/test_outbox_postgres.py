@@ -6,6 +6,8 @@ import threading
 import time
 import uuid
 
+import pytest
+
 from interchange import Bus, Settings
 from interchange.connectors.sql import OutboxRelay, add_to_outbox, create_outbox
 from interchange.testing import wait_until
@@ -48,7 +50,10 @@ def test_a_row_committed_late_with_a_lower_id_is_published_first(postgres):
     bus.close()
 
 
-def test_two_relays_share_the_table_and_keep_order_per_aggregate(postgres):
+@pytest.mark.parametrize("mode", ["round by round", "running"])
+def test_two_relays_share_the_table_and_keep_order_per_aggregate(postgres, mode):
+    """Round by round: each round commits before the next. Running: ``start()``, whose rounds
+    commit on a helper thread while the next round claims and publishes."""
     engine, table = postgres
     create_outbox(engine, table)
     bus = _bus()
@@ -61,7 +66,7 @@ def test_two_relays_share_the_table_and_keep_order_per_aggregate(postgres):
                 aggregate_id=f"a{n % 20}",
                 table=table,
             )
-    relays = [OutboxRelay(bus, engine, table=table, batch=50) for _ in range(2)]
+    relays = [OutboxRelay(bus, engine, table=table, batch=50, poll_interval=0.05) for _ in range(2)]
     rounds = [0, 0]
 
     def drain(index: int) -> None:
@@ -70,11 +75,20 @@ def test_two_relays_share_the_table_and_keep_order_per_aggregate(postgres):
             if relays[index].relay_once():  # 0: the other relay holds every aggregate it read
                 rounds[index] += 1
 
-    threads = [threading.Thread(target=drain, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(90)
+    if mode == "running":
+        for relay in relays:
+            relay.start()
+        wait_until(lambda: relays[0].pending() == 0, timeout=60, message="outbox drained")
+        for relay in relays:
+            relay.stop()
+        rounds = [relay.relayed for relay in relays]
+        assert sum(rounds) == 2000
+    else:
+        threads = [threading.Thread(target=drain, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(90)
     published = _published(bus)
     assert sorted(e.seq for e in published) == list(range(2000))  # each once
     for aggregate in range(20):
