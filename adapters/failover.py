@@ -3,9 +3,13 @@
 Publishing verbs (send, send_many, broadcast, publish, publish_many) go to the primary while
 its circuit is closed. When the primary cannot be reached (BackendUnavailable: no connection,
 no confirm in time) the circuit opens and messages are appended to the spool instead, envelope
-intact; a message the primary *refused* (PublishRejected: unroutable, too large) is the
-caller's error, never spooled. While a destination has spooled messages, new ones for it are
-spooled too, so the drain keeps their order. Both down: BackendUnavailable naming both.
+intact. A primary that can (FailsFast) is told to give up at once when its broker refuses or
+has closed connections and within ``within`` seconds (``fallback_timeout``) when it does not
+answer, instead of its own, longer timeouts: the caller of a publishing verb waits that long
+at most before the spool takes the message. A message the primary *refused* (PublishRejected:
+unroutable, too large) is the caller's error, never spooled. While a destination has spooled
+messages, new ones for it are spooled too, so the drain keeps their order. Both down:
+BackendUnavailable naming both.
 
 ``drain()`` forwards spooled messages to the primary in order, deleting each batch only after
 the primary confirmed it. Consuming, request/reply, replay and seek use the primary directly.
@@ -28,6 +32,7 @@ from interchange.adapters.message import Delivery, DeliveryHandler, TransportMes
 from interchange.adapters.protocols import (
     CommandTransport,
     EventTransport,
+    FailsFast,
     Spool,
     Start,
     Subscription,
@@ -95,7 +100,11 @@ class _Failover:
 
     capabilities: Capabilities
 
-    def __init__(self, spool: Spool, side: str, cool_down: float) -> None:
+    def __init__(
+        self, primary: object, spool: Spool, side: str, cool_down: float, within: float
+    ) -> None:
+        if isinstance(primary, FailsFast):
+            primary.fail_fast(within)  # the spool takes over instead of the caller waiting
         self.spool = spool
         self.side = side
         self.circuit = Circuit(cool_down=cool_down)
@@ -206,10 +215,11 @@ class FailoverCommandTransport(_Failover):
         spool: Spool,
         side: str = "commands",
         cool_down: float = 2.0,
+        within: float = 5.0,
     ) -> None:
         self.primary = primary
         self.capabilities = primary.capabilities
-        super().__init__(spool, side, cool_down)
+        super().__init__(primary, spool, side, cool_down, within)
 
     def _verbs(self) -> dict[str, Forward]:
         def broadcast_each(exchange: str, messages: list[TransportMessage]) -> None:
@@ -255,11 +265,16 @@ class FailoverEventTransport(_Failover):
     replay and seek go to the primary."""
 
     def __init__(
-        self, primary: EventTransport, spool: Spool, side: str = "events", cool_down: float = 2.0
+        self,
+        primary: EventTransport,
+        spool: Spool,
+        side: str = "events",
+        cool_down: float = 2.0,
+        within: float = 5.0,
     ) -> None:
         self.primary = primary
         self.capabilities = primary.capabilities
-        super().__init__(spool, side, cool_down)
+        super().__init__(primary, spool, side, cool_down, within)
 
     def _verbs(self) -> dict[str, Forward]:
         return {"publish": self.primary.publish_many}

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from interchange.adapters.capabilities import Capabilities
 from interchange.adapters.message import Delivery, DeliveryHandler, Position, TransportMessage
@@ -132,6 +132,17 @@ class EventTransport(Protocol):
 
     def close(self) -> None:
         """Flush what was accepted, stop every consumer, release connections. Idempotent."""
+
+
+@runtime_checkable
+class FailsFast(Protocol):
+    """A transport whose publishing verbs can give up quickly. A failover wrapper asks for it:
+    with a spool to fall back on, waiting out a broker that is down only blocks the caller."""
+
+    def fail_fast(self, within: float) -> None:
+        """From now on publishing raises BackendUnavailable at once when the broker refuses
+        connections or has closed them, and within ``within`` seconds when it does not answer
+        (no connection, no acknowledgement), instead of retrying for its own timeouts."""
 
 
 class Spool(Protocol):

@@ -32,7 +32,10 @@ class Backends(BaseModel):
     fallback: str | None = None
     """A ``redis://`` URL: where publishes park while a primary is unreachable."""
     fallback_timeout: PositiveFloat = 5.0
-    """Seconds the fallback may take to answer before a publish fails with both named."""
+    """Seconds the fallback may take to answer before a publish fails with both named; also
+    how long a publish waits for a primary that does not answer (no connection, no
+    acknowledgement) before the fallback takes it. A primary that refuses connections or has
+    closed them is given up at once."""
     cool_down: PositiveFloat = 2.0
     """Seconds an open circuit waits before probing its primary again."""
     drain_interval: PositiveFloat = 0.5

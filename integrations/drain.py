@@ -77,7 +77,8 @@ def with_fallback(
     backends = settings.backends
     assert backends.fallback is not None
     spool = open_spool(backends.fallback, timeout=backends.fallback_timeout)
-    command_side = FailoverCommandTransport(commands, spool, "commands", backends.cool_down)
-    event_side = FailoverEventTransport(events, spool, "events", backends.cool_down)
+    within = backends.fallback_timeout
+    command_side = FailoverCommandTransport(commands, spool, "commands", backends.cool_down, within)
+    event_side = FailoverEventTransport(events, spool, "events", backends.cool_down, within)
     drainer = Drainer(spool, [command_side, event_side], backends.drain_interval)
     return command_side, event_side, drainer

@@ -19,6 +19,7 @@ UNREACHED = {
     KafkaError.NOT_ENOUGH_REPLICAS,
     KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
     KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError._PURGE_QUEUE,  # withdrawn when a publish gave up failing fast: never sent
 }
 """Errors after which the broker may simply not have been reachable in time."""
 

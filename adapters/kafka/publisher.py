@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Producer
 
 from interchange.adapters.errors import BackendUnavailable
 from interchange.adapters.kafka.errors import delivery_failure
@@ -18,21 +18,37 @@ from interchange.adapters.message import TransportMessage
 log = logging.getLogger("interchange.adapters.kafka")
 
 
+_GRACE = 0.5
+"""Failing fast: how long a publish still waits for a broker librdkafka reports down (a
+reconnect may be under way) before it gives up."""
+
+
 class Publisher:
     def __init__(self, config: dict[str, Any], options: KafkaOptions) -> None:
         self.servers = str(config["bootstrap.servers"])
         self.timeout = options.publish_timeout
+        self.fail_within: float | None = None
+        """Set (fail_fast): give up after _GRACE when every broker is down, after this when
+        none acknowledges, instead of after ``timeout``."""
+        self._down_since: float | None = None  # librdkafka said every broker is down
         self.producer = Producer(
             {
                 # our defaults first: options given in the URL override them
                 "linger.ms": 5,
                 "delivery.timeout.ms": int(self.timeout * 1000),
+                # librdkafka's 10 s would keep a recovered broker unseen for that long
+                "reconnect.backoff.max.ms": 1000,
                 **config,
                 # never overridable: what "published" means here
                 "enable.idempotence": True,
                 "acks": "all",
+                "error_cb": self._on_error,
             }
         )
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._down_since = time.monotonic()
 
     def publish(self, topic: str, messages: list[TransportMessage]) -> None:
         """Produce every message, then wait for every delivery report. Raises PublishRejected
@@ -48,7 +64,8 @@ class Publisher:
             if error is not None:
                 errors[record_id(record)] = error
 
-        deadline = time.monotonic() + self.timeout
+        started = time.monotonic()
+        deadline = started + min(self.timeout, self.fail_within or self.timeout)
         for message in messages:
             headers = to_headers(message)
             while True:
@@ -70,15 +87,42 @@ class Publisher:
                     self.producer.poll(0.05)
         # flush() sends what lingers for batching at once and serves the delivery reports
         # (other threads' messages too: each caller still checks only its own).
-        while reported < len(messages) and time.monotonic() < deadline:
-            self.producer.flush(max(0.0, min(1.0, deadline - time.monotonic())))
+        step = 1.0 if self.fail_within is None else 0.05
+        while reported < len(messages) and (now := time.monotonic()) < deadline:
+            if self._given_up(started, now):
+                break
+            self.producer.flush(max(0.0, min(step, deadline - now)))
         if reported < len(messages):
+            self._withdraw()
+            down = " (every broker down)" if self._down_since is not None else ""
             raise BackendUnavailable(
                 f"{len(messages) - reported} message(s) to {topic!r} not acknowledged by Kafka at "
-                f"{self.servers} within {self.timeout}s; they may or may not be stored"
+                f"{self.servers}{down} within {time.monotonic() - started:.1f}s; they may or "
+                "may not be stored"
             )
         if errors:
             raise delivery_failure(topic, len(messages), errors)
+        self._down_since = None  # acknowledged: a broker is up
+
+    def fail_fast(self, within: float) -> None:
+        self.fail_within = within
+
+    def _given_up(self, started: float, now: float) -> bool:
+        """Failing fast, every broker down, and a reconnect had its chance."""
+        return (
+            self.fail_within is not None
+            and self._down_since is not None
+            and now - started >= _GRACE
+        )
+
+    def _withdraw(self) -> None:
+        """Failing fast and giving up: drop what librdkafka still queues (never sent), so it
+        is not delivered later next to the copy the fallback takes. Sent but unacknowledged
+        records stay; they may arrive twice, with the same id."""
+        if self.fail_within is None:
+            return
+        self.producer.purge(in_queue=True, in_flight=False, blocking=False)
+        self.producer.poll(0)  # serve the purged records' reports now
 
     def close(self) -> None:
         left = self.producer.flush(self.timeout)  # deliver what was accepted

@@ -50,6 +50,11 @@ class KafkaEventTransport:
 
     # -- publishing -----------------------------------------------------------------------
 
+    def fail_fast(self, within: float) -> None:
+        """Publishing gives up half a second after librdkafka reports every broker down, and
+        after ``within`` without acknowledgements, instead of after ``publish_timeout``."""
+        self.publisher.fail_fast(within)
+
     def publish(self, topic: str, message: TransportMessage) -> None:
         self.publish_many(topic, [message])
 

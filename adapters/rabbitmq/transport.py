@@ -40,9 +40,10 @@ class RabbitMQCommandTransport:
 
     def __init__(self, url: str) -> None:
         self.url, self.options, _ = split_options(url, RabbitMQOptions)
+        self._fail_within: float | None = None
         self.publisher = ConfirmingPublisher(
             self.url,
-            connect=self.connect,
+            connect=self._connect_publisher,
             window=self.options.window,
             confirm_timeout=self.options.confirm_timeout,
             queue_type=self.options.queue_type,
@@ -69,6 +70,22 @@ class RabbitMQCommandTransport:
             max_retries=None, interval_start=0.2, interval_step=0.5, interval_max=2.0,
             timeout=timeout,
         )  # fmt: skip
+        return connection
+
+    def fail_fast(self, within: float) -> None:
+        """Publishing connects once (a refused connection fails at once) with ``within`` as its
+        connect timeout, and waits ``within`` at most for confirms. Consumers keep retrying."""
+        self._fail_within = within
+        self.publisher.confirm_timeout = min(self.options.confirm_timeout, within)
+
+    def _connect_publisher(self) -> kombu.Connection:
+        if self._fail_within is None:
+            return self.connect()
+        within = self._fail_within
+        connection = kombu.Connection(
+            self.url, heartbeat=self.options.heartbeat, connect_timeout=within
+        )
+        connection.ensure_connection(max_retries=0, timeout=within)
         return connection
 
     # -- topology -------------------------------------------------------------------------
