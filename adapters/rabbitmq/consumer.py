@@ -88,15 +88,16 @@ class Connected:
                 error,
                 self._backoff.next,
             )
-            self._release()
+            self._release(graceful=False)
             self._backoff.wait(stop)
 
-    def _release(self) -> None:
+    def _release(self, graceful: bool = True) -> None:
         connection, self.connection, self.channel = self.connection, None, None
         if connection is not None:
-            # already broken; nothing more to release
+            # A broken connection is dropped without the close handshake, which waits for the
+            # broker with no timeout (a black hole held it for minutes).
             with contextlib.suppress(Exception):
-                connection.release()
+                connection.release() if graceful else connection.collect()
 
     def stop(self) -> None:
         self.thread.stop()

@@ -88,9 +88,11 @@ class ConfirmingPublisher:
         connection, self._connection, self._channel = self._connection, None, None
         self.topology.forget()
         if connection is not None:
-            # closing a broken connection may fail too; it is gone either way
+            # Drop the socket without the AMQP close handshake: a graceful close waits for the
+            # broker's close-ok with no timeout, and behind a black hole (measured, through
+            # toxiproxy) it held the publishing call for 89 s.
             with contextlib.suppress(Exception):
-                connection.release()
+                connection.collect()
 
     def publish(self, items: Sequence[Publish]) -> None:
         """Publish and wait until the broker confirmed every item. Raises PublishRejected

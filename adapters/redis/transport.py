@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from interchange.adapters.errors import PublishRejected, RequestTimeout
 from interchange.adapters.lifecycle import Consumers
@@ -62,6 +64,7 @@ class _RedisTransport:
         self.client: Any = redis.Redis.from_url(
             self.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15
         )
+        self.publishing: Any = self.client  # appends; its own, impatient client once fail_fast
         self.consumers = Consumers()
         self._groups: set[tuple[str, str]] = set()
 
@@ -77,9 +80,20 @@ class _RedisTransport:
                     raise
         self._groups.add((stream, group))
 
+    def fail_fast(self, within: float) -> None:
+        """Appends get a client of their own that waits ``within`` at most and never retries
+        (redis-py retries a timed-out command three times by default); consumers keep theirs."""
+        self.publishing = redis.Redis.from_url(
+            self.url,
+            socket_timeout=within,
+            socket_connect_timeout=within,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=15,
+        )
+
     def _append(self, stream: str, messages: list[TransportMessage], doing: str) -> None:
         """XADD every message in one round trip; returns once Redis answered for all."""
-        with mapped(self.url, doing), self.client.pipeline(transaction=False) as pipe:
+        with mapped(self.url, doing), self.publishing.pipeline(transaction=False) as pipe:
             for message in messages:
                 pipe.xadd(stream, to_fields(message))
             pipe.execute()
@@ -87,6 +101,8 @@ class _RedisTransport:
     def close(self) -> None:
         self.consumers.close()
         self.client.close()
+        if self.publishing is not self.client:
+            self.publishing.close()
 
 
 class RedisCommandTransport(_RedisTransport):
@@ -112,7 +128,7 @@ class RedisCommandTransport(_RedisTransport):
             groups = self.client.xinfo_groups(exchange) if self.client.exists(exchange) else []
             if not groups:
                 raise PublishRejected(f"no queue is bound to exchange {exchange!r}: unroutable")
-            self.client.xadd(exchange, to_fields(message))
+            self.publishing.xadd(exchange, to_fields(message))
 
     def consume(
         self,

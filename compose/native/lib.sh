@@ -12,6 +12,17 @@ REDIS_PORT="${INTERCHANGE_REDIS_PORT:-6379}"
 KAFKA_PORT="${INTERCHANGE_KAFKA_PORT:-9092}"
 POSTGRES_PORT="${INTERCHANGE_POSTGRES_PORT:-5432}"
 KAFKA_CONTROLLER_PORT="${INTERCHANGE_KAFKA_CONTROLLER_PORT:-9093}"
+# Network faults: toxiproxy's API, and a proxy in front of each broker. Kafka clients connect to
+# the addresses the broker advertises, so the broker has a second listener (KAFKA_PROXIED_PORT)
+# that advertises the proxy's port: clients that bootstrap through the proxy stay behind it.
+TOXIPROXY_VERSION="v2.5.0"
+TOXIPROXY_PORT="${INTERCHANGE_TOXIPROXY_PORT:-8474}"
+AMQP_PROXY_PORT="${INTERCHANGE_AMQP_PROXY_PORT:-5681}"
+REDIS_PROXY_PORT="${INTERCHANGE_REDIS_PROXY_PORT:-6381}"
+KAFKA_PROXY_PORT="${INTERCHANGE_KAFKA_PROXY_PORT:-9095}"
+KAFKA_PROXIED_PORT="${INTERCHANGE_KAFKA_PROXIED_PORT:-9094}"
+TOXIPROXY_BIN="$CACHE/toxiproxy-$TOXIPROXY_VERSION/toxiproxy-server"
+TOXIPROXY_URL="http://127.0.0.1:$TOXIPROXY_PORT"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$NATIVE_DIR/kafka/pom.xml")"
 KAFKA_LIB="$CACHE/kafka-$KAFKA_VERSION/lib"
 
@@ -186,11 +197,11 @@ start_kafka() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,PROXIED://127.0.0.1:$KAFKA_PROXIED_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,PROXIED://127.0.0.1:$KAFKA_PROXY_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT
 log.dirs=$dir/data
 num.partitions=3
 offsets.topic.replication.factor=1
@@ -216,3 +227,40 @@ PROPS
   say "kafka up"
 }
 
+
+# -- toxiproxy (network faults) -------------------------------------------------------------
+# healthy: the API answers and the proxies exist (a taken port fails only its proxy)
+toxiproxy_healthy() { curl -fsS "$TOXIPROXY_URL/proxies" 2>/dev/null | grep -q '"kafka"'; }
+
+go_bin() { command -v go || ls /usr/local/go/bin/go 2>/dev/null; }
+
+install_toxiproxy() {
+  [ -x "$TOXIPROXY_BIN" ] && return
+  local go
+  go="$(go_bin)" || fail toxiproxy /dev/null "needs Go (go install builds it from the Go module proxy)"
+  say "building toxiproxy $TOXIPROXY_VERSION with go install into $(dirname "$TOXIPROXY_BIN")"
+  mkdir -p "$(dirname "$TOXIPROXY_BIN")"
+  GOBIN="$(dirname "$TOXIPROXY_BIN")" GOFLAGS=-mod=mod "$go" install \
+    "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" >"$STATE/toxiproxy-build.log" 2>&1 \
+    || fail toxiproxy "$STATE/toxiproxy-build.log" "go install failed"
+  mv "$(dirname "$TOXIPROXY_BIN")/server" "$TOXIPROXY_BIN"
+}
+
+start_toxiproxy() {
+  if toxiproxy_healthy; then say "toxiproxy already up"; return; fi
+  local dir="$STATE/toxiproxy"
+  mkdir -p "$dir"
+  pid_alive "$dir/toxiproxy.pid" && { kill "$(cat "$dir/toxiproxy.pid")" || true; sleep 0.5; }
+  cat >"$dir/proxies.json" <<JSON
+[
+  {"name": "rabbitmq", "listen": "127.0.0.1:$AMQP_PROXY_PORT", "upstream": "127.0.0.1:$AMQP_PORT"},
+  {"name": "redis", "listen": "127.0.0.1:$REDIS_PROXY_PORT", "upstream": "127.0.0.1:$REDIS_PORT"},
+  {"name": "kafka", "listen": "127.0.0.1:$KAFKA_PROXY_PORT", "upstream": "127.0.0.1:$KAFKA_PROXIED_PORT"}
+]
+JSON
+  LOG_LEVEL=warn setsid nohup "$TOXIPROXY_BIN" -host 127.0.0.1 -port "$TOXIPROXY_PORT" -config "$dir/proxies.json" \
+    >"$dir/toxiproxy.log" 2>&1 </dev/null &
+  echo $! >"$dir/toxiproxy.pid"
+  wait_until 30 toxiproxy_healthy || fail toxiproxy "$dir/toxiproxy.log" "its API did not answer in 30s"
+  say "toxiproxy up"
+}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from interchange.testing.brokers import unavailable
+from tests.faults.toxics import Toxiproxy
 
 NATIVE = Path(__file__).resolve().parents[2] / "compose" / "native"
 
@@ -43,3 +44,19 @@ def broker_ctl() -> Iterator[Callable[[str, str], None]]:
         subprocess.run(
             [NATIVE / "ctl", name, "start"], check=True, timeout=180, capture_output=True
         )
+
+
+@pytest.fixture
+def toxiproxy() -> Iterator[Toxiproxy]:
+    """toxiproxy, as compose/native/up starts it (INTERCHANGE_TOXIPROXY_URL), with no toxic
+    before the test and none after it."""
+    url = os.environ.get("INTERCHANGE_TOXIPROXY_URL")
+    if not url:
+        unavailable("network fault tests need toxiproxy: compose/native/up starts it")
+    proxies = Toxiproxy(str(url))
+    try:
+        proxies.reset()
+    except OSError as error:
+        unavailable(f"toxiproxy at {url} does not answer: {error}")
+    yield proxies
+    proxies.reset()
