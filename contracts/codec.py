@@ -12,6 +12,7 @@ failure is a DecodeError subclass whose message says what was wrong without echo
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -91,6 +92,7 @@ class Codec:
             headers[p + "causationid"] = envelope.causation_id
         if envelope.partition_key is not None:
             headers[p + "partitionkey"] = envelope.partition_key
+        refuse_controls(headers, ValueError)  # never send what no consumer would take
         body = type(envelope.data).__pydantic_serializer__.to_json(envelope.data)
         return headers, body
 
@@ -131,6 +133,8 @@ class Codec:
         now = datetime.now(UTC)
         template = self._attributes(source, first.contract_name, first.contract_version, now)
         serialize = type(first).__pydantic_serializer__.to_json
+        given = {"ids": "".join(ids), "keys": "".join(k for k in keys if k is not None)}
+        refuse_controls({**template, **given}, ValueError)  # the batch's own values at once
         id_header, key_header, copy = p + "id", p + "partitionkey", template.copy
         encoded = []
         for contract, message_id, key in zip(contracts, ids, keys, strict=True):
@@ -235,6 +239,7 @@ class Codec:
                     f"header {escape(key)!r} of {len(key) + len(value)} characters exceeds "
                     f"the limit of {self.max_header_bytes}"
                 )
+        refuse_controls(headers, MalformedMessage)
 
     def _version(self, name: str, raw: str | None) -> int:
         if raw is None:
@@ -254,6 +259,25 @@ class Codec:
                 f"{self.prefix}dataversion {escape(raw)!r} is not an integer"
             ) from None
         return version
+
+
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""C0 controls and DEL, but tab (allowed in HTTP header values)."""
+
+
+def refuse_controls(headers: Mapping[str, str], error: type[Exception]) -> None:
+    """Raise ``error`` when a header name or value carries a control character: CR and LF
+    would inject headers wherever a value is passed on (HTTP, logs). One C-speed look at
+    everything first; the search per header runs only when something is not printable
+    (non-ASCII spaces are not either, and pass it)."""
+    if "".join(headers).isprintable() and "".join(headers.values()).isprintable():
+        return
+    for key, value in headers.items():
+        if _CONTROL.search(key) or _CONTROL.search(value):
+            raise error(
+                f"header {escape(key)!r} carries a control character (CR, LF, NUL...): "
+                "refused, it could inject headers wherever it is passed on"
+            )
 
 
 _GENERIC: Final = frozenset(

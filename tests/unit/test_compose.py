@@ -19,13 +19,32 @@ def _native_default(name: str) -> str:
 
 def test_docker_compose_publishes_the_native_ports_on_loopback_only():
     services = yaml.safe_load((ROOT / "compose/docker-compose.yml").read_text())["services"]
-    assert set(services) == {"rabbitmq", "kafka", "redis", "postgres"}
+    assert set(services) == {"rabbitmq", "kafka", "redis", "postgres", "toxiproxy"}
     published = {name: service["ports"][0] for name, service in services.items()}
     assert published["rabbitmq"] == f"127.0.0.1:{_native_default('AMQP_PORT')}:5672"
     assert published["kafka"] == f"127.0.0.1:{_native_default('KAFKA_PORT')}:9092"
     assert published["redis"] == f"127.0.0.1:{_native_default('REDIS_PORT')}:6379"
     assert published["postgres"] == f"127.0.0.1:{_native_default('POSTGRES_PORT')}:5432"
-    assert all("healthcheck" in service for service in services.values())
+    brokers = {name: s for name, s in services.items() if name != "toxiproxy"}
+    assert all("healthcheck" in service for service in brokers.values())
+    assert all(port.startswith("127.0.0.1:") for s in services.values() for port in s["ports"])
+
+
+def test_the_docker_toxiproxy_has_the_native_proxies_on_the_native_ports():
+    import json
+
+    proxies = json.loads((ROOT / "compose/toxiproxy.json").read_text())
+    ports = {p["name"]: p["listen"].rsplit(":", 1)[1] for p in proxies}
+    assert ports == {
+        "rabbitmq": _native_default("AMQP_PROXY_PORT"),
+        "redis": _native_default("REDIS_PROXY_PORT"),
+        "kafka": _native_default("KAFKA_PROXY_PORT"),
+    }
+    upstreams = {p["name"]: p["upstream"] for p in proxies}
+    assert upstreams["kafka"] == f"kafka:{_native_default('KAFKA_PROXIED_PORT')}"
+    services = yaml.safe_load((ROOT / "compose/docker-compose.yml").read_text())["services"]
+    published = {port.rsplit(":", 1)[1] for port in services["toxiproxy"]["ports"]}
+    assert published == {*ports.values(), _native_default("TOXIPROXY_PORT")}
 
 
 def test_the_kafka_cluster_file_has_three_voters_and_replicates_by_three():

@@ -105,6 +105,7 @@ def test_the_variables_up_env_prints_are_the_ones_the_bus_reads(monkeypatch):
         "INTERCHANGE_BACKENDS__EVENTS",
         "INTERCHANGE_BACKENDS__FALLBACK",
         "INTERCHANGE_POSTGRES_URL",  # not a Bus setting: the postgres_url fixture reads it
+        "INTERCHANGE_TOXIPROXY_URL",  # nor this: the network fault tests read it
     ]
     printed = printed[:3]
     urls = ["amqp://guest:guest@127.0.0.1:5672//", "kafka://127.0.0.1:9092", "redis://h:6379/0"]
