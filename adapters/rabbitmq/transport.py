@@ -60,15 +60,16 @@ class RabbitMQCommandTransport:
         self._replies: ReplyListener | None = None
         self._lock = threading.Lock()
 
-    def connect(self) -> kombu.Connection:
-        """A new connection, retried with backoff for up to ``connect_timeout`` seconds."""
-        timeout = self.options.connect_timeout
+    def connect(self, timeout: float | None = None, *, retry: bool = True) -> kombu.Connection:
+        """A new connection, retried with backoff for up to ``timeout`` seconds (default
+        ``connect_timeout``); with ``retry=False`` one attempt, so a refused one fails at once."""
+        timeout = timeout or self.options.connect_timeout
         connection = kombu.Connection(
             self.url, heartbeat=self.options.heartbeat, connect_timeout=timeout
         )
         connection.ensure_connection(
-            max_retries=None, interval_start=0.2, interval_step=0.5, interval_max=2.0,
-            timeout=timeout,
+            max_retries=None if retry else 0, interval_start=0.2, interval_step=0.5,
+            interval_max=2.0, timeout=timeout,
         )  # fmt: skip
         return connection
 
@@ -81,12 +82,7 @@ class RabbitMQCommandTransport:
     def _connect_publisher(self) -> kombu.Connection:
         if self._fail_within is None:
             return self.connect()
-        within = self._fail_within
-        connection = kombu.Connection(
-            self.url, heartbeat=self.options.heartbeat, connect_timeout=within
-        )
-        connection.ensure_connection(max_retries=0, timeout=within)
-        return connection
+        return self.connect(self._fail_within, retry=False)
 
     # -- topology -------------------------------------------------------------------------
 

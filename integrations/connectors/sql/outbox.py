@@ -290,9 +290,9 @@ class OutboxRelay(Rounds):
         rows, against 0.5 ms); the partial index of unsent rows, in id order, is always the
         right plan. Then, in one statement: the first ``window`` unsent rows in id order
         (``candidates``, unlocked); the batch, locked, from no further than the last of them
-        (rows of transactions still
-        running cannot be overtaken by what we read now, so only rows older than the oldest
-        of them); and, with a NULL contract, per aggregate the first candidate below our last
+        (rows of transactions still running cannot be overtaken by what we read now, so only
+        rows older than the oldest of them); and, with a NULL contract, per aggregate the
+        first candidate below our last
         row that is neither ours nor one this relay published and is still marking
         (``marking``, locked by the commit in flight): another relay holds it, or it is too
         new to read. The candidates are a prefix in id order, so every such row is among
