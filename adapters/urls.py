@@ -25,7 +25,9 @@ _SECRET = re.compile(r"password|secret|token|key", re.IGNORECASE)
 
 def redact(url: str) -> str:
     """The URL with its userinfo password and secret-looking query values replaced by ``***``,
-    safe to log or print."""
+    safe to log or print; each of a list of nodes (``amqp://a//;amqp://b//``) alike."""
+    if ";" in url:
+        return ";".join(redact(node) for node in url.split(";"))
     parts = urlsplit(url)
     userinfo, at, hosts = parts.netloc.rpartition("@")
     pairs = parse_qsl(parts.query, keep_blank_values=True)
@@ -41,7 +43,10 @@ def redact(url: str) -> str:
 
 
 def endpoints(url: str) -> list[tuple[str, int]]:
-    """(host, port) pairs a URL names; ``kafka://a:9092,b:9092`` names several."""
+    """(host, port) pairs a URL names; ``kafka://a:9092,b:9092`` and
+    ``amqp://a//;amqp://b//`` name several."""
+    if ";" in url:
+        return [pair for node in url.split(";") for pair in endpoints(node)]
     parts = urlsplit(url)
     default = DEFAULT_PORTS.get(parts.scheme, 0)
     found = []

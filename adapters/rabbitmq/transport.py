@@ -62,13 +62,16 @@ class RabbitMQCommandTransport:
 
     def connect(self, timeout: float | None = None, *, retry: bool = True) -> kombu.Connection:
         """A new connection, retried with backoff for up to ``timeout`` seconds (default
-        ``connect_timeout``); with ``retry=False`` one attempt, so a refused one fails at once."""
+        ``connect_timeout``); with ``retry=False`` one attempt per node, so refused ones fail
+        at once. Several nodes (``amqp://a//;amqp://b//``) are tried in turn, as kombu does."""
         timeout = timeout or self.options.connect_timeout
         connection = kombu.Connection(
             self.url, heartbeat=self.options.heartbeat, connect_timeout=timeout
         )
+        # kombu moves to the next node after each failure and sleeps only after a full round
+        once_each = max(0, len(connection.alt) - 1)
         connection.ensure_connection(
-            max_retries=None if retry else 0, interval_start=0.2, interval_step=0.5,
+            max_retries=None if retry else once_each, interval_start=0.2, interval_step=0.5,
             interval_max=2.0, timeout=timeout,
         )  # fmt: skip
         return connection

@@ -30,6 +30,10 @@ SECRET = "hunter2"
         ("x://h?api_token=hunter2&apikey=hunter2", "x://h?api_token=***&apikey=***"),
         ("amqp://guest@broker:5672//?prefetch=10", "amqp://guest@broker:5672//?prefetch=10"),
         ("memory://", "memory://"),
+        (
+            "amqp://svc:hunter2@a:5672//;amqp://svc:hunter2@b:5672//?prefetch=10",
+            "amqp://svc:***@a:5672//;amqp://svc:***@b:5672//?prefetch=10",
+        ),
     ],
 )
 def test_redact_masks_passwords_and_secret_options_and_keeps_the_rest(url, shown):
@@ -70,3 +74,9 @@ def test_errors_about_a_url_show_it_redacted():
     for error in (unknown.value, invalid.value):
         assert SECRET not in str(error)
     assert "svc:***@broker" in str(unknown.value)
+
+
+def test_the_endpoints_of_a_list_of_amqp_nodes_are_every_node():
+    from interchange.adapters.urls import endpoints
+
+    assert endpoints("amqp://u:p@a:5672//;amqp://u:p@b:5673//") == [("a", 5672), ("b", 5673)]
