@@ -133,9 +133,10 @@ class Codec:
         now = datetime.now(UTC)
         template = self._attributes(source, first.contract_name, first.contract_version, now)
         serialize = type(first).__pydantic_serializer__.to_json
-        given = {"ids": "".join(ids), "keys": "".join(k for k in keys if k is not None)}
-        refuse_controls({**template, **given}, ValueError)  # the batch's own values at once
         id_header, key_header, copy = p + "id", p + "partitionkey", template.copy
+        # the batch's own values at once, under the header names they go out as
+        given = {id_header: "".join(ids), key_header: "".join(k for k in keys if k is not None)}
+        refuse_controls({**template, **given}, ValueError)
         encoded = []
         for contract, message_id, key in zip(contracts, ids, keys, strict=True):
             headers = copy()  # a dict copy is a memcpy; {**template} inserts key by key
