@@ -34,11 +34,17 @@ def code(error: Any) -> Any:
 @contextmanager
 def mapped_errors(servers: str, doing: str) -> Iterator[None]:
     """KafkaException raised inside becomes BackendUnavailable (not reached in time) or
-    PublishRejected (the cluster refused)."""
+    PublishRejected (the cluster refused); an admin future that did not resolve in time
+    (TimeoutError: a cluster without its controller quorum answers metadata but creates
+    nothing) becomes BackendUnavailable too."""
     try:
         yield
     except TransportError:
         raise
+    except TimeoutError as error:
+        raise BackendUnavailable(
+            f"Kafka at {servers} did not answer in time while trying to {doing}"
+        ) from error
     except KafkaException as error:
         if code(error) in UNREACHED:
             raise BackendUnavailable(

@@ -8,7 +8,6 @@ from typing import Any
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from interchange.adapters.errors import PublishRejected
 from interchange.adapters.kafka.errors import code, mapped_errors
 from interchange.adapters.kafka.options import KafkaOptions
 
@@ -54,7 +53,5 @@ class Topics:
     def move_group(self, group: str, topic: str, offsets: list[Any]) -> None:
         """Set a group's committed offsets (a list of TopicPartition)."""
         request = ConsumerGroupTopicPartitions(group, offsets)
-        try:
+        with mapped_errors(self.servers, f"seek group {group!r} on {topic!r}"):
             self.admin.alter_consumer_group_offsets([request])[group].result(timeout=self.timeout)
-        except KafkaException as error:
-            raise PublishRejected(f"cannot seek group {group!r} on {topic!r}: {error}") from error

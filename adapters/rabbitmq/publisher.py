@@ -27,6 +27,8 @@ from interchange.adapters.urls import redact
 
 _CORK = 100
 """Publishes whose socket writes are gathered into one system call."""
+_NACK_PAUSES = (0.05, 0.2, 0.5)
+"""Waits before publishing nacked messages again; still nacked after the last: unavailable."""
 
 
 @dataclass
@@ -42,6 +44,8 @@ class _Window:
     outstanding: dict[int, str] = field(default_factory=dict)
     returned: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    nacked: dict[str, str] = field(default_factory=dict)
+    """The failed ones the broker nacked: worth publishing again."""
 
 
 class ConfirmingPublisher:
@@ -103,23 +107,43 @@ class ConfirmingPublisher:
         the batch published once more: some messages may then arrive twice, never zero times.
         """
         with self.lock, mapped_errors(self.url, "publish"):
-            for last_try in (False, True):
-                try:
-                    state = self._publish_once(items)
+            state = self._publish_reconnecting(items)
+            for pause in _NACK_PAUSES:
+                if not state.nacked:
                     break
-                except CHANNEL_ERRORS:
-                    self.reset()  # the broker closed the channel; the next call opens another
-                    raise
-                except CONNECTION_ERRORS:
-                    self.reset()
-                    if last_try:
-                        raise
+                # a nack says "not stored, publish again". A quorum queue that lost its leader
+                # nacks until it has another, and (RabbitMQ 3.10, measured) a channel that saw
+                # the old leader go keeps nacking after the election: publish on a new one.
+                self.reset()
+                time.sleep(pause)
+                again = [item for item in items if item.id in state.nacked]
+                state.failed.update(self._publish_reconnecting(again).failed)
+                state.nacked = {i: why for i, why in state.failed.items() if i in state.nacked}
+        if state.nacked:
+            raise BackendUnavailable(
+                f"RabbitMQ at {redact(self.url)} nacked {len(state.nacked)} of {len(items)} "
+                f"message(s) {len(_NACK_PAUSES) + 1} times: not stored",
+                failed=list(state.nacked),
+            )
         if state.failed:
             raise PublishRejected(
                 f"{len(state.failed)} of {len(items)} message(s) not taken by RabbitMQ: "
                 + "; ".join(f"{i}: {why}" for i, why in list(state.failed.items())[:5]),
                 failed=list(state.failed),
             )
+
+    def _publish_reconnecting(self, items: Sequence[Publish]) -> _Window:
+        for last_try in (False, True):
+            try:
+                return self._publish_once(items)
+            except CHANNEL_ERRORS:
+                self.reset()  # the broker closed the channel; the next call opens another
+                raise
+            except CONNECTION_ERRORS:
+                self.reset()
+                if last_try:
+                    raise
+        raise AssertionError("unreachable")
 
     def _publish_once(self, items: Sequence[Publish]) -> _Window:
         channel = self.channel
@@ -201,6 +225,7 @@ class ConfirmingPublisher:
     def _on_nack(self, tag: int, multiple: bool) -> None:
         for message_id in self._settle(tag, multiple):
             self._state.failed[message_id] = "nacked by the broker (publish again)"
+            self._state.nacked[message_id] = self._state.failed[message_id]
 
     def _on_return(self, error: Exception, exchange: str, routing_key: str, message: Any) -> None:
         message_id = message.properties.get("message_id", "?")

@@ -37,13 +37,33 @@ def broker_ctl() -> Iterator[Callable[[str, str], None]]:
 
     def ctl(name: str, verb: str) -> None:
         subprocess.run([NATIVE / "ctl", name, verb], check=True, timeout=180, capture_output=True)
-        (stopped.add if verb == "stop" else stopped.discard)(name)
+        (stopped.add if verb in ("stop", "kill") else stopped.discard)(name)
 
     yield ctl
     for name in stopped:
         subprocess.run(
             [NATIVE / "ctl", name, "start"], check=True, timeout=180, capture_output=True
         )
+
+
+def _cluster(variable: str, what: str) -> str:
+    url = os.environ.get(variable)
+    if not url:
+        unavailable(f"{what}: compose/native/up --clusters starts it and prints {variable}")
+    return str(url)
+
+
+@pytest.fixture
+def kafka_cluster_url() -> str:
+    """Three KRaft brokers (compose/native/up --kafka-brokers 3): node N is ctl kafka-node-N."""
+    return _cluster("INTERCHANGE_KAFKA_CLUSTER_URL", "a three-broker Kafka cluster")
+
+
+@pytest.fixture
+def amqp_cluster_url() -> str:
+    """Three RabbitMQ nodes (compose/native/up --rabbitmq-nodes 3) as one ';'-separated list of
+    URLs: node N is ctl rabbitmq-node-N."""
+    return _cluster("INTERCHANGE_AMQP_CLUSTER_URL", "a three-node RabbitMQ cluster")
 
 
 @pytest.fixture
