@@ -1,10 +1,15 @@
 """Clusters losing a node mid-stream: three KRaft brokers with topics replicated three ways
 (``min.insync.replicas=2``), three RabbitMQ nodes with a quorum queue. The brokers' own
 replication carries the stream; Interchange's part is to follow the new leader, keep per-key
-order, and never report a message stored that a majority did not take."""
+order, and never report a message stored that a majority did not take.
+
+Set INTERCHANGE_FAULT_REPORT to a file to append each outcome as a JSON line (the README's
+cluster table comes from such a run)."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import threading
 import time
@@ -41,21 +46,37 @@ def _servers(url: str) -> str:
     return ",".join(f"{host}:{port}" for host, port in endpoints(url))
 
 
-def _later(seconds: float, action) -> threading.Thread:
-    """Run ``action`` on a thread ``seconds`` from now: a fault that lands mid-stream."""
+def _report(**outcome: object) -> None:
+    if report := os.environ.get("INTERCHANGE_FAULT_REPORT"):
+        with open(report, "a") as file:
+            file.write(json.dumps(outcome) + "\n")
 
-    def run() -> None:
-        time.sleep(seconds)  # the fault's schedule, not a wait for a result
-        action()
 
-    thread = threading.Thread(target=run, name="fault")
-    thread.start()
-    return thread
+def _stream(count: int, publish_batch, fault) -> tuple[list[tuple[int, str]], float, float]:
+    """Publish ``count`` messages in batches, starting ``fault`` on a thread at the quarter:
+    (what raised, the slowest batch call in seconds, when the fault started)."""
+    raised: list[tuple[int, str]] = []
+    slowest, fault_at, thread = 0.0, 0.0, None
+    for first in range(0, count, BATCH):
+        if first == count // 4:
+            fault_at = time.monotonic()
+            thread = threading.Thread(target=fault, name="fault")
+            thread.start()
+        started = time.monotonic()
+        try:
+            publish_batch(range(first, first + BATCH))
+        except Exception as error:  # must not happen: a majority and the spool are up
+            raised.append((first, repr(error)))
+        slowest = max(slowest, time.monotonic() - started)
+    assert thread is not None
+    thread.join(180)
+    return raised, slowest, fault_at
 
 
 @pytest.mark.kafka
 @pytest.mark.redis
 @pytest.mark.parametrize("verb", ["stop", "kill"])
+@pytest.mark.timeout(300)
 def test_the_leader_lost_mid_stream_of_20000_keyed_events_loses_none_and_keeps_key_order(
     kafka_cluster_url, redis_url, broker_ctl, verb
 ):
@@ -92,29 +113,36 @@ def test_the_leader_lost_mid_stream_of_20000_keyed_events_loses_none_and_keeps_k
     (described,) = config.values()
     assert described.result(30)["min.insync.replicas"].value == "2"
     leader = partitions[0].leader
-    raised: list[tuple[int, str]] = []
-    fault = None
     try:
         with consumer, producer:
-            for first in range(0, STREAM, BATCH):
-                if first == STREAM // 4:
-                    fault = _later(0, lambda: broker_ctl(f"kafka-node-{leader}", verb))
-                batch = [Reading(meter=f"m{n % 50}", n=n) for n in range(first, first + BATCH)]
-                try:
-                    producer.publish_many(batch)
-                except Exception as error:  # must not happen: two brokers and the spool are up
-                    raised.append((first, repr(error)))
-            assert fault is not None
-            fault.join(180)
+            raised, slowest, fault_at = _stream(
+                STREAM,
+                lambda ns: producer.publish_many([Reading(meter=f"m{n % 50}", n=n) for n in ns]),
+                lambda: broker_ctl(f"kafka-node-{leader}", verb),
+            )
             total = lambda: sum(len(set(v) - {-1}) for v in seen.values())  # noqa: E731
             wait_until(
                 lambda: total() == STREAM, 240, message=lambda: f"received {total()} of {STREAM}"
             )
+            recovered_in = time.monotonic() - fault_at
             wait_until(lambda: producer.failover_status()["events"]["spool_depth"] == 0, 60)
+            status = producer.failover_status()["events"]
             moved = admin.list_topics(topic, timeout=30).topics[topic].partitions[0].leader
     finally:
         consumer.close()
         producer.close()
+    handled = [n for ns in seen.values() for n in ns if n >= 0]
+    _report(
+        fault=f"partition leader {'stopped' if verb == 'stop' else 'killed (-9)'}",
+        backend="Kafka, 3 brokers",
+        sent=STREAM,
+        lost=STREAM - len(set(handled)),
+        duplicate_effects=len(handled) - len(set(handled)),
+        calls_raised=len(raised),
+        spooled=status["spooled"],
+        slowest_call=round(slowest, 2),
+        all_handled_after=round(recovered_in, 1),
+    )
     assert raised == [], f"no publish may fail while a majority is up: {raised[:3]}"
     assert moved != leader, "partition 0 must have a new leader"
     for meter, ns in seen.items():
@@ -199,6 +227,7 @@ def _leader_of(queue: str) -> int:
 @pytest.mark.amqp
 @pytest.mark.redis
 @pytest.mark.parametrize("verb", ["stop", "kill"])
+@pytest.mark.timeout(300)
 def test_the_quorum_queue_leader_lost_mid_stream_of_20000_commands_loses_none(
     amqp_cluster_url, redis_url, broker_ctl, verb
 ):
@@ -235,36 +264,43 @@ def test_the_quorum_queue_leader_lost_mid_stream_of_20000_commands_loses_none(
     producer.send(Transfer(n=-1))  # the queue exists: its leader is the node first in the list
     queue = producer.queue_of(Transfer)
     leader = _leader_of(queue)
-    raised: list[tuple[int, str]] = []
-    fault = None
     try:
         with consumers[0], consumers[1], producer:
-            for first in range(0, STREAM, BATCH):
-                if first == STREAM // 4:
-                    fault = _later(0, lambda: broker_ctl(f"rabbitmq-node-{leader}", verb))
-                try:
-                    producer.send_many([Transfer(n=n) for n in range(first, first + BATCH)])
-                except Exception as error:  # must not happen: two nodes and the spool are up
-                    raised.append((first, repr(error)))
-            assert fault is not None
-            fault.join(180)
+            raised, slowest, fault_at = _stream(
+                STREAM,
+                lambda ns: producer.send_many([Transfer(n=n) for n in ns]),
+                lambda: broker_ctl(f"rabbitmq-node-{leader}", verb),
+            )
             done = lambda: len(set(handled) - {-1})  # noqa: E731
             wait_until(
                 lambda: done() == STREAM,
-                100,
+                180,
                 message=lambda: (
                     f"handled {done()} of {STREAM}; missing "
                     f"{sorted(set(range(STREAM)) - set(handled))[:20]}; "
                     f"{producer.failover_status()['commands']}"
                 ),
             )
+            recovered_in = time.monotonic() - fault_at
             wait_until(lambda: producer.failover_status()["commands"]["spool_depth"] == 0, 60)
+            status = producer.failover_status()["commands"]
             moved = _leader_of(queue)
     finally:
         for consumer in consumers:
             consumer.close()
         producer.close()
+    ns = [n for n in handled if n >= 0]
+    _report(
+        fault=f"quorum queue leader {'stopped' if verb == 'stop' else 'killed (-9)'}",
+        backend="RabbitMQ, 3 nodes",
+        sent=STREAM,
+        lost=STREAM - len(set(ns)),
+        duplicate_effects=len(ns) - len(set(ns)),
+        calls_raised=len(raised),
+        spooled=status["spooled"],
+        slowest_call=round(slowest, 2),
+        all_handled_after=round(recovered_in, 1),
+    )
     assert raised == [], f"no send may fail while a majority is up: {raised[:3]}"
     assert moved != leader, "the queue must have a new leader"
-    ns = [n for n in handled if n >= 0]
     assert sorted(ns) == list(range(STREAM)), "each command handled exactly once"
