@@ -151,7 +151,8 @@ def test_a_killed_consumer_is_replaced_its_events_come_again_and_effects_stay_si
     worker = subprocess.Popen(
         [
             sys.executable,
-            str(Path(__file__).with_name("kafka_worker.py")),
+            str(Path(__file__).parents[1] / "faults" / "consumer_worker.py"),
+            "events",
             fast,
             redis_url,
             prefix,

@@ -1,0 +1,123 @@
+"""A consumer process SIGKILLed at random points, 20 times, while 10,000 messages stream in, on
+every backend: nothing is lost, and with the effect and its dedupe record written in one
+transaction (consumer_worker.py) each effect happens once.
+
+The stream is published in 20 slices, each while one worker runs; the worker is killed at a
+random moment after it first made progress (so most kills land mid-batch, between a handler and
+its ack or offset commit). A last worker finishes the stream. INTERCHANGE_KILL_SEED repeats a
+run's kill schedule; INTERCHANGE_FAULT_REPORT appends the outcome as a JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from interchange import Bus, Settings
+from interchange.testing import wait_until
+from tests.faults.consumer_worker import Job, ParcelWeighed
+
+WORKER = Path(__file__).with_name("consumer_worker.py")
+STREAM = 10_000
+KILLS = 20
+SLICE = STREAM // KILLS
+
+BACKENDS = {
+    # fixture, side, what the worker's URL adds
+    "rabbitmq": ("amqp_url", "commands", ""),
+    # static membership: a restarted member takes its partitions back without waiting for the
+    # killed one's session to time out
+    "kafka": ("kafka_url", "events", "?group.instance.id=kill-worker&session.timeout.ms=6000"),
+    # entries a killed consumer left pending are claimed by the next one after a second
+    "redis": ("redis_url", "commands", "?claim_idle=1"),
+}
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_a_consumer_killed_20_times_mid_stream_loses_nothing_and_repeats_no_effect(
+    backend, request, redis_url
+):
+    fixture, side, worker_options = BACKENDS[backend]
+    url = request.getfixturevalue(fixture)
+    seed = int(os.environ.get("INTERCHANGE_KILL_SEED", time.time_ns() % 1_000_000))
+    rng = random.Random(seed)
+    prefix, group = f"kill-{uuid.uuid4().hex[:8]}.", "weighing"
+    effects = redis.Redis.from_url(redis_url)
+    key = f"{prefix}effects"
+    other = f"memory://{uuid.uuid4().hex}"
+    backends = {"commands": url, "events": other}
+    if side == "events":
+        backends = {"commands": other, "events": url}
+    producer = Bus(Settings.without_environment(backends=backends, channel_prefix=prefix))
+
+    def publish(first: int) -> None:
+        for start in range(first, first + SLICE, 100):
+            if side == "events":
+                producer.publish_many(
+                    [ParcelWeighed(parcel=f"p{n % 16}", seq=n) for n in range(start, start + 100)]
+                )
+            else:
+                producer.send_many([Job(seq=n) for n in range(start, start + 100)])
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, str(WORKER), side, url + worker_options, redis_url, prefix, group],
+            stderr=subprocess.DEVNULL,
+        )
+
+    # the queue, or the topic and the group, exist before the stream starts
+    if side == "events":
+        producer.publish(ParcelWeighed(parcel="p0", seq=-1))
+    else:
+        producer.send(Job(seq=-1))
+    mid_stream = 0
+    try:
+        for kill in range(KILLS):
+            worker = spawn()
+            before = effects.llen(key)
+            slice_ = threading.Thread(target=publish, args=(kill * SLICE,))
+            slice_.start()
+            try:
+                # a random point once it is handling: mostly mid-batch
+                wait_until(lambda: effects.llen(key) > before, 60, message="no progress")  # noqa: B023
+                time.sleep(rng.uniform(0, 0.4))  # the kill's schedule, not a wait for a result
+            finally:
+                worker.kill()
+                worker.wait(30)
+                slice_.join(60)
+            unique = len(set(effects.lrange(key, 0, -1)))
+            mid_stream += unique < (kill + 1) * SLICE + 1
+        finisher = spawn()
+        try:
+            wait_until(
+                lambda: len(set(effects.lrange(key, 0, -1))) == STREAM + 1,
+                180,
+                message=lambda: f"handled {len(set(effects.lrange(key, 0, -1)))} (seed {seed})",
+            )
+        finally:
+            finisher.kill()
+            finisher.wait(30)
+    finally:
+        producer.close()
+    done = sorted(int(x) for x in effects.lrange(key, 0, -1))
+    effects.delete(key)
+    if report := os.environ.get("INTERCHANGE_FAULT_REPORT"):
+        with open(report, "a") as file:
+            outcome = {"fault": "consumer SIGKILL x20", "backend": backend, "seed": seed}
+            outcome |= {"sent": STREAM, "kills_with_work_left": mid_stream}
+            outcome |= {"lost": STREAM + 1 - len(set(done)), "repeated": len(done) - len(set(done))}
+            file.write(json.dumps(outcome) + "\n")
+    assert done == list(range(-1, STREAM)), f"every effect exactly once (seed {seed})"
+    assert mid_stream >= KILLS // 2, f"only {mid_stream} kills left work behind (seed {seed})"
