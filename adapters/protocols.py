@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from interchange.adapters.capabilities import Capabilities
 from interchange.adapters.message import Delivery, DeliveryHandler, Position, TransportMessage
@@ -170,6 +170,13 @@ class Spool(Protocol):
 
     def release(self, line: str, owner: str) -> None:
         """Give the line back, if ``owner`` still holds it."""
+
+    def report(self, process: str, status: dict[str, Any] | None, ttl: float) -> None:
+        """Publish one process's failover status (circuit state per side) for ``ttl`` seconds,
+        so other processes (``interchange health``) see it; None withdraws it."""
+
+    def reports(self) -> dict[str, dict[str, Any]]:
+        """The last status of every process whose report has not expired."""
 
     def close(self) -> None:
         """Release connections."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,34 @@ def demo(config: ConfigOption = None) -> None:
     _log_to(console)
     if not run_demo(load_settings(config), console):
         raise typer.Exit(1)
+
+
+def _print_circuits(reports: dict[str, dict[str, Any]]) -> None:
+    """Each running Bus with a fallback reports its circuits to the spool: show them all."""
+    from rich.table import Table
+
+    if not reports:
+        console.print("failover circuits: no running Bus with this fallback reports any")
+        return
+    table = Table(title="Failover circuits (running Buses, as they last reported)")
+    for column in ("process (host:pid:bus)", "side", "circuit", "spooled", "drained", "age"):
+        table.add_column(column, overflow="fold")
+    now = time.time()
+    for process, status in sorted(reports.items()):
+        age = f"{max(0.0, now - float(status.get('reported_at', now))):.1f} s"
+        for side in ("commands", "events"):
+            if side in status:
+                circuit = status[side]["circuit"]
+                shown = circuit if circuit == "closed" else f"[bold red]{circuit}[/bold red]"
+                table.add_row(
+                    process,
+                    side,
+                    shown,
+                    str(status[side]["spooled"]),
+                    str(status[side]["drained"]),
+                    age,
+                )
+    console.print(table)
 
 
 @app.command()
@@ -67,6 +96,7 @@ def health(
 
         spool = open_spool(backends.fallback, timeout=timeout)
         console.print(f"fallback spool: {spool.depth()} message(s) waiting to be drained")
+        _print_circuits(spool.reports())
         spool.close()
     if not all(result.up for result in results):
         raise typer.Exit(1)

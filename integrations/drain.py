@@ -9,7 +9,11 @@ forwards what the spool holds to primaries that answer again, oldest first per d
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +36,8 @@ class Drainer:
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        """How this Bus signs the failover status it reports to the spool (host:pid:bus)."""
 
     def drain(self, progress: Callable[[int], None] | None = None) -> int:
         """Forward what the spool holds; returns how many messages went to their primary."""
@@ -51,14 +57,35 @@ class Drainer:
         self._thread.start()
 
     def _run(self) -> None:
+        self.report()
         while not self._stop.wait(self.interval):
             self.drain()
+            self.report()
+
+    def report(self) -> None:
+        """Tell other processes (``interchange health``) this Bus's circuit states. The report
+        expires unless renewed, so a process that died stops being shown."""
+        status: dict[str, Any] = {"reported_at": time.time()}
+        for side in self.sides:
+            status[side.side] = {
+                "circuit": side.circuit.state,
+                "spooled": side.stats.spooled,
+                "drained": side.stats.drained,
+            }
+        try:
+            self.spool.report(self.process, status, ttl=max(5.0, 4 * self.interval))
+        except TransportError as error:  # the spool is unreachable: health says so anyway
+            log.debug("failover status not reported: %s", error)
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)
             self._thread = None
+            try:
+                self.spool.report(self.process, None, ttl=0)
+            except TransportError as error:
+                log.debug("failover status not withdrawn: %s", error)
 
     def depth(self) -> int:
         return int(self.spool.depth())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from typing import Any
 
 from interchange.adapters.errors import BackendUnavailable
 from interchange.adapters.message import TransportMessage
@@ -20,6 +21,7 @@ class MemorySpool:
         self._next = 0
         self.down = False
         self._claims: dict[str, tuple[str, float]] = {}
+        self._reports: dict[str, tuple[dict[str, Any], float]] = {}
         self._lock = threading.Lock()
 
     def append(self, line: str, messages: list[TransportMessage]) -> None:
@@ -59,6 +61,18 @@ class MemorySpool:
         with self._lock:
             if self._claims.get(line, (None, 0.0))[0] == owner:
                 del self._claims[line]
+
+    def report(self, process: str, status: dict[str, Any] | None, ttl: float) -> None:
+        with self._lock:
+            if status is None:
+                self._reports.pop(process, None)
+            else:
+                self._reports[process] = (status, time.monotonic() + ttl)
+
+    def reports(self) -> dict[str, dict[str, Any]]:
+        now = time.monotonic()
+        with self._lock:
+            return {p: status for p, (status, until) in self._reports.items() if until > now}
 
     def close(self) -> None:
         """Nothing to release."""

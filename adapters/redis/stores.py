@@ -3,7 +3,9 @@ store."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from typing import Any
 
 import redis
@@ -64,20 +66,26 @@ class RedisDedupeStore:
 
 
 class RedisSpool:
-    """The failover spool: one stream per destination line, ``interchange:spool:<line>``.
+    """The failover spool: one stream per destination line, ``interchange:spool:<line>``, and
+    the set of lines that may hold entries, ``interchange:spool-lines``: finding the lines
+    never scans the keyspace (a Redis that also holds a million dedupe keys answers at once).
 
     Durability is the server's fsync policy (see the module's guarantees); ``interchange
     health`` prints it. An entry is removed only after the primary confirmed its copy.
     """
 
     PREFIX = "interchange:spool:"
+    LINES = "interchange:spool-lines"
     CLAIM = "interchange:spool-claim:"
+    STATUS = "interchange:failover-status"
+    """A hash: process → its last failover status, with the wall-clock time it expires."""
 
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         self.url = url
         self.client: Any = redis.Redis.from_url(
             client_url(url)[0], socket_timeout=timeout, socket_connect_timeout=timeout
         )
+        self._indexed = False
         # take or renew a claim, and give it back, only as its owner: atomically, in Redis
         self._claim = self.client.register_script(
             "local holder = redis.call('GET', KEYS[1]) "
@@ -87,11 +95,19 @@ class RedisSpool:
         self._release = self.client.register_script(
             "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"
         )
+        # delete the entries; a line left empty leaves the index in the same step, so an
+        # append (one MULTI: XADD + SADD) can never fall between the check and the removal
+        self._remove = self.client.register_script(
+            "redis.call('XDEL', KEYS[1], unpack(ARGV, 2)) "
+            "if redis.call('XLEN', KEYS[1]) == 0 then "
+            "redis.call('DEL', KEYS[1]) redis.call('SREM', KEYS[2], ARGV[1]) end"
+        )
 
     def append(self, line: str, messages: list[TransportMessage]) -> None:
         with mapped(self.url, f"spool to {line}"), self.client.pipeline(transaction=True) as pipe:
             for message in messages:
                 pipe.xadd(self.PREFIX + line, to_fields(message))
+            pipe.sadd(self.LINES, line)
             pipe.execute()
 
     def head(self, line: str, count: int) -> list[tuple[str, TransportMessage]]:
@@ -103,25 +119,58 @@ class RedisSpool:
         ]
 
     def remove(self, line: str, ids: list[str]) -> None:
+        if not ids:
+            return
         with mapped(self.url, f"trim spool {line}"):
-            self.client.xdel(self.PREFIX + line, *ids)
+            self._remove(keys=[self.PREFIX + line, self.LINES], args=[line, *ids])
+
+    def _lengths(self) -> dict[str, int]:
+        if not self._indexed:
+            # spool streams written before the index existed: found once, by one scan
+            found = [
+                key.decode()[len(self.PREFIX) :]
+                for key in self.client.scan_iter(
+                    match=self.PREFIX + "*", _type="STREAM", count=1000
+                )
+            ]
+            if found:
+                self.client.sadd(self.LINES, *found)
+            self._indexed = True
+        names = sorted(member.decode() for member in self.client.smembers(self.LINES))
+        with self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.xlen(self.PREFIX + name)
+            return dict(zip(names, map(int, pipe.execute()), strict=True))
 
     def lines(self) -> list[str]:
         with mapped(self.url, "list spools"):
-            keys = list(self.client.scan_iter(match=self.PREFIX + "*", _type="STREAM"))
-            lengths = [self.client.xlen(key) for key in keys]
-        return sorted(
-            key.decode()[len(self.PREFIX) :]
-            for key, length in zip(keys, lengths, strict=True)
-            if length
-        )
+            return [line for line, length in self._lengths().items() if length]
 
     def depth(self) -> int:
         with mapped(self.url, "measure spools"):
-            return sum(
-                int(self.client.xlen(key))
-                for key in self.client.scan_iter(match=self.PREFIX + "*", _type="STREAM")
-            )
+            return sum(self._lengths().values())
+
+    def report(self, process: str, status: dict[str, Any] | None, ttl: float) -> None:
+        with mapped(self.url, "report failover status"):
+            if status is None:
+                self.client.hdel(self.STATUS, process)
+            else:
+                value = json.dumps({**status, "expires_at": time.time() + ttl})
+                self.client.hset(self.STATUS, process, value)
+
+    def reports(self) -> dict[str, dict[str, Any]]:
+        with mapped(self.url, "read failover status"):
+            everything = self.client.hgetall(self.STATUS)
+            now, live, expired = time.time(), {}, []
+            for process, value in everything.items():
+                status = json.loads(value)
+                if status.pop("expires_at", 0) > now:
+                    live[process.decode()] = status
+                else:  # a process that stopped reporting: it died
+                    expired.append(process)
+            if expired:
+                self.client.hdel(self.STATUS, *expired)
+        return dict(sorted(live.items()))
 
     def claim(self, line: str, owner: str, seconds: float) -> bool:
         with mapped(self.url, f"claim spool {line}"):

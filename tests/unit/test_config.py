@@ -106,6 +106,8 @@ def test_the_variables_up_env_prints_are_the_ones_the_bus_reads(monkeypatch):
         "INTERCHANGE_BACKENDS__FALLBACK",
         "INTERCHANGE_POSTGRES_URL",  # not a Bus setting: the postgres_url fixture reads it
         "INTERCHANGE_TOXIPROXY_URL",  # nor this: the network fault tests read it
+        "INTERCHANGE_KAFKA_CLUSTER_URL",  # nor these two: the cluster fault tests read them
+        "INTERCHANGE_AMQP_CLUSTER_URL",
     ]
     printed = printed[:3]
     urls = ["amqp://guest:guest@127.0.0.1:5672//", "kafka://127.0.0.1:9092", "redis://h:6379/0"]
