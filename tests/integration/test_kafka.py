@@ -13,17 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from interchange.contracts import Event
 from interchange.testing import Recorder, wait_until
+from tests.faults.consumer_worker import ParcelWeighed  # its kill test's worker handles it too
 
 pytestmark = pytest.mark.kafka
 
 ROUTE = {"it.kafka.parcel_weighed": {"partition_key": "parcel"}}
-
-
-class ParcelWeighed(Event, name="it.kafka.parcel_weighed", version=1):
-    parcel: str
-    seq: int
 
 
 def _events(count: int, keys: int = 10, first: int = 0) -> list[ParcelWeighed]:
