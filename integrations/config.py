@@ -48,6 +48,11 @@ class RetryPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     max_attempts: PositiveInt = 3
     """Handler calls in all, the first included; after the last failure: dead letter."""
+    max_deliveries: PositiveInt = 20
+    """Deliveries in all, consumer crashes included, before a message is dead-lettered as
+    poison without another handler call. A consumer that dies holding prefetched messages
+    counts a delivery against each of them though it handled only one, so this bound is
+    looser than ``max_attempts`` (RabbitMQ 4's quorum queues default to 20 too)."""
     initial_delay: float = Field(0.5, ge=0)
     multiplier: float = Field(2.0, ge=1)
     max_delay: float = Field(30.0, ge=0)

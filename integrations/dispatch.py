@@ -9,8 +9,9 @@ last attempt; a duplicate of a handled message is acknowledged without calling t
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from interchange.adapters import ACK, DeadLetter, Delivery, Outcome, PublishRejected, Retry
@@ -19,6 +20,7 @@ from interchange.context import HandlerContext, Sender
 from interchange.contracts import Codec, Contract, DecodeError, Envelope, escape
 from interchange.dedupe import DedupeStore
 from interchange.handlers import HandlerFunc
+from interchange.metrics import Meter
 from interchange.versions import decide
 
 log = logging.getLogger("interchange")
@@ -43,47 +45,88 @@ class Dispatcher:
     retry: RetryPolicy
     dedupe: DedupeStore
     bare_json: bool = False
+    meter: Meter = field(default_factory=lambda: Meter("", ""))
+    """Where this channel's outcomes are counted (the Bus's metrics)."""
+
+    def _fields(self, delivery: Delivery) -> dict[str, Any]:
+        """What a JSON log line says about the delivery (``--log-format json``)."""
+        return {
+            "channel": self.channel,
+            "group": self.group or "",
+            "message_id": escape(delivery.message.id),
+            "contract": self.contract.contract_name,
+            "attempt": delivery.attempt,
+        }
 
     def __call__(self, delivery: Delivery) -> Outcome:
         message = delivery.message
-        if delivery.attempt > self.retry.max_attempts:
-            # Delivered again without an answer from us: consumers died holding it.
+        limit = max(self.retry.max_attempts, self.retry.max_deliveries)
+        if delivery.attempt > limit:
+            # Delivered again and again without an answer from us: consumers died holding it.
             reason = (
-                f"delivered {delivery.attempt} times without an answer (max_attempts "
-                f"{self.retry.max_attempts}): its consumers died while handling it"
+                f"delivered {delivery.attempt} times without an answer (max_deliveries "
+                f"{limit}): its consumers died while handling it"
             )
-            log.error("dead-lettering on %s: %s", self.channel, reason)
+            log.error(
+                "dead-lettering on %s: %s", self.channel, reason, extra=self._fields(delivery)
+            )
+            self.meter.count("dead_lettered")
             return DeadLetter(reason=reason, error="PoisonMessage")
         try:
             envelope = self.codec.decode(
                 message.headers, message.body, assume=self.contract if self.bare_json else None
             )
         except DecodeError as error:
-            log.warning("dead-lettering undecodable message on %s: %s", self.channel, error)
+            log.warning(
+                "dead-lettering undecodable message on %s: %s",
+                self.channel,
+                error,
+                extra=self._fields(delivery),
+            )
+            self.meter.count("dead_lettered")
             return DeadLetter(reason=_clip(str(error)), error=type(error).__name__)
         decision = decide(envelope, self.contract, self.codec.prefix)
         if decision.dead is not None:
-            log.warning("dead-lettering on %s: %s", self.channel, decision.dead)
+            log.warning(
+                "dead-lettering on %s: %s",
+                self.channel,
+                decision.dead,
+                extra=self._fields(delivery),
+            )
+            self.meter.count("dead_lettered")
             return DeadLetter(reason=decision.dead, error="UnknownContract")
         if decision.envelope is None:
             return ACK  # a twin in another version; this consumer's own version comes too
         envelope = decision.envelope
         key = f"{dedupe_scope(self.channel, self.group)}|{envelope.id}"
         if self.dedupe.seen(key):
-            log.info("dropping duplicate %s on %s", escape(envelope.id), self.channel)
+            log.info(
+                "dropping duplicate %s on %s",
+                escape(envelope.id),
+                self.channel,
+                extra=self._fields(delivery),
+            )
+            self.meter.count("duplicates")
             return ACK
         ctx = HandlerContext(envelope, delivery.attempt, self.group, self.sender, dedupe_key=key)
+        started = time.perf_counter()
         try:
             result = self.func(envelope.data, ctx)
         except Exception as error:
-            return self._failed(delivery, error)
+            outcome = self._failed(delivery, error)
+            kind = "retried" if isinstance(outcome, Retry) else "dead_lettered"
+            self.meter.handled_in(time.perf_counter() - started, kind)
+            return outcome
+        self.meter.handled_in(time.perf_counter() - started, "handled")
         self.dedupe.remember(key)
         if message.reply_to is not None:
             self._answer(envelope, message.reply_to, result)
         return ACK
 
     def _failed(self, delivery: Delivery, error: Exception) -> Outcome:
-        return failure_outcome(self.retry, self.channel, delivery.attempt, error)
+        return failure_outcome(
+            self.retry, self.channel, delivery.attempt, error, self._fields(delivery)
+        )
 
     def _answer(self, request: Envelope, reply_to: str, result: Any) -> None:
         if not isinstance(result, Contract):
@@ -114,13 +157,19 @@ class RetryLater(Exception):
         self.delay = delay
 
 
-def failure_outcome(retry: RetryPolicy, channel: str, attempt: int, error: Exception) -> Outcome:
+def failure_outcome(
+    retry: RetryPolicy,
+    channel: str,
+    attempt: int,
+    error: Exception,
+    fields: dict[str, Any] | None = None,
+) -> Outcome:
     """What follows a handler that raised on its ``attempt``-th delivery: a retry with backoff,
     or after the last attempt a dead letter with the exception's type and text (and its
-    traceback in the log)."""
+    traceback in the log). ``fields`` go into the log records (JSON logs show them)."""
     reason = _clip(f"{type(error).__name__}: {error}")
     if isinstance(error, Reject):
-        log.warning("dead-lettering on %s, rejected: %s", channel, escape(reason))
+        log.warning("dead-lettering on %s, rejected: %s", channel, escape(reason), extra=fields)
         return DeadLetter(reason=_clip(str(error)), error=type(error).__name__)
     if attempt >= retry.max_attempts:
         log.error(
@@ -129,6 +178,7 @@ def failure_outcome(retry: RetryPolicy, channel: str, attempt: int, error: Excep
             attempt,
             escape(reason),
             exc_info=error,
+            extra=fields,
         )
         return DeadLetter(reason=reason, error=type(error).__name__)
     delay = error.delay if isinstance(error, RetryLater) else retry.delay(attempt)
@@ -139,6 +189,7 @@ def failure_outcome(retry: RetryPolicy, channel: str, attempt: int, error: Excep
         retry.max_attempts,
         delay,
         escape(reason),
+        extra=fields,
     )
     return Retry(delay=delay, reason=reason)
 

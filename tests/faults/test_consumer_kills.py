@@ -62,7 +62,15 @@ def test_a_consumer_killed_20_times_mid_stream_loses_nothing_and_repeats_no_effe
         backends = {"commands": other, "events": url}
     producer = Bus(Settings.without_environment(backends=backends, channel_prefix=prefix))
 
+    publish_errors: list[str] = []
+
     def publish(first: int) -> None:
+        try:
+            publish_slice(first)
+        except Exception as error:  # reported by the test, not lost in a thread
+            publish_errors.append(repr(error))
+
+    def publish_slice(first: int) -> None:
         for start in range(first, first + SLICE, 100):
             if side == "events":
                 producer.publish_many(
@@ -111,6 +119,7 @@ def test_a_consumer_killed_20_times_mid_stream_loses_nothing_and_repeats_no_effe
             finisher.wait(30)
     finally:
         producer.close()
+    assert publish_errors == []
     done = sorted(int(x) for x in effects.lrange(key, 0, -1))
     effects.delete(key)
     if report := os.environ.get("INTERCHANGE_FAULT_REPORT"):

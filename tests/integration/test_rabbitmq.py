@@ -287,7 +287,7 @@ def test_quorum_queues_carry_commands_when_asked(amqp_url, amqp_bus):
 def test_a_message_whose_consumer_died_counts_that_delivery_and_cannot_loop_forever(
     amqp_bus, amqp_url
 ):
-    bus = amqp_bus(retry={"max_attempts": 1, "initial_delay": 0.05})
+    bus = amqp_bus(retry={"max_attempts": 1, "max_deliveries": 1, "initial_delay": 0.05})
     seen, dead = Recorder(), []
     bus.handles(ReserveSeat)(seen)
     bus.handles_dead_letters(ReserveSeat)(dead.append)
@@ -306,5 +306,5 @@ def test_a_message_whose_consumer_died_counts_that_delivery_and_cannot_loop_fore
         wait_until(lambda: len(dead) == 1, 30)
     assert len(seen) == 0, "a message already delivered max_attempts times must not run again"
     assert dead[0].envelope.id == sent
-    assert dead[0].reason.startswith("delivered 2 times without an answer (max_attempts 1)")
+    assert dead[0].reason.startswith("delivered 2 times without an answer (max_deliveries 1)")
     assert dead[0].error == "PoisonMessage"

@@ -24,18 +24,18 @@ def _dispatcher(calls: list) -> Dispatcher:
         channel="refunds",
         group=None,
         codec=Codec(),
-        retry=RetryPolicy(max_attempts=3),
+        retry=RetryPolicy(max_attempts=3, max_deliveries=3),
         dedupe=MemoryDedupeStore(),
     )
 
 
-def test_a_delivery_past_max_attempts_is_dead_lettered_without_calling_the_handler():
+def test_a_delivery_past_max_deliveries_is_dead_lettered_without_calling_the_handler():
     calls: list = []
     outcome = _dispatcher(calls)(_delivery(attempt=4))
     assert calls == []
     assert isinstance(outcome, DeadLetter)
     assert outcome.error == "PoisonMessage"
-    assert outcome.reason.startswith("delivered 4 times without an answer (max_attempts 3)")
+    assert outcome.reason.startswith("delivered 4 times without an answer (max_deliveries 3)")
 
 
 def test_the_last_allowed_attempt_still_reaches_the_handler():

@@ -1,0 +1,116 @@
+"""What a Bus counts while it runs: messages sent and published per channel, and per channel
+and group the deliveries handled, failed, retried, dead-lettered and dropped as duplicates, with
+handler and publish durations.
+
+Kept in this process, cheaply (a lock and an integer per event; a histogram is a bisect and
+three additions). ``bus.metrics()`` returns a snapshot; the ops server (``interchange.ops``)
+turns the same numbers into Prometheus text at scrape time, so nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Upper bounds (seconds) of the duration histograms; a last bucket holds the rest."""
+
+COUNTERS = (
+    "sent",
+    "published",
+    "publish_failed",
+    "handled",
+    "failed",
+    "retried",
+    "dead_lettered",
+    "duplicates",
+)
+"""sent/published/publish_failed count messages per channel (group ""); the others deliveries
+per channel and group. ``failed`` counts handler exceptions: each is then ``retried`` or
+``dead_lettered`` (which also counts messages that could not be decoded)."""
+
+
+@dataclass
+class Histogram:
+    counts: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.total += seconds
+        self.count += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "buckets": dict(zip(BUCKETS, self.counts, strict=False)),
+            "sum": self.total,
+            "count": self.count,
+        }
+
+
+class Meter:
+    """The counters and histograms of one channel and group, bound once (a dispatcher keeps
+    its own): counting is a lock and an addition."""
+
+    def __init__(self, channel: str, group: str) -> None:
+        self.channel = channel
+        self.group = group
+        self.counts = dict.fromkeys(COUNTERS, 0)
+        self.handler_seconds = Histogram()
+        self.publish_seconds = Histogram()
+        self.lock = threading.Lock()
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            self.counts[name] += n
+
+    def handled_in(self, seconds: float, outcome: str) -> None:
+        """A handler call that ended with ``outcome`` (handled, retried, dead_lettered)."""
+        with self.lock:
+            self.handler_seconds.observe(seconds)
+            self.counts[outcome] += 1
+            if outcome != "handled":
+                self.counts["failed"] += 1
+
+    def published_in(self, seconds: float, name: str, n: int) -> None:
+        with self.lock:
+            self.publish_seconds.observe(seconds)
+            self.counts[name] += n
+
+
+class Metrics:
+    """Every Meter of one Bus, by (channel, group)."""
+
+    def __init__(self) -> None:
+        self._meters: dict[tuple[str, str], Meter] = {}
+        self._lock = threading.Lock()
+
+    def meter(self, channel: str, group: str | None = None) -> Meter:
+        key = (channel, group or "")
+        with self._lock:
+            found = self._meters.get(key)
+            if found is None:
+                found = self._meters[key] = Meter(*key)
+            return found
+
+    def meters(self) -> list[Meter]:
+        with self._lock:
+            return list(self._meters.values())
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """``{"<channel>|<group>": {"sent": n, ..., "handler_seconds": {...}}}``: only what
+        happened (counters at zero and empty histograms are left out)."""
+        shown: dict[str, dict[str, Any]] = {}
+        for meter in self.meters():
+            with meter.lock:
+                entry: dict[str, Any] = {k: v for k, v in meter.counts.items() if v}
+                for name in ("handler_seconds", "publish_seconds"):
+                    histogram: Histogram = getattr(meter, name)
+                    if histogram.count:
+                        entry[name] = histogram.snapshot()
+            if entry:
+                shown[f"{meter.channel}|{meter.group}"] = entry
+        return shown
