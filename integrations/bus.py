@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from interchange.adapters import (
     CommandTransport,
@@ -32,10 +34,14 @@ from interchange.dispatch import Dispatcher, dedupe_scope
 from interchange.drain import Drainer, with_fallback
 from interchange.encoding import Encoder, Keys, expect_class
 from interchange.handlers import EventLoops, as_handler, as_reader
+from interchange.metrics import Meter, Metrics
 from interchange.routing import Routing
 from interchange.runtime import DEFAULT_GRACE, serve
 from interchange.versions import read_back
 from interchange.workers import Handler, Registration, Workers
+
+if TYPE_CHECKING:
+    from interchange.ops import OpsServer
 
 C = TypeVar("C", bound=Contract)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,6 +87,9 @@ class Bus(Routing):
         """Every handler registered, as registered (``interchange.testing.isolated`` copies
         them onto a Bus of its own)."""
         self._loops = EventLoops()
+        self.meters = Metrics()
+        """What this Bus counted (``metrics()`` is its snapshot; the ops server exports it)."""
+        self.ops: OpsServer | None = None
 
     @classmethod
     def from_config(
@@ -99,7 +108,9 @@ class Bus(Routing):
         """Send a command to its queue; one consumer handles it. Returns the message id once
         the backend stored it; raises a TransportError otherwise."""
         message = self.encoder.command(command, "send", **options)
-        self.commands.send(self.queue_of(type(command)), message)
+        queue = self.queue_of(type(command))
+        with _timed(self.meters.meter(queue), "sent", 1):
+            self.commands.send(queue, message)
         return message.id
 
     def send_many(
@@ -112,14 +123,18 @@ class Bus(Routing):
         if not commands:
             return []
         messages = self.encoder.command_batch(commands, ids, options)
-        self.commands.send_many(self.queue_of(type(commands[0])), messages)
+        queue = self.queue_of(type(commands[0]))
+        with _timed(self.meters.meter(queue), "sent", len(messages)):
+            self.commands.send_many(queue, messages)
         return [m.id for m in messages]
 
     def broadcast(self, command: Command, **options: Any) -> str:
         """Copy a command to every subscribing group. Raises PublishRejected when no group is
         bound: an unroutable command is an error."""
         message = self.encoder.command(command, "broadcast", **options)
-        self.commands.broadcast(self.exchange_of(type(command)), message)
+        exchange = self.exchange_of(type(command))
+        with _timed(self.meters.meter(exchange), "sent", 1):
+            self.commands.broadcast(exchange, message)
         return message.id
 
     def request(
@@ -147,7 +162,8 @@ class Bus(Routing):
         by the registered converters. Returns its id once the backend stored every record."""
         event_id, records = self.encoder.event_records(event, options)
         for topic, message in records:
-            self.events.publish(topic, message)
+            with _timed(self.meters.meter(topic), "published", 1):
+                self.events.publish(topic, message)
         return event_id
 
     def publish_many(
@@ -160,7 +176,8 @@ class Bus(Routing):
             return []
         event_ids, per_topic = self.encoder.event_batch(events, ids, opts, keys)
         for topic, messages in per_topic.items():
-            self.events.publish_many(topic, messages)
+            with _timed(self.meters.meter(topic), "published", len(messages)):
+                self.events.publish_many(topic, messages)
         return event_ids
 
     def replay(
@@ -292,6 +309,7 @@ class Bus(Routing):
             retry=retry or route.retry or self.settings.retry,
             dedupe=self.dedupe,
             bare_json=route.bare_json,
+            meter=self.meters.meter(channel, group),
         )
 
     def _register(
@@ -329,13 +347,32 @@ class Bus(Routing):
         stops at once. True when every handler finished in time."""
         return serve(self, grace)
 
+    def serve_ops(self, port: int = 0, host: str = "127.0.0.1") -> OpsServer:
+        """Serve /healthz, /readyz and /metrics (Prometheus) for this Bus on ``host:port``
+        (0: any free port; ``.port`` says which), on a daemon thread until ``close()``. Needs
+        the ``ops`` extra (prometheus-client)."""
+        from interchange.ops import OpsServer
+
+        if self.ops is None:
+            self.ops = OpsServer(self, port, host)
+        return self.ops
+
     def close(self) -> None:
         """Stop consumers, flush what was accepted and release the transports."""
+        if self.ops is not None:
+            self.ops.close()
+            self.ops = None
         self.stop()
         self.commands.close()
         self.events.close()
         if self.drainer is not None:
             self.drainer.close()
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """What this Bus counted, per ``"<channel>|<group>"``: messages sent, published and
+        failed to publish (group empty), deliveries handled, failed, retried, dead-lettered
+        and dropped as duplicates, and handler and publish duration histograms (seconds)."""
+        return self.meters.snapshot()
 
     def failover_status(self) -> dict[str, dict[str, Any]]:
         """Per side: circuit state, spool depth, messages spooled and drained, drain rate."""
@@ -346,3 +383,16 @@ class Bus(Routing):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def _timed(meter: Meter, name: str, count: int) -> Iterator[None]:
+    """Count ``count`` messages as ``name`` (sent, published) when the block returns, and
+    as publish_failed when it raises; time it either way."""
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException:
+        meter.published_in(time.perf_counter() - started, "publish_failed", count)
+        raise
+    meter.published_in(time.perf_counter() - started, name, count)

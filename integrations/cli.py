@@ -130,6 +130,16 @@ def drain(config: ConfigOption = None) -> None:
         raise typer.Exit(1)
 
 
+OpsPortOption = Annotated[
+    int | None,
+    typer.Option(help="serve /healthz, /readyz and /metrics on this port (the ops extra)"),
+]
+OpsHostOption = Annotated[str, typer.Option(help="the address the ops port binds")]
+LogFormatOption = Annotated[
+    str, typer.Option(help="text (for people) or json (one object a line, for machines)")
+]
+
+
 @app.command()
 def run(
     target: Annotated[str, typer.Argument(help="the service's Bus: package.module:attribute")],
@@ -140,35 +150,52 @@ def run(
     grace: Annotated[
         float, typer.Option(help="seconds in-flight handlers get to finish on SIGTERM/SIGINT")
     ] = DEFAULT_GRACE,
+    ops_port: OpsPortOption = None,
+    ops_host: OpsHostOption = "127.0.0.1",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Run a service: import its module (found from the current directory), start its
     consumers, and serve until SIGTERM or SIGINT, which stop taking messages and let handlers
     in flight finish within the grace period (a second signal stops at once). With --workers N,
-    N processes run under a supervisor that replaces one that dies."""
+    N processes run under a supervisor that replaces one that dies. --ops-port P serves
+    /healthz, /readyz and /metrics (worker k of N on P + k)."""
     from interchange.config import CONFIG_FILE_VARIABLE
     from interchange.runtime import Supervisor, load_target
 
-    _log_to(console, level="INFO")
+    _log_to(console, level="INFO", log_format=log_format)
     if config is not None:
         if not config.is_file():
             raise FileNotFoundError(2, "No such file", str(config))
         os.environ[CONFIG_FILE_VARIABLE] = str(config.resolve())  # for the service's from_config()
     if workers > 1:
         command = [sys.executable, "-m", "interchange", "run", target, "--grace", str(grace)]
-        raise typer.Exit(Supervisor(command, workers, grace=grace).run())
+        command += ["--ops-host", ops_host, "--log-format", log_format]
+
+        def own_port(slot: int) -> list[str]:
+            return [] if ops_port is None else ["--ops-port", str(ops_port + slot)]
+
+        raise typer.Exit(Supervisor(command, workers, grace=grace, slot_args=own_port).run())
     bus = load_target(target)
     console.print(f"serving {target} (pid {os.getpid()})")
+    if ops_port is not None:
+        console.print(f"ops: {bus.serve_ops(ops_port, ops_host).url}/metrics")
     raise typer.Exit(0 if bus.run_forever(grace) else 1)
 
 
 @app.command()
-def bridge(config: ConfigOption = None) -> None:
+def bridge(
+    config: ConfigOption = None,
+    ops_port: OpsPortOption = None,
+    ops_host: OpsHostOption = "127.0.0.1",
+    log_format: LogFormatOption = "text",
+) -> None:
     """Run every connector the configuration declares ([connectors.http]: the HTTP gateway) in
-    one process, until SIGTERM or SIGINT: in-flight requests finish, then it stops."""
+    one process, until SIGTERM or SIGINT: in-flight requests finish, then it stops.
+    --ops-port P serves /healthz, /readyz and /metrics."""
     from interchange.connectors.bridge import run_bridge
 
-    _log_to(console, level="INFO")
-    raise typer.Exit(run_bridge(load_settings(config), console))
+    _log_to(console, level="INFO", log_format=log_format)
+    raise typer.Exit(run_bridge(load_settings(config), console, ops=(ops_port, ops_host)))
 
 
 contracts_app = typer.Typer(help="The contract gate: JSON Schemas, a lock file, compatibility.")
@@ -317,13 +344,35 @@ def _options(
     """Interchange: commands and events over real brokers."""
 
 
-def _log_to(out: Console, level: str = "WARNING") -> None:
+def _log_to(out: Console, level: str = "WARNING", log_format: str = "text") -> None:
+    """Logs of the ``interchange`` tree at ``level`` (others at WARNING): for people (rich) or,
+    with ``json``, one JSON object a line on stderr with the record's fields (channel, group,
+    message_id, contract, attempt where a delivery is concerned)."""
     import logging
 
-    from rich.logging import RichHandler
+    if log_format not in ("text", "json"):
+        raise ValueError(f"--log-format is text or json, not {log_format!r}")
+    handler: logging.Handler
+    if log_format == "json":
+        try:
+            from pythonjsonlogger.json import JsonFormatter
+        except ImportError as missing:
+            raise ImportError(
+                f"--log-format json needs python-json-logger ({missing}): "
+                "pip install 'interchange-bus[ops]'"
+            ) from missing
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        from rich.logging import RichHandler
 
-    handler = RichHandler(console=out, show_time=False, show_path=False, markup=False)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler])
+        handler = RichHandler(console=out, show_time=False, show_path=False, markup=False)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler], force=True)
     logging.getLogger("interchange").setLevel(level)
 
 

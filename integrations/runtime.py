@@ -119,8 +119,11 @@ class Supervisor:
         max_backoff: float = 10.0,
         settle: float = 10.0,
         spawn: Callable[[list[str]], subprocess.Popen[bytes]] | None = None,
+        slot_args: Callable[[int], list[str]] | None = None,
     ) -> None:
         self.command = command
+        self.slot_args = slot_args or (lambda slot: [])
+        """Arguments one slot's worker gets besides the command (its own ops port)."""
         self.count = count
         self.grace = grace
         self.max_backoff = max_backoff
@@ -145,7 +148,7 @@ class Supervisor:
         self._stopping.set()
 
     def _start(self, slot: int) -> None:
-        worker = self._spawn(self.command)
+        worker = self._spawn([*self.command, *self.slot_args(slot)])
         self.workers[slot] = worker
         self._started_at[slot] = time.monotonic()
         log.info("worker %d started (pid %d)", slot, worker.pid)

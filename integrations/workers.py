@@ -49,6 +49,15 @@ class Workers:
     def started(self) -> bool:
         return self._started
 
+    def consumers(self) -> list[tuple[str, bool]]:
+        """(name, alive) of every consumer started: a dead thread is a consumer not running."""
+        with self._lock:
+            running = list(self._running)
+        return [
+            (str(getattr(s, "name", type(s).__name__)), bool(getattr(s, "alive", True)))
+            for s in running
+        ]
+
     def register(self, registration: Registration) -> None:
         with self._lock:
             self._registrations.append(registration)

@@ -107,14 +107,20 @@ def _loops(connectors: Connectors, bus: Bus, console: Console) -> list[Any]:
     return loops
 
 
-def run_bridge(settings: Settings, console: Console) -> int:
-    """Serve until a signal; returns the exit code."""
+def run_bridge(
+    settings: Settings, console: Console, ops: tuple[int | None, str] = (None, "127.0.0.1")
+) -> int:
+    """Serve until a signal; returns the exit code. ``ops``: (port, host) of the ops port, if
+    one is wanted."""
     connectors = settings.connectors
     if not any(getattr(connectors, name) for name in Connectors.model_fields):
         names = ", ".join(f"connectors.{name}" for name in Connectors.model_fields)
         raise ValueError(f"the configuration declares no connector: add one of {names}")
     load_modules(settings.contract_modules)  # the contracts the connectors name
     bus = Bus(settings)
+    ops_port, ops_host = ops
+    if ops_port is not None:
+        console.print(f"bridge: ops on {bus.serve_ops(ops_port, ops_host).url}/metrics")
     closing = _handlers(connectors, bus, console)
     bridged = Bridged(bus, _loops(connectors, bus, console))
     try:

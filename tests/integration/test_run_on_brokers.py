@@ -66,7 +66,7 @@ def service(tmp_path: Path, amqp_url: str) -> Path:
     return tmp_path
 
 
-def _supervise(service: Path) -> subprocess.Popen[bytes]:
+def _supervise(service: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTERCHANGE_")}
     with (service / "run.log").open("w") as out:
         return subprocess.Popen(
@@ -80,6 +80,7 @@ def _supervise(service: Path) -> subprocess.Popen[bytes]:
                 "2",
                 "--grace",
                 str(GRACE),
+                *extra,
             ],
             cwd=service,
             env=env,
@@ -124,9 +125,9 @@ def _send_all(service: Path) -> None:
 
 
 @contextmanager
-def _supervised(service: Path) -> Iterator[subprocess.Popen[bytes]]:
+def _supervised(service: Path, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
     """A supervisor of two workers, killed at the end if a failed test left it running."""
-    supervisor = _supervise(service)
+    supervisor = _supervise(service, *extra)
     try:
         yield supervisor
     finally:
@@ -176,3 +177,52 @@ def test_a_worker_killed_mid_stream_is_replaced_and_the_stream_completes(service
     assert replacement in {pid for _, pid in handled}, "the replacement worker took work"
     # at most the message the killed worker was handling comes twice (at least once)
     assert len(handled) - COUNT <= 1
+
+
+def test_each_worker_serves_its_own_ops_port_and_their_counts_add_up(service):
+    import socket
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def free_pair() -> int:
+        """A port P with P + 1 free too (both bound once, then released)."""
+        while True:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", 0))
+                port = int(first.getsockname()[1])
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+                return port
+
+    base = free_pair()
+
+    def handled_by(port: int) -> float:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "interchange_handled_messages_total"
+        )
+
+    def answering() -> bool:
+        try:
+            return all(
+                httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+                for port in (base, base + 1)
+            )
+        except httpx.TransportError:
+            return False
+
+    with _supervised(service, "--ops-port", str(base)) as supervisor:
+        wait_until(answering, 30, message=lambda: (service / "run.log").read_text()[-2000:])
+        _send_all(service)
+        wait_until(lambda: _all_handled(service), 120)
+        counts = [handled_by(base), handled_by(base + 1)]
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(GRACE + 20) == 0
+    assert sum(counts) == len(_handled(service)), counts
+    assert all(count > 0 for count in counts), f"both workers took work: {counts}"

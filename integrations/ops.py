@@ -1,0 +1,248 @@
+"""The ops port: what an orchestrator and a monitoring system ask a running service.
+
+    GET /healthz   200 while the process serves at all (liveness)
+    GET /readyz    200 when every consumer thread runs and every backend answers (a primary
+                   that does not, while its fallback does, counts as degraded but ready:
+                   publishing still stores every message); 503 otherwise. JSON body: backends,
+                   consumers, failover circuits. Backends are probed at most once a second.
+    GET /metrics   Prometheus text (prometheus-client, the ``ops`` extra): the Bus's counters
+                   and histograms (interchange.metrics), consumers running, failover circuit
+                   state, spool depth, messages spooled and drained.
+
+``bus.serve_ops(port)`` starts it on a daemon thread; ``interchange run|bridge --ops-port``
+too. It binds 127.0.0.1 unless told otherwise: the port shows topology, not secrets (URLs are
+redacted), but it is for the host's monitoring, not for the world.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from interchange.health import Health, check
+from interchange.metrics import BUCKETS, Metrics
+
+if TYPE_CHECKING:
+    from interchange.bus import Bus
+
+_PROBE_EVERY = 1.0
+"""Seconds a /readyz answer about the backends is reused: probes open real connections."""
+
+
+@dataclass
+class Readiness:
+    """Backends probed at most once per ``_PROBE_EVERY``."""
+
+    urls: dict[str, str]
+    """side (commands, events, fallback) → URL"""
+    timeout: float = 2.0
+    _last: tuple[float, dict[str, Health]] = (0.0, {})
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def backends(self) -> dict[str, Health]:
+        with self._lock:
+            at, found = self._last
+            if time.monotonic() - at >= _PROBE_EVERY:
+                results = check(list(self.urls.values()), self.timeout)
+                by_url = {result.url: result for result in results}
+                from interchange.adapters import redact
+
+                found = {side: by_url[redact(url)] for side, url in self.urls.items()}
+                self._last = (time.monotonic(), found)
+            return found
+
+
+def readiness(bus: Bus, probes: Readiness) -> tuple[bool, dict[str, Any]]:
+    """(ready, the JSON body of /readyz)."""
+    backends = probes.backends()
+    consumers = bus.workers.consumers()
+    dead = [name for name, alive in consumers if not alive]
+    fallback_up = "fallback" in backends and backends["fallback"].up
+    degraded = [
+        side
+        for side in ("commands", "events")
+        if side in backends and not backends[side].up and fallback_up
+    ]
+    down = [side for side, health in backends.items() if not health.up and side not in degraded]
+    ready = bus.workers.started and not dead and not down
+    body = {
+        "ready": ready,
+        "backends": {
+            side: {"url": h.url, "up": h.up, "detail": h.detail} for side, h in backends.items()
+        },
+        "degraded": degraded,
+        "consumers": {"running": len(consumers) - len(dead), "stopped": dead},
+        "started": bus.workers.started,
+        "failover": bus.failover_status(),
+    }
+    return ready, body
+
+
+def collect(bus: Bus) -> Iterator[Any]:
+    """The Prometheus metric families of one Bus, built at scrape time."""
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+    )
+
+    yield from _meters(bus.meters, CounterMetricFamily, HistogramMetricFamily)
+    consumers = bus.workers.consumers()
+    running = GaugeMetricFamily(
+        "interchange_consumers_running", "Consumer threads running (0 when stopped)"
+    )
+    running.add_metric([], sum(alive for _, alive in consumers))
+    yield running
+    status = bus.failover_status()
+    if status:
+        circuit = GaugeMetricFamily(
+            "interchange_failover_circuit_open",
+            "1 while a side's primary is given up on (open or half-open), 0 when closed",
+            labels=["side"],
+        )
+        depth = GaugeMetricFamily(
+            "interchange_failover_spool_depth", "Messages waiting in the fallback spool"
+        )
+        spooled = CounterMetricFamily(
+            "interchange_failover_spooled", "Messages this Bus parked in the spool", labels=["side"]
+        )
+        drained = CounterMetricFamily(
+            "interchange_failover_drained", "Messages this Bus drained back", labels=["side"]
+        )
+        rate = GaugeMetricFamily(
+            "interchange_failover_drain_rate", "Messages drained per second", labels=["side"]
+        )
+        for side, values in status.items():
+            circuit.add_metric([side], 0 if values["circuit"] == "closed" else 1)
+            spooled.add_metric([side], values["spooled"])
+            drained.add_metric([side], values["drained"])
+            rate.add_metric([side], values["drain_rate"])
+        depth.add_metric([], next(iter(status.values()))["spool_depth"])
+        yield from (circuit, depth, spooled, drained, rate)
+
+
+_COUNTERS = {
+    "sent": ("interchange_sent_messages", "Commands stored by a broker or the spool"),
+    "published": ("interchange_published_messages", "Events stored by a broker or the spool"),
+    "publish_failed": ("interchange_publish_failures", "Messages a publishing call raised for"),
+    "handled": ("interchange_handled_messages", "Deliveries whose handler returned"),
+    "failed": ("interchange_handler_failures", "Deliveries whose handler raised"),
+    "retried": ("interchange_retried_messages", "Deliveries to be tried again"),
+    "dead_lettered": ("interchange_dead_lettered_messages", "Deliveries dead-lettered"),
+    "duplicates": ("interchange_duplicate_messages", "Deliveries dropped as duplicates"),
+}
+
+
+def _meters(metrics: Metrics, counter: Any, histogram: Any) -> Iterator[Any]:
+    families = {
+        name: counter(metric, text, labels=["channel", "group"])
+        for name, (metric, text) in _COUNTERS.items()
+    }
+    handler = histogram(
+        "interchange_handler_duration_seconds",
+        "Handler call time",
+        labels=["channel", "group"],
+    )
+    publish = histogram(
+        "interchange_publish_duration_seconds",
+        "Publishing call time, until stored",
+        labels=["channel", "group"],
+    )
+    for meter in metrics.meters():
+        labels = [meter.channel, meter.group]
+        with meter.lock:
+            counts = dict(meter.counts)
+            histograms = [
+                (family, list(h.counts), h.total, h.count)
+                for family, h in (
+                    (handler, meter.handler_seconds),
+                    (publish, meter.publish_seconds),
+                )
+            ]
+        for name, value in counts.items():
+            if value:
+                families[name].add_metric(labels, value)
+        for family, bucket_counts, total, count in histograms:
+            if count:
+                cumulative, buckets = 0, []
+                for bound, n in zip([*map(str, BUCKETS), "+Inf"], bucket_counts, strict=True):
+                    cumulative += n
+                    buckets.append((bound, cumulative))
+                family.add_metric(labels, buckets, total)
+    yield from families.values()
+    yield handler
+    yield publish
+
+
+class OpsServer:
+    """/healthz, /readyz and /metrics for one Bus, on a daemon thread."""
+
+    def __init__(self, bus: Bus, port: int = 0, host: str = "127.0.0.1") -> None:
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Collector(lambda: collect(bus)))
+        backends = bus.settings.backends
+        urls = {"commands": backends.commands, "events": backends.events}
+        if backends.fallback:
+            urls["fallback"] = backends.fallback
+        probes = Readiness(urls)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/healthz":
+                    self._answer(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
+                elif path == "/readyz":
+                    ready, body = readiness(bus, probes)
+                    status = HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE
+                    self._answer(status, json.dumps(body).encode(), "application/json")
+                elif path == "/metrics":
+                    text = generate_latest(registry)
+                    self._answer(HTTPStatus.OK, text, "text/plain; version=0.0.4; charset=utf-8")
+                else:
+                    self._answer(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+
+            def _answer(self, status: HTTPStatus, body: bytes, kind: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Scrapes every few seconds are not worth a log line each."""
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.host = host
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="interchange-ops", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+@dataclass(frozen=True)
+class _Collector:
+    """prometheus-client's custom collector: ``collect()`` yields metric families."""
+
+    families: Callable[[], Iterator[Any]]
+
+    def collect(self) -> Iterator[Any]:
+        return self.families()

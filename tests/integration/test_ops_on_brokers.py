@@ -1,0 +1,126 @@
+"""The ops port of a Bus on the real brokers: /metrics scraped while messages flow ends equal to
+what was sent and handled; a primary that refuses shows as an open circuit and a degraded,
+still ready, service."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from interchange import Bus, Settings
+from interchange.contracts import Command, Event
+from interchange.testing import wait_until
+from tests.net import closed_port
+
+COUNT = 2_000
+
+
+class Parcel(Command, name="it.ops.parcel", version=1):
+    n: int
+
+
+class Weighed(Event, name="it.ops.weighed", version=1):
+    n: int
+
+
+def _value(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+@pytest.mark.amqp
+@pytest.mark.kafka
+def test_metrics_scraped_during_load_end_equal_to_what_was_sent_and_handled(amqp_url, kafka_url):
+    bus = Bus(
+        Settings.without_environment(
+            backends={"commands": amqp_url, "events": kafka_url},
+            channel_prefix=f"ops-{uuid.uuid4().hex[:8]}.",
+        )
+    )
+    handled, lock = [0, 0], threading.Lock()
+
+    def parcel(cmd):
+        with lock:
+            handled[0] += 1
+
+    def weighed(evt):
+        with lock:
+            handled[1] += 1
+
+    bus.handles(Parcel)(parcel)
+    bus.subscribes(Weighed, group="scale")(weighed)
+    queue, topic = bus.queue_of(Parcel), bus.topic_of(Weighed)
+    ops = bus.serve_ops()
+    scrapes: list[str] = []
+    done = threading.Event()
+
+    def scrape() -> None:  # a Prometheus that scrapes all along
+        with httpx.Client(base_url=ops.url, timeout=10) as client:
+            while not done.is_set():
+                scrapes.append(client.get("/metrics").text)
+
+    scraper = threading.Thread(target=scrape)
+    try:
+        with bus:
+            scraper.start()
+            for first in range(0, COUNT, 200):
+                bus.send_many([Parcel(n=n) for n in range(first, first + 200)])
+                bus.publish_many([Weighed(n=n) for n in range(first, first + 200)])
+            wait_until(lambda: handled == [COUNT, COUNT], 120, message=lambda: f"{handled}")
+            done.set()
+            scraper.join(30)
+            final = httpx.get(f"{ops.url}/metrics", timeout=10).text
+    finally:
+        done.set()
+        bus.close()
+    assert len(scrapes) > 1, "scraped during the load"
+    during = [_value(text, "interchange_sent_messages_total", channel=queue) for text in scrapes]
+    assert during == sorted(during), "a counter never goes back"
+    assert _value(final, "interchange_sent_messages_total", channel=queue) == COUNT
+    assert _value(final, "interchange_published_messages_total", channel=topic) == COUNT
+    assert _value(final, "interchange_handled_messages_total", channel=queue, group="") == COUNT
+    assert (
+        _value(final, "interchange_handled_messages_total", channel=topic, group="scale") == COUNT
+    )
+    assert _value(final, "interchange_handler_failures_total", channel=queue) == 0
+    assert _value(final, "interchange_publish_duration_seconds_count", channel=topic) == COUNT / 200
+
+
+@pytest.mark.redis
+def test_a_refusing_primary_shows_as_an_open_circuit_and_a_degraded_ready_service(redis_url):
+    bus = Bus(
+        Settings.without_environment(
+            backends={
+                "commands": f"amqp://guest:guest@127.0.0.1:{closed_port()}//",
+                "events": f"memory://{uuid.uuid4().hex}",
+                "fallback": redis_url,
+            },
+            channel_prefix=f"ops-{uuid.uuid4().hex[:8]}.",
+        )
+    )
+    ops = bus.serve_ops()
+    try:
+        with bus:
+            bus.send(Parcel(n=1))  # refused: spooled, circuit open
+            metrics = httpx.get(f"{ops.url}/metrics", timeout=10).text
+            ready = httpx.get(f"{ops.url}/readyz", timeout=10)
+    finally:
+        bus.close()
+        import redis
+
+        with redis.Redis.from_url(redis_url) as client:
+            client.delete(f"interchange:spool:commands:send:{bus.queue_of(Parcel)}")
+    assert _value(metrics, "interchange_failover_circuit_open", side="commands") == 1
+    assert _value(metrics, "interchange_failover_circuit_open", side="events") == 0
+    assert _value(metrics, "interchange_failover_spooled_total", side="commands") == 1
+    assert _value(metrics, "interchange_sent_messages_total") == 1, "stored by the spool"
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["degraded"] == ["commands"]
+    assert ready.json()["backends"]["commands"]["up"] is False
