@@ -33,6 +33,7 @@ from interchange.adapters.protocols import (
     CommandTransport,
     EventTransport,
     FailsFast,
+    HasBacklog,
     Spool,
     Start,
     Subscription,
@@ -250,6 +251,9 @@ class FailoverCommandTransport(_Failover):
     def declare(self, queue: str, *, exchange: str | None = None) -> None:
         self.primary.declare(queue, exchange=exchange)
 
+    def backlog(self, channel: str, group: str | None) -> dict[str, int]:
+        return self.primary.backlog(channel, group) if isinstance(self.primary, HasBacklog) else {}
+
     def request(self, queue: str, message: TransportMessage, timeout: float) -> TransportMessage:
         return self.primary.request(queue, message, timeout)
 
@@ -303,6 +307,9 @@ class FailoverEventTransport(_Failover):
 
     def seek(self, topic: str, group: str, to: Start) -> None:
         self.primary.seek(topic, group, to)
+
+    def backlog(self, channel: str, group: str | None) -> dict[str, int]:
+        return self.primary.backlog(channel, group) if isinstance(self.primary, HasBacklog) else {}
 
     def close(self) -> None:
         self.primary.close()

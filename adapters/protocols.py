@@ -145,6 +145,17 @@ class FailsFast(Protocol):
         (no connection, no acknowledgement), instead of retrying for its own timeouts."""
 
 
+@runtime_checkable
+class HasBacklog(Protocol):
+    """A transport that can say how much waits for a consumer (the ops port's metrics)."""
+
+    def backlog(self, channel: str, group: str | None) -> dict[str, int]:
+        """Messages waiting for ``group`` (None: a queue's own consumers) on ``channel``, by
+        part: Kafka per partition (latest offset minus the group's committed one), RabbitMQ
+        the queue's ready messages, Redis entries not yet delivered plus pending. Raises
+        TransportError when the broker does not answer; {} when the channel does not exist."""
+
+
 class Spool(Protocol):
     """Durable, ordered parking for messages while a primary is down, one line per destination.
     The failover transports (adapters.failover) publish into it and drain it back."""

@@ -99,6 +99,7 @@ def collect(bus: Bus) -> Iterator[Any]:
     )
     running.add_metric([], sum(alive for _, alive in consumers))
     yield running
+    yield _backlog(bus, GaugeMetricFamily)
     status = bus.failover_status()
     if status:
         circuit = GaugeMetricFamily(
@@ -125,6 +126,40 @@ def collect(bus: Bus) -> Iterator[Any]:
             rate.add_metric([side], values["drain_rate"])
         depth.add_metric([], next(iter(status.values()))["spool_depth"])
         yield from (circuit, depth, spooled, drained, rate)
+
+
+def _backlog(bus: Bus, gauge: Any) -> Any:
+    """What waits for each registered handler: Kafka lag per partition, queue depth."""
+    from interchange.adapters import HasBacklog, TransportError
+
+    family = gauge(
+        "interchange_backlog_messages",
+        "Messages waiting for a handler's consumers: Kafka lag per partition (latest minus "
+        "committed), RabbitMQ ready messages, Redis entries undelivered plus pending",
+        labels=["channel", "group", "partition"],
+    )
+    for handler in bus.handlers:
+        transport: object
+        if handler.verb == "subscribes":
+            transport, channel, group = bus.events, bus.topic_of(handler.contract), handler.group
+        elif handler.verb == "handles":
+            transport, group = bus.commands, None
+            channel = (
+                bus.group_queue_of(handler.contract, handler.group)
+                if handler.group
+                else bus.queue_of(handler.contract)
+            )
+        else:
+            continue
+        if not isinstance(transport, HasBacklog):
+            continue
+        try:
+            parts = transport.backlog(channel, group)
+        except TransportError:  # the broker does not answer: /readyz says so
+            continue
+        for part, waiting in parts.items():
+            family.add_metric([channel, group or "", part], waiting)
+    return family
 
 
 _COUNTERS = {

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    NewTopic,
+    OffsetSpec,
+)
 
 from interchange.adapters.kafka.errors import code, mapped_errors
 from interchange.adapters.kafka.options import KafkaOptions
@@ -55,3 +59,25 @@ class Topics:
         request = ConsumerGroupTopicPartitions(group, offsets)
         with mapped_errors(self.servers, f"seek group {group!r} on {topic!r}"):
             self.admin.alter_consumer_group_offsets([request])[group].result(timeout=self.timeout)
+
+    def lag(self, topic: str, group: str) -> dict[str, int]:
+        """Per partition: the latest offset minus the group's committed one (all of the
+        partition when the group committed nothing there)."""
+        described = self.metadata(topic).topics.get(topic)
+        if described is None or described.error is not None:
+            return {}
+        partitions = [TopicPartition(topic, p) for p in sorted(described.partitions)]
+        with mapped_errors(self.servers, f"read the offsets of {group!r} on {topic!r}"):
+            request = ConsumerGroupTopicPartitions(group, partitions)
+            committed = {
+                tp.partition: tp.offset
+                for tp in self.admin.list_consumer_group_offsets([request])[group]
+                .result(timeout=self.timeout)
+                .topic_partitions
+            }
+            ends = self.admin.list_offsets(
+                {tp: OffsetSpec.latest() for tp in partitions},  # type: ignore[no-untyped-call]
+                request_timeout=self.timeout,
+            )
+            latest = {tp.partition: f.result(timeout=self.timeout).offset for tp, f in ends.items()}
+        return {str(p): max(0, end - max(0, committed.get(p, 0))) for p, end in latest.items()}

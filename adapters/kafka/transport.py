@@ -102,6 +102,9 @@ class KafkaEventTransport:
             group, topic, [TopicPartition(topic, p, first) for p, (first, _) in ranges.items()]
         )
 
+    def backlog(self, channel: str, group: str | None) -> dict[str, int]:
+        return self.topics.lag(channel, group) if group else {}
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:

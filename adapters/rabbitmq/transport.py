@@ -141,6 +141,18 @@ class RabbitMQCommandTransport:
         consumer = Consumer(self.links, queue, exchange, handler, prefetch or self.options.prefetch)
         return self.consumers.add(consumer)
 
+    def backlog(self, channel: str, group: str | None) -> dict[str, int]:
+        """The queue's ready messages (a passive declare on the publisher's channel)."""
+        from interchange.adapters.rabbitmq.errors import CHANNEL_ERRORS
+
+        with self.publisher.lock, mapped_errors(self.url, f"measure queue {channel!r}"):
+            try:
+                declared = self.publisher.channel.queue_declare(channel, passive=True)
+            except CHANNEL_ERRORS:  # no such queue: the broker closed the channel
+                self.publisher.reset()
+                return {}
+        return {"": int(declared.message_count)}
+
     # -- request / reply ------------------------------------------------------------------
 
     def request(self, queue: str, message: TransportMessage, timeout: float) -> TransportMessage:

@@ -80,6 +80,20 @@ class _RedisTransport:
                     raise
         self._groups.add((stream, group))
 
+    def backlog(self, channel: str, group: str | None) -> dict[str, int]:
+        """Entries the group has not been given yet (XINFO GROUPS ``lag``) plus its pending."""
+        wanted = group or channel  # a queue's own consumers read as the group named after it
+        with mapped(self.url, f"measure {channel!r}"):
+            try:
+                groups = self.client.xinfo_groups(channel)
+            except redis.ResponseError:  # no such stream
+                return {}
+        for found in groups:
+            name = found["name"].decode() if isinstance(found["name"], bytes) else found["name"]
+            if name == wanted:
+                return {"": int(found.get("lag") or 0) + int(found.get("pending") or 0)}
+        return {}
+
     def fail_fast(self, within: float) -> None:
         """Appends get a client of their own that waits ``within`` at most and never retries
         (redis-py retries a timed-out command three times by default); consumers keep theirs."""

@@ -124,3 +124,43 @@ def test_a_refusing_primary_shows_as_an_open_circuit_and_a_degraded_ready_servic
     assert ready.status_code == 200, ready.text
     assert ready.json()["degraded"] == ["commands"]
     assert ready.json()["backends"]["commands"]["up"] is False
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("commands", ["amqp_url", "redis_url"])
+def test_the_backlog_gauge_shows_what_waits_for_each_handler_and_falls_to_zero(
+    commands, kafka_url, request
+):
+    bus = Bus(
+        Settings.without_environment(
+            backends={"commands": request.getfixturevalue(commands), "events": kafka_url},
+            channel_prefix=f"ops-{uuid.uuid4().hex[:8]}.",
+        )
+    )
+    handled: list[int] = []
+    bus.handles(Parcel)(lambda cmd: handled.append(cmd.n))
+    bus.subscribes(Weighed, group="scale")(lambda evt: handled.append(evt.n))
+    queue, topic = bus.queue_of(Parcel), bus.topic_of(Weighed)
+    bus.send_many([Parcel(n=n) for n in range(30)])
+    bus.publish_many([Weighed(n=n) for n in range(40)])
+    ops = bus.serve_ops()
+
+    def waiting(channel: str) -> float:
+        text = httpx.get(f"{ops.url}/metrics", timeout=30).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "interchange_backlog_messages" and sample.labels["channel"] == channel
+        )
+
+    try:
+        assert waiting(queue) == 30, "nothing consumed yet"
+        assert waiting(topic) == 40, "the group committed nothing yet"
+        with bus:
+            wait_until(lambda: len(handled) == 70, 60)
+            wait_until(lambda: waiting(queue) == 0, 30)
+        # the group commits what it handled when it stops
+        assert waiting(topic) == 0
+    finally:
+        bus.close()
