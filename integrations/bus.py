@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from interchange.adapters import (
     CommandTransport,
@@ -34,14 +32,11 @@ from interchange.dispatch import Dispatcher, dedupe_scope
 from interchange.drain import Drainer, with_fallback
 from interchange.encoding import Encoder, Keys, expect_class
 from interchange.handlers import EventLoops, as_handler, as_reader
-from interchange.metrics import Meter, Metrics
+from interchange.metrics import Metrics, metered
 from interchange.routing import Routing
 from interchange.runtime import DEFAULT_GRACE, serve
 from interchange.versions import read_back
 from interchange.workers import Handler, Registration, Workers
-
-if TYPE_CHECKING:
-    from interchange.ops import OpsServer
 
 C = TypeVar("C", bound=Contract)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,6 +73,8 @@ class Bus(Routing):
             self.commands, self.events, self.drainer = with_fallback(
                 self.settings, self.commands, self.events
             )
+        self.meters = Metrics()  # what this Bus counted: metrics(), the ops port's /metrics
+        self.commands, self.events = metered(self.commands, self.events, self.meters)
         self.dedupe = dedupe or open_dedupe(self.settings.dedupe, ttl=self.settings.dedupe_ttl)
         self._command_codec = self._codec(self.commands.capabilities.header_prefix)
         self._event_codec = self._codec(self.events.capabilities.header_prefix)
@@ -87,9 +84,6 @@ class Bus(Routing):
         """Every handler registered, as registered (``interchange.testing.isolated`` copies
         them onto a Bus of its own)."""
         self._loops = EventLoops()
-        self.meters = Metrics()
-        """What this Bus counted (``metrics()`` is its snapshot; the ops server exports it)."""
-        self.ops: OpsServer | None = None
 
     @classmethod
     def from_config(
@@ -108,9 +102,7 @@ class Bus(Routing):
         """Send a command to its queue; one consumer handles it. Returns the message id once
         the backend stored it; raises a TransportError otherwise."""
         message = self.encoder.command(command, "send", **options)
-        queue = self.queue_of(type(command))
-        with _timed(self.meters.meter(queue), "sent", 1):
-            self.commands.send(queue, message)
+        self.commands.send(self.queue_of(type(command)), message)
         return message.id
 
     def send_many(
@@ -123,18 +115,14 @@ class Bus(Routing):
         if not commands:
             return []
         messages = self.encoder.command_batch(commands, ids, options)
-        queue = self.queue_of(type(commands[0]))
-        with _timed(self.meters.meter(queue), "sent", len(messages)):
-            self.commands.send_many(queue, messages)
+        self.commands.send_many(self.queue_of(type(commands[0])), messages)
         return [m.id for m in messages]
 
     def broadcast(self, command: Command, **options: Any) -> str:
         """Copy a command to every subscribing group. Raises PublishRejected when no group is
         bound: an unroutable command is an error."""
         message = self.encoder.command(command, "broadcast", **options)
-        exchange = self.exchange_of(type(command))
-        with _timed(self.meters.meter(exchange), "sent", 1):
-            self.commands.broadcast(exchange, message)
+        self.commands.broadcast(self.exchange_of(type(command)), message)
         return message.id
 
     def request(
@@ -162,8 +150,7 @@ class Bus(Routing):
         by the registered converters. Returns its id once the backend stored every record."""
         event_id, records = self.encoder.event_records(event, options)
         for topic, message in records:
-            with _timed(self.meters.meter(topic), "published", 1):
-                self.events.publish(topic, message)
+            self.events.publish(topic, message)
         return event_id
 
     def publish_many(
@@ -176,8 +163,7 @@ class Bus(Routing):
             return []
         event_ids, per_topic = self.encoder.event_batch(events, ids, opts, keys)
         for topic, messages in per_topic.items():
-            with _timed(self.meters.meter(topic), "published", len(messages)):
-                self.events.publish_many(topic, messages)
+            self.events.publish_many(topic, messages)
         return event_ids
 
     def replay(
@@ -223,7 +209,8 @@ class Bus(Routing):
             queue = self.group_queue_of(contract, group) if group else self.queue_of(contract)
             handler = self._dispatcher(contract, func, queue, group, self._command_codec, retry)
             consume = functools.partial(self.commands.consume, queue, handler, exchange=exchange)
-            self._register(queue, consume, concurrency)
+            count = concurrency or self.settings.concurrency
+            self.workers.register(Registration(queue, consume, count))
             self.handlers.append(Handler("handles", contract, func, group, concurrency, retry))
             return func
 
@@ -252,7 +239,7 @@ class Bus(Routing):
             join = functools.partial(
                 self.events.subscribe, topic, group, handler, start=start, workers=workers
             )
-            self._register(topic, join, 1)
+            self.workers.register(Registration(topic, join, 1))
             registered = Handler("subscribes", contract, func, group, concurrency, retry, start)
             self.handlers.append(registered)
             return func
@@ -271,18 +258,16 @@ class Bus(Routing):
         def register(func: R) -> R:
             reader = as_reader(func, self._loops)
             retry = self.settings.route(contract.contract_name).retry or self.settings.retry
+            channel = self.dead_letter_channel_of(contract, group)
             start: Callable[[], Subscription]
             if issubclass(contract, Event):
-                channel = f"{self.topic_of(contract)}.dlq"
                 read = dead_letter_reader(reader, self._event_codec, retry)
                 name = f"{group or 'interchange'}.dead-letters"
                 start = functools.partial(self.events.subscribe, channel, name, read)
             else:
-                queue = self.group_queue_of(contract, group) if group else self.queue_of(contract)
-                channel = f"{queue}.dlq"
                 read = dead_letter_reader(reader, self._command_codec, retry)
                 start = functools.partial(self.commands.consume, channel, read)
-            self._register(channel, start, 1)
+            self.workers.register(Registration(channel, start, 1))
             self.handlers.append(Handler("handles_dead_letters", contract, func, group))
             return func
 
@@ -311,12 +296,6 @@ class Bus(Routing):
             bare_json=route.bare_json,
             meter=self.meters.meter(channel, group),
         )
-
-    def _register(
-        self, channel: str, start_consumer: Callable[[], Subscription], concurrency: int | None
-    ) -> None:
-        count = concurrency or self.settings.concurrency
-        self.workers.register(Registration(channel, start_consumer, count))
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -347,21 +326,8 @@ class Bus(Routing):
         stops at once. True when every handler finished in time."""
         return serve(self, grace)
 
-    def serve_ops(self, port: int = 0, host: str = "127.0.0.1") -> OpsServer:
-        """Serve /healthz, /readyz and /metrics (Prometheus) for this Bus on ``host:port``
-        (0: any free port; ``.port`` says which), on a daemon thread until ``close()``. Needs
-        the ``ops`` extra (prometheus-client)."""
-        from interchange.ops import OpsServer
-
-        if self.ops is None:
-            self.ops = OpsServer(self, port, host)
-        return self.ops
-
     def close(self) -> None:
         """Stop consumers, flush what was accepted and release the transports."""
-        if self.ops is not None:
-            self.ops.close()
-            self.ops = None
         self.stop()
         self.commands.close()
         self.events.close()
@@ -369,9 +335,7 @@ class Bus(Routing):
             self.drainer.close()
 
     def metrics(self) -> dict[str, dict[str, Any]]:
-        """What this Bus counted, per ``"<channel>|<group>"``: messages sent, published and
-        failed to publish (group empty), deliveries handled, failed, retried, dead-lettered
-        and dropped as duplicates, and handler and publish duration histograms (seconds)."""
+        """What this Bus counted, per ``"<channel>|<group>"`` (interchange.metrics)."""
         return self.meters.snapshot()
 
     def failover_status(self) -> dict[str, dict[str, Any]]:
@@ -383,16 +347,3 @@ class Bus(Routing):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextmanager
-def _timed(meter: Meter, name: str, count: int) -> Iterator[None]:
-    """Count ``count`` messages as ``name`` (sent, published) when the block returns, and
-    as publish_failed when it raises; time it either way."""
-    started = time.perf_counter()
-    try:
-        yield
-    except BaseException:
-        meter.published_in(time.perf_counter() - started, "publish_failed", count)
-        raise
-    meter.published_in(time.perf_counter() - started, name, count)

@@ -179,7 +179,9 @@ def run(
     bus = load_target(target)
     console.print(f"serving {target} (pid {os.getpid()})")
     if ops_port is not None:
-        console.print(f"ops: {bus.serve_ops(ops_port, ops_host).url}/metrics")
+        from interchange.ops import serve_ops
+
+        console.print(f"ops: {serve_ops(bus, ops_port, ops_host).url}/metrics")
     raise typer.Exit(0 if bus.run_forever(grace) else 1)
 
 

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from interchange.adapters import CommandTransport, EventTransport
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Upper bounds (seconds) of the duration histograms; a last bucket holds the rest."""
@@ -80,6 +86,18 @@ class Meter:
             self.publish_seconds.observe(seconds)
             self.counts[name] += n
 
+    @contextmanager
+    def timed(self, name: str, count: int) -> Iterator[None]:
+        """Count ``count`` messages as ``name`` (sent, published) when the block returns, and
+        as publish_failed when it raises; time the block either way."""
+        started = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            self.published_in(time.perf_counter() - started, "publish_failed", count)
+            raise
+        self.published_in(time.perf_counter() - started, name, count)
+
 
 class Metrics:
     """Every Meter of one Bus, by (channel, group)."""
@@ -114,3 +132,48 @@ class Metrics:
             if entry:
                 shown[f"{meter.channel}|{meter.group}"] = entry
         return shown
+
+
+class _Metered:
+    """A transport whose publishing verbs are counted and timed per channel (sent/published
+    when the broker or the spool stored them, publish_failed when the call raised); every
+    other attribute is the wrapped transport's own."""
+
+    def __init__(self, inner: Any, metrics: Metrics, stored: str) -> None:
+        self._inner, self._metrics, self._stored = inner, metrics, stored
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _one(self, verb: str, channel: str, message: Any) -> None:
+        with self._metrics.meter(channel).timed(self._stored, 1):
+            getattr(self._inner, verb)(channel, message)
+
+    def _many(self, verb: str, channel: str, messages: list[Any]) -> None:
+        with self._metrics.meter(channel).timed(self._stored, len(messages)):
+            getattr(self._inner, verb)(channel, messages)
+
+    def send(self, queue: str, message: Any) -> None:
+        self._one("send", queue, message)
+
+    def send_many(self, queue: str, messages: list[Any]) -> None:
+        self._many("send_many", queue, messages)
+
+    def broadcast(self, exchange: str, message: Any) -> None:
+        self._one("broadcast", exchange, message)
+
+    def publish(self, topic: str, message: Any) -> None:
+        self._one("publish", topic, message)
+
+    def publish_many(self, topic: str, messages: list[Any]) -> None:
+        self._many("publish_many", topic, messages)
+
+
+def metered(
+    commands: CommandTransport, events: EventTransport, metrics: Metrics
+) -> tuple[CommandTransport, EventTransport]:
+    """The two transports, counted into ``metrics``."""
+    return (
+        cast("CommandTransport", _Metered(commands, metrics, "sent")),
+        cast("EventTransport", _Metered(events, metrics, "published")),
+    )

@@ -9,9 +9,10 @@
                    and histograms (interchange.metrics), consumers running, failover circuit
                    state, spool depth, messages spooled and drained.
 
-``bus.serve_ops(port)`` starts it on a daemon thread; ``interchange run|bridge --ops-port``
-too. It binds 127.0.0.1 unless told otherwise: the port shows topology, not secrets (URLs are
-redacted), but it is for the host's monitoring, not for the world.
+``serve_ops(bus, port)`` starts it on a daemon thread (``.close()`` stops it; it dies with the
+process); ``interchange run|bridge --ops-port`` too. It binds 127.0.0.1 unless told otherwise:
+the port shows topology, not secrets (URLs are redacted), but it is for the host's monitoring,
+not for the world.
 """
 
 from __future__ import annotations
@@ -281,3 +282,10 @@ class _Collector:
 
     def collect(self) -> Iterator[Any]:
         return self.families()
+
+
+def serve_ops(bus: Bus, port: int = 0, host: str = "127.0.0.1") -> OpsServer:
+    """Serve /healthz, /readyz and /metrics for ``bus`` on ``host:port`` (0: any free port;
+    ``.port`` says which) on a daemon thread, until ``.close()``. Needs the ``ops`` extra
+    (prometheus-client)."""
+    return OpsServer(bus, port, host)

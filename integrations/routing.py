@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from interchange.config import Route, Settings
-from interchange.contracts import Contract
+from interchange.contracts import Contract, Event
 
 
 class Routing:
@@ -42,6 +42,14 @@ class Routing:
         if route.layout == "per-version":
             return f"{topic}.v{version or contract.contract_version}"
         return topic
+
+    def dead_letter_channel_of(self, contract: type[Contract], group: str | None = None) -> str:
+        """Where the contract's dead letters go: ``<topic>.dlq`` for an event, ``<queue>.dlq``
+        for a command (the group's own queue when ``group`` is given)."""
+        if issubclass(contract, Event):
+            return f"{self.topic_of(contract)}.dlq"
+        queue = self.group_queue_of(contract, group) if group else self.queue_of(contract)
+        return f"{queue}.dlq"
 
     def declared_groups(self) -> Iterator[tuple[str, str]]:
         """(group queue, exchange) of every broadcast group the routes declare ahead."""

@@ -120,7 +120,9 @@ def run_bridge(
     bus = Bus(settings)
     ops_port, ops_host = ops
     if ops_port is not None:
-        console.print(f"bridge: ops on {bus.serve_ops(ops_port, ops_host).url}/metrics")
+        from interchange.ops import serve_ops
+
+        console.print(f"bridge: ops on {serve_ops(bus, ops_port, ops_host).url}/metrics")
     closing = _handlers(connectors, bus, console)
     bridged = Bridged(bus, _loops(connectors, bus, console))
     try:

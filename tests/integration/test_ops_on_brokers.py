@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from interchange import Bus, Settings
 from interchange.contracts import Command, Event
+from interchange.ops import serve_ops
 from interchange.testing import wait_until
 from tests.net import closed_port
 
@@ -57,7 +58,7 @@ def test_metrics_scraped_during_load_end_equal_to_what_was_sent_and_handled(amqp
     bus.handles(Parcel)(parcel)
     bus.subscribes(Weighed, group="scale")(weighed)
     queue, topic = bus.queue_of(Parcel), bus.topic_of(Weighed)
-    ops = bus.serve_ops()
+    ops = serve_ops(bus)
     scrapes: list[str] = []
     done = threading.Event()
 
@@ -79,6 +80,7 @@ def test_metrics_scraped_during_load_end_equal_to_what_was_sent_and_handled(amqp
             final = httpx.get(f"{ops.url}/metrics", timeout=10).text
     finally:
         done.set()
+        ops.close()
         bus.close()
     assert len(scrapes) > 1, "scraped during the load"
     during = [_value(text, "interchange_sent_messages_total", channel=queue) for text in scrapes]
@@ -105,13 +107,14 @@ def test_a_refusing_primary_shows_as_an_open_circuit_and_a_degraded_ready_servic
             channel_prefix=f"ops-{uuid.uuid4().hex[:8]}.",
         )
     )
-    ops = bus.serve_ops()
+    ops = serve_ops(bus)
     try:
         with bus:
             bus.send(Parcel(n=1))  # refused: spooled, circuit open
             metrics = httpx.get(f"{ops.url}/metrics", timeout=10).text
             ready = httpx.get(f"{ops.url}/readyz", timeout=10)
     finally:
+        ops.close()
         bus.close()
         import redis
 
@@ -143,7 +146,7 @@ def test_the_backlog_gauge_shows_what_waits_for_each_handler_and_falls_to_zero(
     queue, topic = bus.queue_of(Parcel), bus.topic_of(Weighed)
     bus.send_many([Parcel(n=n) for n in range(30)])
     bus.publish_many([Weighed(n=n) for n in range(40)])
-    ops = bus.serve_ops()
+    ops = serve_ops(bus)
 
     def waiting(channel: str) -> float:
         text = httpx.get(f"{ops.url}/metrics", timeout=30).text
@@ -163,4 +166,5 @@ def test_the_backlog_gauge_shows_what_waits_for_each_handler_and_falls_to_zero(
         # the group commits what it handled when it stops
         assert waiting(topic) == 0
     finally:
+        ops.close()
         bus.close()

@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from interchange import Reject
 from interchange.contracts import Command, Event
+from interchange.ops import serve_ops
 from interchange.testing import wait_until
 
 
@@ -74,7 +75,7 @@ def test_metrics_count_each_outcome_per_channel_and_group(make_bus):
 def test_the_ops_port_answers_health_readiness_and_prometheus_metrics(make_bus):
     bus = make_bus()
     bus.handles(Charge)(lambda cmd: None)
-    ops = bus.serve_ops()
+    ops = serve_ops(bus)
     client = httpx.Client(base_url=ops.url, timeout=10)
     try:
         assert client.get("/healthz").status_code == 200
@@ -107,15 +108,16 @@ def test_the_ops_port_answers_health_readiness_and_prometheus_metrics(make_bus):
         assert client.get("/nowhere").status_code == 404
     finally:
         client.close()
+        ops.close()
         bus.close()
     with pytest.raises(httpx.TransportError):
-        httpx.get(f"{ops.url}/healthz", timeout=2)  # closed with the Bus
+        httpx.get(f"{ops.url}/healthz", timeout=2)  # closed
 
 
 def test_readiness_names_a_consumer_that_died(make_bus):
     bus = make_bus()
     bus.handles(Charge)(lambda cmd: None)
-    ops = bus.serve_ops()
+    ops = serve_ops(bus)
     try:
         with bus:
             for subscription in bus.workers._running:
@@ -123,6 +125,7 @@ def test_readiness_names_a_consumer_that_died(make_bus):
                 subscription.close(5)
             answer = httpx.get(f"{ops.url}/readyz", timeout=10)
     finally:
+        ops.close()
         bus.close()
     assert answer.status_code == 503
     assert answer.json()["consumers"]["running"] == 0
