@@ -56,11 +56,7 @@ PROPS
       -c "$dir/server.properties" >"$dir/logs/format.log" 2>&1 \
       || fail kafka "$dir/logs/format.log" "storage format of cluster node $n failed"
   fi
-  setsid nohup java -Xms128m -Xmx512m \
-    -Dlog4j2.configurationFile="$NATIVE_DIR/kafka/log4j2.properties" \
-    -Dkafka.logs.dir="$dir/logs" -cp "$KAFKA_LIB/*" kafka.Kafka "$dir/server.properties" \
-    >"$dir/logs/stdout.log" 2>&1 </dev/null &
-  echo $! >"$dir/kafka.pid"
+  launch_kafka "$dir" 128m 512m
 }
 
 start_kafka_cluster() {  # start_kafka_cluster SIZE

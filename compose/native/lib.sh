@@ -113,6 +113,16 @@ postgres_healthy() {
 # -- Kafka ---------------------------------------------------------------------------------
 kafka_healthy() { kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 3 >/dev/null 2>&1; }
 
+# launch_kafka DIR XMS XMX: a Kafka node in the background, configured by DIR/server.properties,
+# logging to DIR/logs, its pid in DIR/kafka.pid (the single broker and each cluster node)
+launch_kafka() {
+  setsid nohup java "-Xms$2" "-Xmx$3" \
+    -Dlog4j2.configurationFile="$NATIVE_DIR/kafka/log4j2.properties" \
+    -Dkafka.logs.dir="$1/logs" -cp "$KAFKA_LIB/*" kafka.Kafka "$1/server.properties" \
+    >"$1/logs/stdout.log" 2>&1 </dev/null &
+  echo $! >"$1/kafka.pid"
+}
+
 kafka_java() {
   java -Dlog4j2.configurationFile="$NATIVE_DIR/kafka/log4j2.properties" \
     -Dkafka.logs.dir="$STATE/kafka/logs" -cp "$KAFKA_LIB/*" "$@"
@@ -227,11 +237,7 @@ PROPS
       -c "$dir/server.properties" >"$dir/logs/format.log" 2>&1 \
       || fail kafka "$dir/logs/format.log" "storage format failed"
   fi
-  setsid nohup java -Xms256m -Xmx1g \
-    -Dlog4j2.configurationFile="$NATIVE_DIR/kafka/log4j2.properties" \
-    -Dkafka.logs.dir="$dir/logs" -cp "$KAFKA_LIB/*" kafka.Kafka "$dir/server.properties" \
-    >"$dir/logs/stdout.log" 2>&1 </dev/null &
-  echo $! >"$dir/kafka.pid"
+  launch_kafka "$dir" 256m 1g
   wait_until 90 kafka_healthy || fail kafka "$dir/logs/server.log" "did not answer a metadata request in 90s"
   say "kafka up"
 }

@@ -9,13 +9,13 @@ import uuid
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from interchange import Bus, Settings
 from interchange.contracts import Command, Event
 from interchange.ops import serve_ops
 from interchange.testing import wait_until
 from tests.net import closed_port
+from tests.scrape import metric_sum
 
 COUNT = 2_000
 
@@ -28,12 +28,7 @@ class Weighed(Event, name="it.ops.weighed", version=1):
     n: int
 
 
-def _value(text: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return 0.0
+_value = metric_sum
 
 
 @pytest.mark.amqp
@@ -150,12 +145,7 @@ def test_the_backlog_gauge_shows_what_waits_for_each_handler_and_falls_to_zero(
 
     def waiting(channel: str) -> float:
         text = httpx.get(f"{ops.url}/metrics", timeout=30).text
-        return sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == "interchange_backlog_messages" and sample.labels["channel"] == channel
-        )
+        return metric_sum(text, "interchange_backlog_messages", channel=channel)
 
     try:
         assert waiting(queue) == 30, "nothing consumed yet"

@@ -183,7 +183,8 @@ def test_each_worker_serves_its_own_ops_port_and_their_counts_add_up(service):
     import socket
 
     import httpx
-    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.scrape import metric_sum
 
     def free_pair() -> int:
         """A port P with P + 1 free too (both bound once, then released)."""
@@ -201,12 +202,7 @@ def test_each_worker_serves_its_own_ops_port_and_their_counts_add_up(service):
 
     def handled_by(port: int) -> float:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-        return sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == "interchange_handled_messages_total"
-        )
+        return metric_sum(text, "interchange_handled_messages_total")
 
     def answering() -> bool:
         try:
