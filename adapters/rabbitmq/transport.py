@@ -13,7 +13,7 @@ from interchange.adapters.lifecycle import Consumers
 from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
 from interchange.adapters.rabbitmq import CAPABILITIES
 from interchange.adapters.rabbitmq.consumer import Consumer, Links, ReplyListener
-from interchange.adapters.rabbitmq.errors import mapped_errors
+from interchange.adapters.rabbitmq.errors import CHANNEL_ERRORS, mapped_errors
 from interchange.adapters.rabbitmq.options import RabbitMQOptions
 from interchange.adapters.rabbitmq.publisher import ConfirmingPublisher, Publish
 from interchange.adapters.rabbitmq.wire import to_amqp, untoken
@@ -143,8 +143,6 @@ class RabbitMQCommandTransport:
 
     def backlog(self, channel: str, group: str | None) -> dict[str, int]:
         """The queue's ready messages (a passive declare on the publisher's channel)."""
-        from interchange.adapters.rabbitmq.errors import CHANNEL_ERRORS
-
         with self.publisher.lock, mapped_errors(self.url, f"measure queue {channel!r}"):
             try:
                 declared = self.publisher.channel.queue_declare(channel, passive=True)
