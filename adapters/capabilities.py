@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
+    system: str
+    """The broker, as OpenTelemetry's ``messaging.system`` names it (``rabbitmq``, ``kafka``)."""
     header_prefix: str
     """CloudEvents header prefix of the broker's protocol binding (``ce_``, ``cloudEvents_``)."""
     persistent: bool

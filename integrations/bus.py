@@ -35,6 +35,7 @@ from interchange.handlers import EventLoops, as_handler, as_reader
 from interchange.metrics import Metrics, metered
 from interchange.routing import Routing
 from interchange.runtime import DEFAULT_GRACE, serve
+from interchange.tracing import consumer_tracing, traced
 from interchange.versions import read_back
 from interchange.workers import Handler, Registration, Workers
 
@@ -47,13 +48,10 @@ class Bus(Routing):
     """The one facade: commands (``send``, ``send_many``, ``broadcast``, ``request``) and
     events (``publish``, ``publish_many``, ``replay``, ``seek``) over the backends its settings
     name, and the handlers registered with ``handles``, ``subscribes`` and
-    ``handles_dead_letters``, which run on worker threads between ``start()`` and ``stop()``
-    (or inside ``with bus:``).
-
-    A publishing verb returns the message id once a broker, or the fallback spool, stored the
+    ``handles_dead_letters``, run on worker threads from ``start()`` to ``stop()``. A
+    publishing verb returns the message id once a broker, or the fallback spool, stored the
     message; otherwise it raises a TransportError. Every verb may be called from any thread.
-    ``close()`` stops the consumers and releases the transports.
-    """
+    ``close()`` stops the consumers and releases the transports."""
 
     def __init__(
         self,
@@ -75,6 +73,7 @@ class Bus(Routing):
             )
         self.meters = Metrics()  # what this Bus counted: metrics(), the ops port's /metrics
         self.commands, self.events = metered(self.commands, self.events, self.meters)
+        self.commands, self.events = traced(self.commands, self.events, self.settings.tracing)
         self.dedupe = dedupe or open_dedupe(self.settings.dedupe, ttl=self.settings.dedupe_ttl)
         self._command_codec = self._codec(self.commands.capabilities.header_prefix)
         self._event_codec = self._codec(self.events.capabilities.header_prefix)
@@ -283,6 +282,7 @@ class Bus(Routing):
         retry: RetryPolicy | None,
     ) -> Dispatcher:
         route = self.settings.route(contract.contract_name)
+        side = self.events if codec is self._event_codec else self.commands
         return Dispatcher(
             sender=self,
             reply=self._reply,
@@ -295,6 +295,7 @@ class Bus(Routing):
             dedupe=self.dedupe,
             bare_json=route.bare_json,
             meter=self.meters.meter(channel, group),
+            tracing=consumer_tracing(side, self.settings.tracing),
         )
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -294,6 +294,9 @@ class Settings(BaseSettings):
     shared by every consumer process, so a replacement for a killed one skips its work."""
     connectors: Connectors = Field(default_factory=Connectors)
     """Legacy connectors that ``interchange bridge`` runs."""
+    tracing: bool = True
+    """OpenTelemetry spans and trace context on every message, once the application set a
+    tracer provider (needs the ``otel`` extra; off: not even the check)."""
 
     @classmethod
     def settings_customise_sources(

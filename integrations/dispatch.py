@@ -21,6 +21,7 @@ from interchange.contracts import Codec, Contract, DecodeError, Envelope, escape
 from interchange.dedupe import DedupeStore
 from interchange.handlers import HandlerFunc
 from interchange.metrics import Meter
+from interchange.tracing import NO_SPAN, Tracing, failed, trace_id
 from interchange.versions import decide
 
 log = logging.getLogger("interchange")
@@ -47,6 +48,8 @@ class Dispatcher:
     bare_json: bool = False
     meter: Meter = field(default_factory=lambda: Meter("", ""))
     """Where this channel's outcomes are counted (the Bus's metrics)."""
+    tracing: Tracing | None = None
+    """The consumer spans (None: tracing off or OpenTelemetry not installed)."""
 
     def _fields(self, delivery: Delivery) -> dict[str, Any]:
         """What a JSON log line says about the delivery (``--log-format json``)."""
@@ -56,6 +59,7 @@ class Dispatcher:
             "message_id": escape(delivery.message.id),
             "contract": self.contract.contract_name,
             "attempt": delivery.attempt,
+            "trace_id": trace_id() or "",
         }
 
     def __call__(self, delivery: Delivery) -> Outcome:
@@ -109,18 +113,25 @@ class Dispatcher:
             self.meter.count("duplicates")
             return ACK
         ctx = HandlerContext(envelope, delivery.attempt, self.group, self.sender, dedupe_key=key)
+        span = NO_SPAN
+        if self.tracing is not None:
+            span = self.tracing.processing(
+                envelope.headers, self.channel, self.group, envelope.id, delivery.attempt
+            )
         started = time.perf_counter()
-        try:
-            result = self.func(envelope.data, ctx)
-        except Exception as error:
-            outcome = self._failed(delivery, error)
-            kind = "retried" if isinstance(outcome, Retry) else "dead_lettered"
-            self.meter.handled_in(time.perf_counter() - started, kind)
-            return outcome
-        self.meter.handled_in(time.perf_counter() - started, "handled")
-        self.dedupe.remember(key)
-        if message.reply_to is not None:
-            self._answer(envelope, message.reply_to, result)
+        with span as current:
+            try:
+                result = self.func(envelope.data, ctx)
+            except Exception as error:
+                outcome = self._failed(delivery, error)
+                kind = "retried" if isinstance(outcome, Retry) else "dead_lettered"
+                self.meter.handled_in(time.perf_counter() - started, kind)
+                failed(current, error, kind)
+                return outcome
+            self.meter.handled_in(time.perf_counter() - started, "handled")
+            self.dedupe.remember(key)
+            if message.reply_to is not None:
+                self._answer(envelope, message.reply_to, result)  # the reply continues the trace
         return ACK
 
     def _failed(self, delivery: Delivery, error: Exception) -> Outcome:

@@ -69,3 +69,12 @@ def serve() -> Iterator[Callable[[Any], httpx.Client]]:
         client.close()
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    """The spans this test finished (tests/spans.py): ``spans.named("send q")``."""
+    from tests.spans import recording
+
+    with recording() as recorder:
+        yield recorder

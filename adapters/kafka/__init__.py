@@ -45,6 +45,7 @@ except ImportError as missing:
     ) from missing
 
 CAPABILITIES: Capabilities = Capabilities(
+    system="kafka",
     header_prefix="ce_",
     persistent=True,
     ordered_log=True,

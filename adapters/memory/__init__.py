@@ -29,6 +29,7 @@ from interchange.adapters.capabilities import Capabilities
 # No driver to import: the broker is ours.
 
 CAPABILITIES: Capabilities = Capabilities(
+    system="memory",
     header_prefix="ce_",
     persistent=False,
     ordered_log=True,

@@ -39,6 +39,7 @@ except ImportError as missing:
     ) from missing
 
 CAPABILITIES: Capabilities = Capabilities(
+    system="rabbitmq",
     header_prefix="cloudEvents_",
     persistent=True,
     ordered_log=False,

@@ -39,6 +39,7 @@ except ImportError as missing:
     ) from missing
 
 CAPABILITIES: Capabilities = Capabilities(
+    system="redis",
     header_prefix="ce_",
     persistent=True,
     ordered_log=True,

@@ -60,3 +60,18 @@ def test_a_failing_handler_logs_json_lines_naming_channel_message_and_attempt(ma
     assert "legacy system said no" in record["message"]
     retried = [line for line in lines if "retrying" in line["message"]]
     assert [line["attempt"] for line in retried] == [1]
+
+
+def test_a_delivery_log_line_carries_the_trace_id_of_its_consumer_span(
+    make_bus, json_logs, spans
+):
+    bus = make_bus(retry={"max_attempts": 1, "initial_delay": 0.001})
+    bus.handles(Fragile)(lambda cmd: (_ for _ in ()).throw(RuntimeError("no")))
+    name = f"process {bus.queue_of(Fragile)}"
+    with bus:
+        bus.send(Fragile(n=1))
+        wait_until(lambda: spans.named(name), 10)
+        bus.stop()
+    lines = [json.loads(raw) for raw in json_logs.getvalue().splitlines()]
+    (dead,) = [line for line in lines if "after 1 attempts" in line["message"]]
+    assert dead["trace_id"] == format(spans.named(name)[0].context.trace_id, "032x")
