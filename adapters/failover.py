@@ -37,6 +37,8 @@ from interchange.adapters.protocols import (
     Spool,
     Start,
     Subscription,
+    SweepsDeadLetters,
+    Verdict,
 )
 
 log = logging.getLogger("interchange.adapters.failover")
@@ -115,6 +117,13 @@ class _Failover:
         self._locks_lock = threading.Lock()
         self.owner = f"{side}-{uuid.uuid4().hex}"
         self._forward = self._verbs()  # verb -> how the primary takes a batch
+        self._primary = primary
+
+    def sweep(self, channel: str, decide: Callable[[TransportMessage], Verdict]) -> int:
+        """The primary's dead letters (the spool holds none)."""
+        if not isinstance(self._primary, SweepsDeadLetters):
+            raise TypeError(f"{type(self._primary).__name__} cannot go through dead letters")
+        return self._primary.sweep(channel, decide)
 
     def _lock(self, line: str) -> threading.Lock:
         with self._locks_lock:

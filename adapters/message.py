@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 # Every header name Interchange reserves, defined here once. Adapters strip the transport-private
@@ -18,6 +19,10 @@ DLQ_REASON = "x-interchange-dead-letter-reason"
 DLQ_ERROR = "x-interchange-dead-letter-error"
 DLQ_ATTEMPTS = "x-interchange-dead-letter-attempts"
 DLQ_SOURCE = "x-interchange-dead-letter-source"
+DLQ_TIME = "x-interchange-dead-letter-time"
+"""When it was given up: UTC, ISO 8601."""
+DLQ_GROUP = "x-interchange-dead-letter-group"
+"""The consumer group that gave it up (events; a command's queue names its group already)."""
 
 ID_HEADER = "x-interchange-id"
 """Carries a message id that the CloudEvents id header does not (Kafka records and Redis entries
@@ -135,16 +140,24 @@ DeliveryHandler = Callable[[Delivery], Outcome]
 """Called once per delivery, on a consumer thread. Raising is treated as ``Retry()``."""
 
 
-def dead_letter_headers(delivery: Delivery, outcome: DeadLetter) -> dict[str, str]:
-    """The original headers plus why, how often, and from where the message was given up."""
+def dead_letter_headers(
+    delivery: Delivery, outcome: DeadLetter, group: str | None = None
+) -> dict[str, str]:
+    """The original headers plus why, how often, when, from where and (events) by which group
+    the message was given up."""
     headers = dict(delivery.message.headers)
     headers[DLQ_REASON] = outcome.reason
     headers[DLQ_ERROR] = outcome.error
     headers[DLQ_ATTEMPTS] = str(delivery.attempt)
     headers[DLQ_SOURCE] = delivery.channel
+    headers[DLQ_TIME] = datetime.now(UTC).isoformat()
+    if group is not None:
+        headers[DLQ_GROUP] = group
     return headers
 
 
-def dead_letter_copy(delivery: Delivery, outcome: DeadLetter) -> TransportMessage:
+def dead_letter_copy(
+    delivery: Delivery, outcome: DeadLetter, group: str | None = None
+) -> TransportMessage:
     """The message as it goes to its dead-letter channel: same id and body, reason in headers."""
-    return replace(delivery.message, headers=dead_letter_headers(delivery, outcome))
+    return replace(delivery.message, headers=dead_letter_headers(delivery, outcome, group))

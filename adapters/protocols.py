@@ -23,7 +23,7 @@ Guarantees every implementation gives (the conformance suite checks them):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -154,6 +154,26 @@ class HasBacklog(Protocol):
         part: Kafka per partition (latest offset minus the group's committed one), RabbitMQ
         the queue's ready messages, Redis entries not yet delivered plus pending. Raises
         TransportError when the broker does not answer; {} when the channel does not exist."""
+
+
+Verdict = Literal["keep", "take", "stop"]
+"""What an operator's sweep decides for one dead letter: leave it, take it (it leaves the
+dead-letter channel), or stop the sweep there."""
+
+
+@runtime_checkable
+class SweepsDeadLetters(Protocol):
+    """A transport whose dead-letter channels an operator can go through (``interchange dlq``)
+    without a consumer group, the ``handles_dead_letters`` readers left undisturbed."""
+
+    def sweep(self, channel: str, decide: Callable[[TransportMessage], Verdict]) -> int:
+        """Show ``decide`` each message waiting on the dead-letter ``channel``, oldest first
+        (on a partitioned log: per partition), each once, none held by a consumer; a message
+        it answers ``take`` for leaves the channel once ``decide`` returned (so republish it
+        there first, for a requeue); ``stop`` ends the sweep. Returns how many were taken.
+        On a queue, kept messages stay where they were (RabbitMQ counts them redelivered); on
+        a log, taken records are marked settled in a cursor of their own and not shown
+        again. Raises TransportError when the broker does not answer."""
 
 
 class Spool(Protocol):

@@ -12,17 +12,15 @@ import typer
 from rich.console import Console
 
 from interchange.adapters import TransportError, redact
+from interchange.cli_operator import dlq_app, replay, tail
+from interchange.cli_options import ConfigOption, ModulesOption, console
 from interchange.config import load_settings
 from interchange.runtime import DEFAULT_GRACE
 
 app = typer.Typer(no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="interchange.toml or .yaml; INTERCHANGE_* env overrides"),
-]
+app.add_typer(dlq_app, name="dlq")
+app.command()(replay)
+app.command()(tail)
 
 
 @app.command()
@@ -159,7 +157,8 @@ def run(
     consumers, and serve until SIGTERM or SIGINT, which stop taking messages and let handlers
     in flight finish within the grace period (a second signal stops at once). With --workers N,
     N processes run under a supervisor that replaces one that dies. --ops-port P serves
-    /healthz, /readyz and /metrics (worker k of N on P + k)."""
+    /healthz, /readyz and /metrics (with --workers: every worker's added up on P, worker k's
+    own on P + 1 + k)."""
     from interchange.config import CONFIG_FILE_VARIABLE
     from interchange.runtime import Supervisor, load_target
 
@@ -172,10 +171,22 @@ def run(
         command = [sys.executable, "-m", "interchange", "run", target, "--grace", str(grace)]
         command += ["--ops-host", ops_host, "--log-format", log_format]
 
-        def own_port(slot: int) -> list[str]:
-            return [] if ops_port is None else ["--ops-port", str(ops_port + slot)]
+        from interchange.ops_workers import WorkersOps, worker_port
 
-        raise typer.Exit(Supervisor(command, workers, grace=grace, slot_args=own_port).run())
+        def own_port(slot: int) -> list[str]:
+            return [] if ops_port is None else ["--ops-port", str(worker_port(ops_port, slot))]
+
+        gathered = None
+        if ops_port is not None:
+            ports = [worker_port(ops_port, slot) for slot in range(workers)]
+            gathered = WorkersOps(ports, ops_port, ops_host)
+            console.print(f"ops: {gathered.url}/metrics (workers' own: {ports[0]}-{ports[-1]})")
+        try:
+            code = Supervisor(command, workers, grace=grace, slot_args=own_port).run()
+        finally:
+            if gathered is not None:
+                gathered.close()
+        raise typer.Exit(code)
     bus = load_target(target)
     console.print(f"serving {target} (pid {os.getpid()})")
     if ops_port is not None:
@@ -203,11 +214,6 @@ def bridge(
 
 contracts_app = typer.Typer(help="The contract gate: JSON Schemas, a lock file, compatibility.")
 app.add_typer(contracts_app, name="contracts")
-
-ModulesOption = Annotated[
-    list[str] | None,
-    typer.Option("--module", "-m", help="module declaring contracts (default: contract_modules)"),
-]
 
 
 def _contracts(config: Path | None, modules: list[str] | None) -> list[Any]:
@@ -345,67 +351,6 @@ def _options(
     ] = False,
 ) -> None:
     """Interchange: commands and events over real brokers."""
-
-
-def _when(text: str | None) -> Any:
-    """A --since/--until value: ``earliest`` or an ISO 8601 time (UTC when it names no zone)."""
-    from datetime import UTC, datetime
-
-    if text is None or text in ("earliest", "beginning"):
-        return None if text is None else "earliest"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is neither 'earliest' nor an ISO 8601 time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-@app.command()
-def replay(
-    contract: Annotated[str, typer.Argument(help="the event contract's name")],
-    config: ConfigOption = None,
-    module: ModulesOption = None,
-    since: Annotated[str, typer.Option(help="earliest, or an ISO 8601 time")] = "earliest",
-    until: Annotated[str | None, typer.Option(help="an ISO 8601 time (default: now)")] = None,
-    version: Annotated[
-        int | None, typer.Option(help="read as this version (default: newest)")
-    ] = None,
-    jsonl: Annotated[bool, typer.Option("--jsonl", help="print the events as JSON lines")] = False,
-    to_group: Annotated[
-        str | None, typer.Option(help="re-deliver from --since to this consumer group instead")
-    ] = None,
-) -> None:
-    """Read a window of an event log again, without joining a group or moving any offset
-    (--jsonl: one event a line on stdout), or re-deliver it to one consumer group (--to-group:
-    the group, with no member running, is moved back to --since; what it reads again reaches
-    its handlers again)."""
-    import json
-
-    from interchange.bus import Bus
-    from interchange.contracts import Event, registry
-    from interchange.contracts_lock import load_modules
-
-    if jsonl == (to_group is not None):
-        raise ValueError("say --jsonl (print the window) or --to-group G (re-deliver it)")
-    settings = load_settings(config)
-    load_modules(module or settings.contract_modules)
-    model = registry.get(contract, version) if version else registry.latest(contract)
-    if model is None or not issubclass(model, Event):
-        raise ValueError(f"{contract!r} is not an event contract declared by the given modules")
-    start, end = _when(since), _when(until)
-    bus = Bus(settings)
-    try:
-        if to_group is not None:
-            if end is not None:
-                raise ValueError("--until cannot bound a re-delivery: the group reads on")
-            bus.seek(model, to_group, start)
-            err_console.print(f"group {to_group!r} moved to {since} on {bus.topic_of(model)}")
-            return
-        for event in bus.replay(model, since=start, until=end):
-            sys.stdout.write(json.dumps(event.model_dump(mode="json")) + "\n")
-        sys.stdout.flush()
-    finally:
-        bus.close()
 
 
 def _log_to(out: Console, level: str = "WARNING", log_format: str = "text") -> None:

@@ -1,18 +1,21 @@
 """Reading a dead-letter channel: each dead letter as a DeadLetterRecord, with why it was given
-up, how often it was tried and where it came from."""
+up, how often it was tried, when, and where it came from."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from interchange.adapters import (
     ACK,
     DLQ_ATTEMPTS,
     DLQ_ERROR,
+    DLQ_GROUP,
     DLQ_REASON,
     DLQ_SOURCE,
+    DLQ_TIME,
     Delivery,
     DeliveryHandler,
     Outcome,
@@ -21,6 +24,8 @@ from interchange.adapters import (
 from interchange.config import RetryPolicy
 from interchange.contracts import Codec, DecodeError, Envelope
 from interchange.dispatch import failure_outcome
+
+DEAD_LETTER_HEADERS = (DLQ_REASON, DLQ_ERROR, DLQ_ATTEMPTS, DLQ_SOURCE, DLQ_TIME, DLQ_GROUP)
 
 
 @dataclass(frozen=True)
@@ -33,17 +38,28 @@ class DeadLetterRecord:
     attempts: int
     source: str
     envelope: Envelope | None
+    time: datetime | None = None
+    """When it was given up (None for dead letters written before it was recorded)."""
+    group: str = ""
+    """The consumer group that gave an event up ("" for commands)."""
 
 
 def record_of(delivery: Delivery, codec: Codec) -> DeadLetterRecord:
-    message = delivery.message
+    return read_record(delivery.message, codec)
+
+
+def read_record(message: TransportMessage, codec: Codec) -> DeadLetterRecord:
     headers = dict(message.headers)
-    meta = {k: headers.pop(k, "") for k in (DLQ_REASON, DLQ_ERROR, DLQ_ATTEMPTS, DLQ_SOURCE)}
+    meta = {k: headers.pop(k, "") for k in DEAD_LETTER_HEADERS}
     try:
         envelope: Envelope | None = codec.decode(headers, message.body)
     except DecodeError:
         envelope = None
     attempts = meta[DLQ_ATTEMPTS]
+    try:
+        when: datetime | None = datetime.fromisoformat(meta[DLQ_TIME])
+    except ValueError:
+        when = None
     return DeadLetterRecord(
         message=message,
         reason=meta[DLQ_REASON],
@@ -51,6 +67,8 @@ def record_of(delivery: Delivery, codec: Codec) -> DeadLetterRecord:
         attempts=int(attempts) if attempts.isdigit() else 0,
         source=meta[DLQ_SOURCE],
         envelope=envelope,
+        time=when,
+        group=meta[DLQ_GROUP],
     )
 
 

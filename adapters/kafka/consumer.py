@@ -179,7 +179,9 @@ class GroupMember:
                     return False  # closing: whoever owns the partition next reads it again
                 continue
             if isinstance(outcome, DeadLetter):
-                self._dead_letter(f"{self.topic}.dlq", dead_letter_copy(delivery, outcome))
+                self._dead_letter(
+                    f"{self.topic}.dlq", dead_letter_copy(delivery, outcome, self.group)
+                )
             break
         self.consumer.store_offsets(message=record)
         return True
@@ -205,7 +207,7 @@ class GroupMember:
     def _settle(self, work: Work, delivery: Delivery, outcome: Outcome) -> None:
         """On a worker: write the dead letter, then tell the reading loop the record is done."""
         if isinstance(outcome, DeadLetter):
-            self._dead_letter(f"{self.topic}.dlq", dead_letter_copy(delivery, outcome))
+            self._dead_letter(f"{self.topic}.dlq", dead_letter_copy(delivery, outcome, self.group))
         self._finished.put(work.token)
 
     def _store_finished(self) -> None:

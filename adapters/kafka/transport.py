@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from interchange.adapters.kafka import CAPABILITIES, replay
+from interchange.adapters.kafka import CAPABILITIES, replay, sweep
 from interchange.adapters.kafka.consumer import GroupMember
 from interchange.adapters.kafka.errors import mapped_errors
 from interchange.adapters.kafka.options import client_config
@@ -16,7 +16,7 @@ from interchange.adapters.kafka.publisher import Publisher
 from interchange.adapters.kafka.topology import Topics
 from interchange.adapters.lifecycle import Consumers
 from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
-from interchange.adapters.protocols import Start
+from interchange.adapters.protocols import Start, Verdict
 
 
 def probe(url: str, timeout: float = 5.0) -> str:
@@ -101,6 +101,10 @@ class KafkaEventTransport:
         self.topics.move_group(
             group, topic, [TopicPartition(topic, p, first) for p, (first, _) in ranges.items()]
         )
+
+    def sweep(self, channel: str, decide: Callable[[TransportMessage], Verdict]) -> int:
+        self.consumers.check_open()
+        return sweep.sweep(self.consumer_config, channel, decide, self.timeout)
 
     def backlog(self, channel: str, group: str | None) -> dict[str, int]:
         return self.topics.lag(channel, group) if group else {}

@@ -70,6 +70,8 @@ class Queue:
 @dataclass
 class Group:
     offset: int
+    metadata: str = ""
+    """What the group committed beside its offset (Kafka lets a commit carry a string)."""
     turn: threading.Lock = field(default_factory=threading.Lock)
 
 

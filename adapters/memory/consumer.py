@@ -88,7 +88,7 @@ def group_member(
                     return  # closing: leave the record uncommitted for the next member
                 continue
             if isinstance(outcome, DeadLetter):
-                dead_letter(dead_letter_copy(delivery, outcome))
+                dead_letter(dead_letter_copy(delivery, outcome, group))
             assert isinstance(outcome, Ack | DeadLetter)
             with log.cond:
                 member.offset = offset + 1
@@ -113,7 +113,7 @@ class KeyedMember:
         epoch: Callable[[], int],
         workers: int,
     ) -> None:
-        self.topic, self.log, self.member = topic, log, member
+        self.topic, self.log, self.member, self.group = topic, log, member, group
         self._dead_letter, self._epoch = dead_letter, epoch
         name = f"memory-subscribe-{topic}-{group}"
         self.lanes = KeyedWorkers(f"{name}-worker", workers, handler, self._settle)
@@ -149,7 +149,7 @@ class KeyedMember:
 
     def _settle(self, work: Work, delivery: Delivery, outcome: Outcome) -> None:
         if isinstance(outcome, DeadLetter):
-            self._dead_letter(dead_letter_copy(delivery, outcome))
+            self._dead_letter(dead_letter_copy(delivery, outcome, self.group))
         offset, read_in = work.token
         with self._lock:
             if read_in != self._epoch():

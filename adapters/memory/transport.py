@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 
@@ -14,7 +14,8 @@ from interchange.adapters.memory.broker import Entry, MemoryBroker
 from interchange.adapters.memory.consumer import KeyedMember, group_member, queue_consumer
 from interchange.adapters.memory.options import MemoryOptions
 from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
-from interchange.adapters.protocols import Start, Subscription
+from interchange.adapters.protocols import Start, Subscription, Verdict
+from interchange.adapters.settled import OPERATOR_GROUP, Settled
 from interchange.adapters.urls import split_options
 
 
@@ -71,6 +72,24 @@ class MemoryCommandTransport(_MemoryTransport):
         self.declare(queue, exchange=exchange)
         source, dead_letters = self.broker.queue(queue), self.broker.queue(f"{queue}.dlq")
         return self.consumers.add(queue_consumer(queue, source, dead_letters, handler))
+
+    def sweep(self, channel: str, decide: Callable[[TransportMessage], Verdict]) -> int:
+        """The queue's ready messages in order; one a consumer holds is not shown."""
+        self.consumers.check_open()
+        queue = self.broker.queue(channel)
+        with queue.cond:
+            entries = list(queue.ready)
+        taken = 0
+        for entry in entries:
+            verdict = decide(entry.message)
+            if verdict == "stop":
+                break
+            if verdict == "take":
+                with queue.cond:
+                    if entry in queue.ready:  # not taken by a consumer meanwhile
+                        queue.ready.remove(entry)
+                        taken += 1
+        return taken
 
     def request(self, queue: str, message: TransportMessage, timeout: float) -> TransportMessage:
         self.consumers.check_open()
@@ -151,6 +170,30 @@ class MemoryEventTransport(_MemoryTransport):
             if limit is not None and stamp > limit:
                 return
             yield wire.logged(message, topic, offset, stamp)
+
+    def sweep(self, channel: str, decide: Callable[[TransportMessage], Verdict]) -> int:
+        """The log's records not yet settled, in order (adapters/settled.py)."""
+        self.consumers.check_open()
+        log = self.broker.topic(channel)
+        cursor = log.join(OPERATOR_GROUP, "earliest")
+        with log.cond:
+            settled = Settled.decode(cursor.offset, cursor.metadata)
+            records = log.records[settled.floor :]
+        taken = 0
+        try:
+            for offset, (_, message) in enumerate(records, start=settled.floor):
+                if offset in settled:
+                    continue
+                verdict = decide(message)
+                if verdict == "stop":
+                    break
+                if verdict == "take":
+                    settled.settle(offset)
+                    taken += 1
+        finally:  # what was settled stays settled, even when ``decide`` raised
+            with log.cond:
+                cursor.offset, cursor.metadata = settled.floor, settled.encode()
+        return taken
 
     def seek(self, topic: str, group: str, to: Start) -> None:
         self.consumers.check_open()

@@ -4,6 +4,7 @@ threads (see the package's datasheet)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 import kombu
@@ -11,12 +12,13 @@ import kombu
 from interchange.adapters.errors import PublishRejected, RequestTimeout
 from interchange.adapters.lifecycle import Consumers
 from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
+from interchange.adapters.protocols import Verdict
 from interchange.adapters.rabbitmq import CAPABILITIES
 from interchange.adapters.rabbitmq.consumer import Consumer, Links, ReplyListener
 from interchange.adapters.rabbitmq.errors import CHANNEL_ERRORS, mapped_errors
 from interchange.adapters.rabbitmq.options import RabbitMQOptions
 from interchange.adapters.rabbitmq.publisher import ConfirmingPublisher, Publish
-from interchange.adapters.rabbitmq.wire import to_amqp, untoken
+from interchange.adapters.rabbitmq.wire import from_amqp, to_amqp, untoken
 from interchange.adapters.urls import split_options
 
 
@@ -150,6 +152,34 @@ class RabbitMQCommandTransport:
                 self.publisher.reset()
                 return {}
         return {"": int(declared.message_count)}
+
+    def sweep(self, channel: str, decide: Callable[[TransportMessage], Verdict]) -> int:
+        """The queue's ready messages in order (basic.get on a connection of its own): a taken
+        one is acked; kept ones return to their place when the connection closes, marked
+        redelivered. Bounded by the count at the start, so none is shown twice."""
+        self.consumers.check_open()
+        taken = 0
+        with mapped_errors(self.url, f"read the messages of {channel!r}"):
+            connection = self.connect()
+            try:
+                reading = connection.channel()
+                try:
+                    declared = reading.queue_declare(channel, passive=True)
+                except CHANNEL_ERRORS:  # no such queue: nothing was ever dead-lettered
+                    return 0
+                for _ in range(int(declared.message_count)):
+                    raw = reading.basic_get(channel, no_ack=False)
+                    if raw is None:
+                        break
+                    verdict = decide(from_amqp(raw, channel)[0].message)
+                    if verdict == "stop":
+                        break
+                    if verdict == "take":
+                        reading.basic_ack(raw.delivery_tag)
+                        taken += 1
+            finally:
+                connection.release()
+        return taken
 
     # -- request / reply ------------------------------------------------------------------
 

@@ -115,7 +115,9 @@ class _Reader:
         return to_delivery(self.stream, entry_id, fields, channel=self.channel, delivered=delivered)
 
     def dead_letter(self, pipe: Any, delivery: Delivery, outcome: DeadLetter) -> None:
-        dead = dead_letter_copy(delivery, outcome)
+        # a queue's group is the queue itself; an event group is worth naming
+        group = self.group if self.group != self.channel else None
+        dead = dead_letter_copy(delivery, outcome, group)
         pipe.xadd(f"{self.channel}.dlq", to_fields(dead))
 
     def stop(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,7 @@ from redis.retry import Retry
 from interchange.adapters.errors import PublishRejected, RequestTimeout
 from interchange.adapters.lifecycle import Consumers
 from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
-from interchange.adapters.protocols import Start
+from interchange.adapters.protocols import Start, Verdict
 from interchange.adapters.redis import CAPABILITIES
 from interchange.adapters.redis.consumer import LogReader, QueueReader
 from interchange.adapters.redis.errors import mapped
@@ -67,6 +67,8 @@ class _RedisTransport:
         self.publishing: Any = self.client  # appends; its own, impatient client once fail_fast
         self.consumers = Consumers()
         self._groups: set[tuple[str, str]] = set()
+        self._streams: dict[str, str] = {}
+        """Broadcast group queue -> the exchange's stream it reads (declared here)."""
 
     def _group(self, stream: str, group: str, start: str) -> None:
         """Create a consumer group unless it exists; an existing group keeps its position."""
@@ -83,9 +85,10 @@ class _RedisTransport:
     def backlog(self, channel: str, group: str | None) -> dict[str, int]:
         """Entries the group has not been given yet (XINFO GROUPS ``lag``) plus its pending."""
         wanted = group or channel  # a queue's own consumers read as the group named after it
+        stream = self._streams.get(channel, channel)  # a broadcast group reads the exchange's
         with mapped(self.url, f"measure {channel!r}"):
             try:
-                groups = self.client.xinfo_groups(channel)
+                groups = self.client.xinfo_groups(stream)
             except redis.ResponseError:  # no such stream
                 return {}
         for found in groups:
@@ -104,6 +107,24 @@ class _RedisTransport:
             retry=Retry(NoBackoff(), 0),
             health_check_interval=15,
         )
+
+    def sweep(self, channel: str, decide: Callable[[TransportMessage], Verdict]) -> int:
+        """The stream's entries in order (XRANGE); a taken one is deleted (XDEL)."""
+        self.consumers.check_open()
+        low, taken = "-", 0
+        while True:
+            with mapped(self.url, f"read {channel!r}"):
+                entries = self.client.xrange(channel, min=low, max="+", count=500)
+            for entry_id, fields in entries:
+                verdict = decide(to_delivery(channel, entry_id, fields, channel=channel).message)
+                if verdict == "stop":
+                    return taken
+                if verdict == "take":
+                    with mapped(self.url, f"delete from {channel!r}"):
+                        taken += int(self.client.xdel(channel, entry_id))
+            if len(entries) < 500:
+                return taken
+            low = "(" + entries[-1][0].decode()
 
     def _append(self, stream: str, messages: list[TransportMessage], doing: str) -> None:
         """XADD every message in one round trip; returns once Redis answered for all."""
@@ -128,6 +149,8 @@ class RedisCommandTransport(_RedisTransport):
         # a queue keeps what was sent before it had consumers; a broadcast group, like a
         # binding, only what is broadcast after it exists
         self._group(exchange or queue, queue, "$" if exchange else "0")
+        if exchange is not None:
+            self._streams[queue] = exchange
 
     def send(self, queue: str, message: TransportMessage) -> None:
         self.send_many(queue, [message])
