@@ -216,31 +216,28 @@ def _meters(metrics: Metrics, counter: Any, histogram: Any) -> Iterator[Any]:
     yield publish
 
 
-class OpsServer:
-    """/healthz, /readyz and /metrics for one Bus, on a daemon thread."""
+class OpsEndpoints:
+    """/healthz, /readyz and /metrics on a daemon thread, answered by two callables: whether
+    the service is ready (with a JSON body saying why), and the Prometheus text."""
 
-    def __init__(self, bus: Bus, port: int = 0, host: str = "127.0.0.1") -> None:
-        from prometheus_client import CollectorRegistry, generate_latest
-
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(lambda: collect(bus)))
-        backends = bus.settings.backends
-        urls = {"commands": backends.commands, "events": backends.events}
-        if backends.fallback:
-            urls["fallback"] = backends.fallback
-        probes = Readiness(urls)
-
+    def __init__(
+        self,
+        ready: Callable[[], tuple[bool, dict[str, Any]]],
+        metrics: Callable[[], bytes],
+        port: int = 0,
+        host: str = "127.0.0.1",
+    ) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/healthz":
                     self._answer(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
                 elif path == "/readyz":
-                    ready, body = readiness(bus, probes)
-                    status = HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE
+                    is_ready, body = ready()
+                    status = HTTPStatus.OK if is_ready else HTTPStatus.SERVICE_UNAVAILABLE
                     self._answer(status, json.dumps(body).encode(), "application/json")
                 elif path == "/metrics":
-                    text = generate_latest(registry)
+                    text = metrics()
                     self._answer(HTTPStatus.OK, text, "text/plain; version=0.0.4; charset=utf-8")
                 else:
                     self._answer(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
@@ -274,8 +271,26 @@ class OpsServer:
         self._thread.join(5)
 
 
+class OpsServer(OpsEndpoints):
+    """/healthz, /readyz and /metrics for one Bus, on a daemon thread."""
+
+    def __init__(self, bus: Bus, port: int = 0, host: str = "127.0.0.1") -> None:
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(Collector(lambda: collect(bus)))
+        backends = bus.settings.backends
+        urls = {"commands": backends.commands, "events": backends.events}
+        if backends.fallback:
+            urls["fallback"] = backends.fallback
+        probes = Readiness(urls)
+        super().__init__(
+            lambda: readiness(bus, probes), lambda: generate_latest(registry), port, host
+        )
+
+
 @dataclass(frozen=True)
-class _Collector:
+class Collector:
     """prometheus-client's custom collector: ``collect()`` yields metric families."""
 
     families: Callable[[], Iterator[Any]]

@@ -158,3 +158,38 @@ def test_the_backlog_gauge_shows_what_waits_for_each_handler_and_falls_to_zero(
     finally:
         ops.close()
         bus.close()
+
+
+@pytest.mark.redis
+def test_a_redis_broadcast_groups_backlog_is_what_waits_in_the_exchanges_stream(redis_url):
+    bus = Bus(
+        Settings.without_environment(
+            backends={"commands": redis_url, "events": f"memory://{uuid.uuid4().hex}"},
+            channel_prefix=f"ops-{uuid.uuid4().hex[:8]}.",
+        )
+    )
+    release, handled = threading.Event(), []
+
+    @bus.handles(Parcel, group="audit")
+    def audit(cmd):
+        release.wait(30)
+        handled.append(cmd.n)
+
+    queue = bus.group_queue_of(Parcel, "audit")
+    ops = serve_ops(bus)
+
+    def waiting() -> float:
+        text = httpx.get(f"{ops.url}/metrics", timeout=30).text
+        return metric_sum(text, "interchange_backlog_messages", channel=queue)
+
+    try:
+        with bus:
+            for n in range(20):
+                bus.broadcast(Parcel(n=n))
+            assert waiting() == 20, "one in the handler (pending), 19 not yet delivered"
+            release.set()
+            wait_until(lambda: len(handled) == 20, 30)
+            wait_until(lambda: waiting() == 0, 30)
+    finally:
+        ops.close()
+        bus.close()

@@ -179,46 +179,60 @@ def test_a_worker_killed_mid_stream_is_replaced_and_the_stream_completes(service
     assert len(handled) - COUNT <= 1
 
 
-def test_each_worker_serves_its_own_ops_port_and_their_counts_add_up(service):
+def test_the_supervisors_ops_port_adds_up_what_each_workers_own_counted(service):
     import socket
 
     import httpx
 
     from tests.scrape import metric_sum
 
-    def free_pair() -> int:
-        """A port P with P + 1 free too (both bound once, then released)."""
+    def free_run(count: int) -> int:
+        """A port P with P + 1 ... P + count - 1 free too (bound once, then released)."""
         while True:
-            with socket.socket() as first, socket.socket() as second:
-                first.bind(("127.0.0.1", 0))
-                port = int(first.getsockname()[1])
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
+            sockets = [socket.socket() for _ in range(count)]
+            try:
+                sockets[0].bind(("127.0.0.1", 0))
+                port = int(sockets[0].getsockname()[1])
+                for offset, other in enumerate(sockets[1:], start=1):
+                    other.bind(("127.0.0.1", port + offset))
                 return port
+            except OSError:
+                continue
+            finally:
+                for each in sockets:
+                    each.close()
 
-    base = free_pair()
+    base = free_run(3)  # the supervisor's, then worker 0's and worker 1's
 
-    def handled_by(port: int) -> float:
+    def scrape(port: int, name: str) -> float:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-        return metric_sum(text, "interchange_handled_messages_total")
+        return metric_sum(text, name)
 
-    def answering() -> bool:
+    def ready() -> bool:
         try:
-            return all(
-                httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
-                for port in (base, base + 1)
-            )
+            return httpx.get(f"http://127.0.0.1:{base}/readyz", timeout=10).status_code == 200
         except httpx.TransportError:
             return False
 
     with _supervised(service, "--ops-port", str(base)) as supervisor:
-        wait_until(answering, 30, message=lambda: (service / "run.log").read_text()[-2000:])
+        wait_until(ready, 30, message=lambda: (service / "run.log").read_text()[-2000:])
+        readiness = httpx.get(f"http://127.0.0.1:{base}/readyz", timeout=10).json()
         _send_all(service)
         wait_until(lambda: _all_handled(service), 120)
-        counts = [handled_by(base), handled_by(base + 1)]
+        counts = [
+            scrape(port, "interchange_handled_messages_total") for port in (base + 1, base + 2)
+        ]
+        total = scrape(base, "interchange_handled_messages_total")
+        workers_up = scrape(base, "interchange_workers_up")
+        running = scrape(base, "interchange_consumers_running")
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(GRACE + 20) == 0
-    assert sum(counts) == len(_handled(service)), counts
+    assert [w["url"] for w in readiness["workers"]] == [
+        f"http://127.0.0.1:{base + 1}",
+        f"http://127.0.0.1:{base + 2}",
+    ]
+    assert all(w["ready"] for w in readiness["workers"])
+    assert total == sum(counts) == len(_handled(service)), counts
     assert all(count > 0 for count in counts), f"both workers took work: {counts}"
+    assert workers_up == 2
+    assert running == 2  # one consumer thread each, summed

@@ -62,9 +62,7 @@ def test_a_failing_handler_logs_json_lines_naming_channel_message_and_attempt(ma
     assert [line["attempt"] for line in retried] == [1]
 
 
-def test_a_delivery_log_line_carries_the_trace_id_of_its_consumer_span(
-    make_bus, json_logs, spans
-):
+def test_a_delivery_log_line_carries_the_trace_id_of_its_consumer_span(make_bus, json_logs, spans):
     bus = make_bus(retry={"max_attempts": 1, "initial_delay": 0.001})
     bus.handles(Fragile)(lambda cmd: (_ for _ in ()).throw(RuntimeError("no")))
     name = f"process {bus.queue_of(Fragile)}"
