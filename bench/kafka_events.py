@@ -1,9 +1,11 @@
 """Event throughput on Kafka: raw confluent-kafka vs Interchange, one run, same broker.
 
     raw producer              produce() everything, then flush(): acks=all, idempotent
+    raw producer + headers    the same with the CloudEvents headers Interchange writes
     raw consumer              a fresh group reads the topic from the start
     Interchange publish       one acknowledged event per call
     Interchange publish_many  every delivery report awaited once per batch
+    Interchange batch loop    bus.batch(): one publish call per event, stored at the block's end
     Interchange subscribe     a consumer group through the Bus: decode, dedupe, handler, commit
     broker ceiling            Kafka's own ProducerPerformance (kafka-producer-perf-test)
 
@@ -45,16 +47,27 @@ def _rate(count: int, started: float) -> float:
     return count / (time.perf_counter() - started)
 
 
-def raw_producer(servers: str, topic: str, count: int, size: int) -> float:
+def _headers() -> list[tuple[str, bytes]]:
+    """What Interchange writes on a record: the CloudEvents attributes (binary mode)."""
+    from interchange.contracts import Codec
+
+    [(headers, _)] = Codec("ce_").encode_many(
+        [_event(0, 100)], [str(uuid.uuid4())], ["s0"], source="bench"
+    )
+    return [(k, v.encode()) for k, v in headers.items()]
+
+
+def raw_producer(servers: str, topic: str, count: int, size: int, headers: bool = False) -> float:
     producer = Producer(
         {"bootstrap.servers": servers, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
     )
     body = _event(0, size).model_dump_json().encode()
+    extra = {"headers": _headers()} if headers else {}
     started = time.perf_counter()
     for i in range(count):
         while True:
             try:
-                producer.produce(topic, value=body, key=f"s{i % 10}")
+                producer.produce(topic, value=body, key=f"s{i % 10}", **extra)
                 break
             except BufferError:
                 producer.poll(0.01)
@@ -86,10 +99,14 @@ def raw_consumer(servers: str, topic: str, count: int) -> float:
     return rate
 
 
-def interchange_publish(bus: Bus, count: int, size: int, many: bool) -> float:
+def interchange_publish(bus: Bus, count: int, size: int, many: bool, loop: bool = False) -> float:
     events = [_event(i, size) for i in range(count)]
     started = time.perf_counter()
-    if many:
+    if loop:
+        with bus.batch(max_pending=count) as held:
+            for event in events:
+                held.publish(event)
+    elif many:
         bus.publish_many(events)
     else:
         for event in events:
@@ -168,11 +185,12 @@ def main() -> None:
     servers = args.url.removeprefix("kafka://").split("?")[0]
     run = uuid.uuid4().hex[:8]
     table = Table(title=f"Kafka events, one broker at {servers}")
-    for column in ("size", "case", "events/s", "x raw"):
+    for column in ("size", "case", "events/s", "x raw (+ headers)"):
         table.add_column(column, justify="left" if column in ("size", "case") else "right")
     for size in (100, 1024):
         raw_topic = f"bench-{run}-raw-{size}"
         produced = raw_producer(servers, raw_topic, args.count, size)
+        with_headers = raw_producer(servers, raw_topic + "-h", args.count, size, headers=True)
         consumed = raw_consumer(servers, raw_topic, args.count)
         prefix = f"bench-{run}-{size}."
 
@@ -180,15 +198,18 @@ def main() -> None:
         publisher.publish(_event(0, size))  # topic created and connected outside the timing
         single = interchange_publish(publisher, args.single_count, size, many=False)
         many = interchange_publish(publisher, args.count, size, many=True)
+        looped = interchange_publish(publisher, args.count, size, many=False, loop=True)
         publisher.close()
         subscribed = interchange_subscribe(
-            _bus(args.url, prefix), args.count + args.single_count + 1
+            _bus(args.url, prefix), 2 * args.count + args.single_count + 1
         )
         ceiling = broker_ceiling(servers, f"bench-{run}-perf-{size}", args.count, size)
         rows = [
             ("raw producer (acks=all)", produced, produced),
-            ("Interchange publish (one by one)", single, produced),
-            ("Interchange publish_many", many, produced),
+            ("raw producer + CloudEvents headers", with_headers, with_headers),
+            ("Interchange publish (one by one)", single, with_headers),
+            ("Interchange publish_many", many, with_headers),
+            ("Interchange batch loop (x publish_many)", looped, many),
             ("raw consumer", consumed, consumed),
             ("Interchange subscribe", subscribed, consumed),
         ]

@@ -4,6 +4,7 @@
     raw kombu, per-message confirms   kombu's confirm_publish=True: waits for each ack
     Interchange send                  one confirmed command per call (codec + envelope)
     Interchange send_many             confirms pipelined in a window
+    Interchange batch loop            bus.batch(): one call per command, stored at the block's end
 
 The issue's bar: send_many >= 0.5 x raw kombu without confirms.
 """
@@ -64,7 +65,7 @@ def raw_kombu(url: str, queue: str, count: int, confirm: bool) -> float:
         return rate
 
 
-def interchange(url: str, prefix: str, count: int, batch: int) -> float:
+def interchange(url: str, prefix: str, count: int, batch: int, loop: bool = False) -> float:
     bus = Bus(
         Settings(backends={"commands": url, "events": "memory://bench"}, channel_prefix=prefix)
     )
@@ -72,7 +73,11 @@ def interchange(url: str, prefix: str, count: int, batch: int) -> float:
     bus.send(commands[0])  # connect and declare outside the timing, as for raw kombu
 
     def run() -> None:
-        if batch <= 1:
+        if loop:
+            with bus.batch(max_pending=count) as held:
+                for command in commands:
+                    held.send(command)
+        elif batch <= 1:
             for command in commands:
                 bus.send(command)
         else:
@@ -112,6 +117,9 @@ def main() -> None:
         f"Interchange send_many ({args.batch}, confirmed)": interchange(
             args.url, prefix + "many.", args.count, args.batch
         ),
+        "Interchange batch loop (send per call)": interchange(
+            args.url, prefix + "loop.", args.count, 1, loop=True
+        ),
     }
     with Connection(args.url) as connection:  # leave the broker as we found it
         channel = connection.channel()
@@ -119,6 +127,7 @@ def main() -> None:
             queue,
             prefix + "one." + Bench.contract_name,
             prefix + "many." + Bench.contract_name,
+            prefix + "loop." + Bench.contract_name,
         ):
             channel.queue_delete(name)
             channel.queue_delete(name + ".dlq")

@@ -69,6 +69,9 @@ class Codec:
         self.max_headers = max_headers
         self.max_header_bytes = max_header_bytes
         self._reserved = {prefix + a for a in _ATTRIBUTES} | {CONTENT_TYPE}
+        # (header, Envelope field), named once rather than per message
+        self._attribute_headers = [(prefix + a, f) for a, f in _ATTRIBUTES.items()]
+        self._content_type_header = prefix + "datacontenttype"
 
     # -- encode ---------------------------------------------------------------------------
 
@@ -167,12 +170,8 @@ class Codec:
             raise MalformedMessage(
                 f"body of {len(body)} bytes exceeds the limit of {self.max_body_bytes} bytes"
             )
-        content_type = headers.get(CONTENT_TYPE) or headers.get(self.prefix + "datacontenttype")
-        attrs = {
-            field: headers[self.prefix + attr]
-            for attr, field in _ATTRIBUTES.items()
-            if self.prefix + attr in headers
-        }
+        content_type = headers.get(CONTENT_TYPE) or headers.get(self._content_type_header)
+        attrs = {f: headers[h] for h, f in self._attribute_headers if h in headers}
         bare = "type" not in attrs and assume is not None
         if content_type is not None and not _is_json(content_type):
             # A legacy producer's client often labels JSON generically; a bare-JSON route reads
@@ -229,6 +228,15 @@ class Codec:
     def _check_headers(self, headers: Mapping[str, str]) -> None:
         if len(headers) > self.max_headers:
             raise MalformedMessage(f"{len(headers)} headers exceed the limit of {self.max_headers}")
+        try:  # the usual case in a few C calls: all strings, all of them within one header's limit
+            names, values = "".join(headers), "".join(headers.values())
+        except TypeError:
+            names = values = None
+        if names is not None and values is not None:
+            if len(names) + len(values) <= self.max_header_bytes:
+                if not (names.isprintable() and values.isprintable()):
+                    refuse_controls(headers, MalformedMessage)
+                return
         for key, value in headers.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise MalformedMessage(
@@ -293,6 +301,8 @@ def _is_generic(content_type: str) -> bool:
 
 
 def _is_json(content_type: str) -> bool:
+    if content_type == JSON:
+        return True
     media = content_type.split(";", 1)[0].strip().lower()
     return media == JSON or media.endswith("+json")
 

@@ -15,6 +15,7 @@ from interchange.adapters import (
     open_commands,
     open_events,
 )
+from interchange.batch import Batch
 from interchange.config import RetryPolicy, Settings, load_settings
 from interchange.contracts import (
     Codec,
@@ -107,10 +108,8 @@ class Bus(Routing):
     def send_many(
         self, commands: list[Command], *, ids: list[str] | None = None, **options: Any
     ) -> list[str]:
-        """Send commands of one contract in order, with the backend's confirms pipelined (far
-        faster than one ``send`` each); ``ids`` gives each its message id. Returns their ids
-        once every one was stored; raises PublishRejected whose ``failed`` lists the ids that
-        were not."""
+        """Send commands of one contract in order, confirms pipelined; ``ids`` gives their ids.
+        Returns them once all were stored; the error's ``failed`` lists those that were not."""
         if not commands:
             return []
         messages = self.encoder.command_batch(commands, ids, options)
@@ -155,9 +154,8 @@ class Bus(Routing):
     def publish_many(
         self, events: list[Event], *, ids: list[str] | None = None, keys: Keys = None, **opts: Any
     ) -> list[str]:
-        """Append events of one contract, waiting once for all acknowledgements; ``ids`` and
-        ``keys`` give each its message id and partition key. Returns their ids once every one
-        was stored; the error's ``failed`` lists those that were not."""
+        """Append events of one contract, acknowledgements awaited once; ``ids`` and ``keys``
+        give their ids and partition keys. Returns the ids once all were stored (see above)."""
         if not events:
             return []
         event_ids, per_topic = self.encoder.event_batch(events, ids, opts, keys)
@@ -311,9 +309,12 @@ class Bus(Routing):
         for queue, exchange in self.declared_groups():
             self.commands.declare(queue, exchange=exchange)
 
+    def batch(self, max_pending: int = 10_000) -> Batch:  # with bus.batch() as b: b.send(...)
+        return Batch(self, max_pending)  # no wait per message; stored at the end (batch.py)
+
     def stop(self, timeout: float = 10.0) -> bool:
-        """Stop consumers after the deliveries in hand, waiting up to ``timeout`` seconds in
-        all; what is unhandled stays queued. True when every handler finished in time."""
+        """Stop consumers after the deliveries in hand, within ``timeout`` seconds in all;
+        the unhandled stay queued. True when every handler finished in time."""
         if self.drainer is not None:
             self.drainer.stop()
         finished = self.workers.stop(timeout)
@@ -322,9 +323,8 @@ class Bus(Routing):
         return finished
 
     def run_forever(self, grace: float = DEFAULT_GRACE) -> bool:
-        """Start, and serve until SIGTERM or SIGINT; then stop taking messages, let handlers
-        in flight finish within ``grace`` seconds, settle them and close. A second signal
-        stops at once. True when every handler finished in time."""
+        """Start; serve until SIGTERM/SIGINT, then let handlers in flight finish within
+        ``grace`` seconds and close (a second signal: at once). True if all finished in time."""
         return serve(self, grace)
 
     def close(self) -> None:

@@ -89,19 +89,21 @@ class Dispatcher:
             )
             self.meter.count("dead_lettered")
             return DeadLetter(reason=_clip(str(error)), error=type(error).__name__)
-        decision = decide(envelope, self.contract, self.codec.prefix)
-        if decision.dead is not None:
-            log.warning(
-                "dead-lettering on %s: %s",
-                self.channel,
-                decision.dead,
-                extra=self._fields(delivery),
-            )
-            self.meter.count("dead_lettered")
-            return DeadLetter(reason=decision.dead, error="UnknownContract")
-        if decision.envelope is None:
-            return ACK  # a twin in another version; this consumer's own version comes too
-        envelope = decision.envelope
+        contract = self.contract
+        if envelope.version != contract.contract_version or envelope.type != contract.contract_name:
+            decision = decide(envelope, contract, self.codec.prefix)  # the usual case skips it
+            if decision.dead is not None:
+                log.warning(
+                    "dead-lettering on %s: %s",
+                    self.channel,
+                    decision.dead,
+                    extra=self._fields(delivery),
+                )
+                self.meter.count("dead_lettered")
+                return DeadLetter(reason=decision.dead, error="UnknownContract")
+            if decision.envelope is None:
+                return ACK  # a twin in another version; this consumer's own version comes too
+            envelope = decision.envelope
         key = f"{dedupe_scope(self.channel, self.group)}|{envelope.id}"
         if self.dedupe.seen(key):
             log.info(

@@ -14,6 +14,7 @@ span, so what it sends continues the trace.
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
@@ -38,15 +39,35 @@ TRACE_ATTRIBUTES = ("traceparent", "tracestate")
 NO_SPAN: AbstractContextManager[None] = nullcontext()
 
 
-def _tracer() -> Any:
-    """The tracer of the application's provider, or None while it set none (the API's default
-    proxy) — then tracing costs this one look."""
-    from opentelemetry import trace
+_api: Any = None
+"""opentelemetry.trace, imported on first use."""
+_from_environment = False
+"""Whether OTEL_PYTHON_TRACER_PROVIDER names a provider (read once, with the import)."""
+_cached: tuple[Any, Any] = (None, None)
+"""(provider, its tracer or None): looked up again only when the provider changes."""
 
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
-        return None
-    return provider.get_tracer("interchange")
+
+def _tracer() -> Any:
+    """The tracer of the provider the application set, or None while it set none — then
+    tracing costs this look at one module global (``get_tracer_provider()`` would look the
+    environment up on every call, ~1 µs a message)."""
+    global _api, _cached, _from_environment
+    if _api is None:
+        from opentelemetry import trace
+
+        _api = trace
+        _from_environment = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+    provider = getattr(_api, "_TRACER_PROVIDER", None)
+    if provider is None:
+        if not _from_environment:
+            return None
+        provider = _api.get_tracer_provider()  # configured by environment: loaded once
+    known, tracer = _cached
+    if provider is not known:
+        real = not isinstance(provider, _api.ProxyTracerProvider | _api.NoOpTracerProvider)
+        tracer = provider.get_tracer("interchange") if real else None
+        _cached = (provider, tracer)
+    return tracer
 
 
 def _propagator() -> Any:

@@ -136,22 +136,37 @@ class GroupMember:
     def _step(self, stop: threading.Event) -> None:
         records = self.consumer.consume(_BATCH, 0.5)
         rewound: set[int] = set()  # partitions sought back: the rest of their batch comes again
-        for index, record in enumerate(records):
-            if not self._usable(record):
-                continue
-            if record.partition() in rewound:
-                continue
-            if stop.is_set():
-                return  # closing: unhandled records stay unstored, so the next owner reads them
-            try:
-                settled = self._handle(record, stop)
-            except Exception:
-                # Not settled (e.g. the dead-letter topic refused it). Never move past it, nor
-                # past any other partition's unhandled records: a later commit would skip them.
-                self._rewind(records[index:], rewound)
-                raise
-            if not settled:
-                self._rewind([record], rewound)
+        settled: dict[int, Message] = {}  # per partition, its last record handled
+        try:
+            for index, record in enumerate(records):
+                if not self._usable(record):
+                    continue
+                if record.partition() in rewound:
+                    continue
+                if stop.is_set():
+                    return  # closing: unhandled records stay unstored for the next owner
+                try:
+                    done = self._handle(record, stop)
+                except Exception:
+                    # Not settled (e.g. the dead-letter topic refused it). Never move past it,
+                    # nor past any other partition's unhandled records: a later commit would
+                    # skip them.
+                    self._rewind(records[index:], rewound)
+                    raise
+                if done:
+                    settled[cast(int, record.partition())] = record
+                else:
+                    self._rewind([record], rewound)
+        finally:
+            # Once per batch rather than once per record (a C call each): still only offsets
+            # whose handler answered, before the next consume() can commit or revoke them.
+            if settled:
+                self.consumer.store_offsets(
+                    offsets=[
+                        TopicPartition(self.topic, p, cast(int, r.offset()) + 1)
+                        for p, r in settled.items()
+                    ]
+                )
 
     def _usable(self, record: Message) -> bool:
         """A record to handle, not an event of the client's (end of partition, an error)."""
@@ -183,7 +198,6 @@ class GroupMember:
                     f"{self.topic}.dlq", dead_letter_copy(delivery, outcome, self.group)
                 )
             break
-        self.consumer.store_offsets(message=record)
         return True
 
     # -- consuming on several workers, in order per key -------------------------------------

@@ -76,7 +76,7 @@ def to_delivery(record: Any, attempt: int = 1, resume: Position | None = None) -
         redelivered=attempt > 1,
         offset=record.offset(),
         timestamp=record.timestamp()[1] / 1000,
-        position=resume or Position.at({record.partition(): record.offset()}),
+        position=resume or Position(((record.partition(), record.offset()),)),
     )
 
 

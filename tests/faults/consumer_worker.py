@@ -1,10 +1,11 @@
 """A consumer process for the kill tests: handles messages, records each effect in Redis, and
 runs until it is killed.
 
-    python tests/faults/consumer_worker.py commands|events URL REDIS_URL PREFIX GROUP
+    python tests/faults/consumer_worker.py commands|events URL REDIS_URL PREFIX GROUP [N]
 
 ``commands``: handles Job on the commands backend URL (amqp:// or redis://); ``events``:
-subscribes to ParcelWeighed in GROUP on the events backend URL (kafka://). Each effect appends
+subscribes to ParcelWeighed in GROUP on the events backend URL (kafka://), with N handlers at
+once in order per key (concurrency, default 1). Each effect appends
 the message's ``seq`` to the Redis list ``<PREFIX>effects``.
 """
 
@@ -47,6 +48,7 @@ def record_once(
 
 def main() -> None:
     kind, url, redis_url, prefix, group = sys.argv[1:6]
+    concurrency = int(sys.argv[6]) if len(sys.argv) > 6 else 1
     other = "memory://worker"
     backends = (
         {"commands": url, "events": other}
@@ -61,7 +63,7 @@ def main() -> None:
     if kind == "commands":
         bus.handles(Job)(record)
     else:
-        bus.subscribes(ParcelWeighed, group=group)(record)
+        bus.subscribes(ParcelWeighed, group=group, concurrency=concurrency)(record)
     with bus:
         threading.Event().wait()  # until killed
 

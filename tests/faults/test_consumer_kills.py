@@ -10,6 +10,7 @@ run's kill schedule; INTERCHANGE_FAULT_REPORT appends the outcome as a JSON line
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -32,14 +33,18 @@ STREAM = 10_000
 KILLS = 20
 SLICE = STREAM // KILLS
 
+_STATIC = "?group.instance.id=kill-worker&session.timeout.ms=6000"
 BACKENDS = {
-    # fixture, side, what the worker's URL adds
-    "rabbitmq": ("amqp_url", "commands", ""),
+    # fixture, side, what the worker's URL adds, handlers at once
+    "rabbitmq": ("amqp_url", "commands", "", 1),
     # static membership: a restarted member takes its partitions back without waiting for the
     # killed one's session to time out
-    "kafka": ("kafka_url", "events", "?group.instance.id=kill-worker&session.timeout.ms=6000"),
+    "kafka": ("kafka_url", "events", _STATIC, 1),
+    # key-ordered concurrency: 8 handlers at once, in order per key, committing only the
+    # records done without a gap
+    "kafka-keyed": ("kafka_url", "events", _STATIC, 8),
     # entries a killed consumer left pending are claimed by the next one after a second
-    "redis": ("redis_url", "commands", "?claim_idle=1"),
+    "redis": ("redis_url", "commands", "?claim_idle=1", 1),
 }
 
 
@@ -49,7 +54,7 @@ BACKENDS = {
 def test_a_consumer_killed_20_times_mid_stream_loses_nothing_and_repeats_no_effect(
     backend, request, redis_url
 ):
-    fixture, side, worker_options = BACKENDS[backend]
+    fixture, side, worker_options, concurrency = BACKENDS[backend]
     url = request.getfixturevalue(fixture)
     seed = int(os.environ.get("INTERCHANGE_KILL_SEED", time.time_ns() % 1_000_000))
     rng = random.Random(seed)
@@ -73,15 +78,18 @@ def test_a_consumer_killed_20_times_mid_stream_loses_nothing_and_repeats_no_effe
     def publish_slice(first: int) -> None:
         for start in range(first, first + SLICE, 100):
             if side == "events":
+                numbers = range(start, start + 100)
                 producer.publish_many(
-                    [ParcelWeighed(parcel=f"p{n % 16}", seq=n) for n in range(start, start + 100)]
+                    [ParcelWeighed(parcel=f"p{n % 16}", seq=n) for n in numbers],
+                    keys=[f"p{n % 16}" for n in numbers],  # one partition key per parcel
                 )
             else:
                 producer.send_many([Job(seq=n) for n in range(start, start + 100)])
 
     def spawn() -> subprocess.Popen[bytes]:
+        arguments = [side, url + worker_options, redis_url, prefix, group, str(concurrency)]
         return subprocess.Popen(
-            [sys.executable, str(WORKER), side, url + worker_options, redis_url, prefix, group],
+            [sys.executable, str(WORKER), *arguments],
             stderr=subprocess.DEVNULL,
         )
 
@@ -120,7 +128,8 @@ def test_a_consumer_killed_20_times_mid_stream_loses_nothing_and_repeats_no_effe
     finally:
         producer.close()
     assert publish_errors == []
-    done = sorted(int(x) for x in effects.lrange(key, 0, -1))
+    in_order = [int(x) for x in effects.lrange(key, 0, -1)]
+    done = sorted(in_order)
     effects.delete(key)
     if report := os.environ.get("INTERCHANGE_FAULT_REPORT"):
         with open(report, "a") as file:
@@ -129,4 +138,15 @@ def test_a_consumer_killed_20_times_mid_stream_loses_nothing_and_repeats_no_effe
             outcome |= {"lost": STREAM + 1 - len(set(done)), "repeated": len(done) - len(set(done))}
             file.write(json.dumps(outcome) + "\n")
     assert done == list(range(-1, STREAM)), f"every effect exactly once (seed {seed})"
+    if side == "events":  # one partition key per parcel: each parcel's effects in publish order
+        per_key: dict[int, list[int]] = {}
+        for seq in in_order:
+            if seq >= 0:  # -1 only created the topic, without a key
+                per_key.setdefault(seq % 16, []).append(seq)
+        broken = {
+            k: [(a, b) for a, b in itertools.pairwise(seqs) if a > b][:3]
+            for k, seqs in per_key.items()
+            if seqs != sorted(seqs)
+        }
+        assert broken == {}, f"each parcel's effects in publish order (seed {seed})"
     assert mid_stream >= KILLS // 2, f"only {mid_stream} kills left work behind (seed {seed})"
