@@ -231,12 +231,14 @@ class Codec:
         try:  # the usual case in a few C calls: all strings, all of them within one header's limit
             names, values = "".join(headers), "".join(headers.values())
         except TypeError:
-            names = values = None
-        if names is not None and values is not None:
-            if len(names) + len(values) <= self.max_header_bytes:
-                if not (names.isprintable() and values.isprintable()):
-                    refuse_controls(headers, MalformedMessage)
-                return
+            names = values = ""
+            fits = False  # not all strings: the loop below says which
+        else:
+            fits = len(names) + len(values) <= self.max_header_bytes
+        if fits:
+            if not (names.isprintable() and values.isprintable()):
+                refuse_controls(headers, MalformedMessage)
+            return
         for key, value in headers.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise MalformedMessage(
