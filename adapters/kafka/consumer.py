@@ -205,11 +205,18 @@ class GroupMember:
     def _step_keyed(self, stop: threading.Event) -> None:
         assert self.lanes is not None
         self._store_finished()
-        full = not self.lanes.wait_for_room(0)
+        if self._paused:
+            # Read again once half the bound is free, not at the first free slot: pausing
+            # drops librdkafka's prefetch, so each resume waits for a fetch, and the workers
+            # need a chunk of work meanwhile (resuming at once for every 100 records left 32
+            # workers idle a quarter of the time, measured).
+            full = not self.lanes.wait_for_room(0.05, below=self.lanes.limit // 2)
+        else:
+            full = not self.lanes.wait_for_room(0)
         if full != self._paused:  # keep polling while full: the group must see us alive
             (self.consumer.pause if full else self.consumer.resume)(self.consumer.assignment())
             self._paused = full
-        for record in self.consumer.consume(_BATCH, 0.1 if full else 0.5):
+        for record in self.consumer.consume(_BATCH, 0 if full else 0.5):
             if not self._usable(record):
                 continue
             partition, offset = cast(int, record.partition()), cast(int, record.offset())
