@@ -1,6 +1,7 @@
 """Confirmed command throughput on RabbitMQ: raw kombu vs Interchange, one run, same broker.
 
     raw kombu, no confirms            the ceiling: nothing is known to be stored
+    raw kombu, no confirms + headers  the same with the CloudEvents headers Interchange writes
     raw kombu, per-message confirms   kombu's confirm_publish=True: waits for each ack
     Interchange send                  one confirmed command per call (codec + envelope)
     Interchange send_many             confirms pipelined in a window
@@ -41,9 +42,20 @@ def _timed(count: int, run: Callable[[], None]) -> float:
     return count / (time.perf_counter() - started)
 
 
-def raw_kombu(url: str, queue: str, count: int, confirm: bool) -> float:
+def _headers() -> dict[str, str]:
+    from interchange.contracts import Codec
+
+    [(headers, _)] = Codec("cloudEvents_").encode_many(
+        [_payload(0)], [str(uuid.uuid4())], [None], source="bench"
+    )
+    headers.pop("content-type")
+    return headers
+
+
+def raw_kombu(url: str, queue: str, count: int, confirm: bool, headers: bool = False) -> float:
     body = _payload(0).model_dump_json().encode()
     options = {"confirm_publish": True} if confirm else {}
+    extra = {"headers": _headers()} if headers else {}
     with Connection(url, transport_options=options) as connection:
         channel = connection.channel()
         channel.queue_declare(queue, durable=True, auto_delete=False)
@@ -58,6 +70,7 @@ def raw_kombu(url: str, queue: str, count: int, confirm: bool) -> float:
                     content_encoding="utf-8",
                     delivery_mode=2,
                     retry=False,
+                    **extra,
                 )
 
         rate = _timed(count, run)
@@ -112,6 +125,9 @@ def main() -> None:
     queue = f"bench-{run_id}.raw"
     results = {
         "raw kombu, no confirms": raw_kombu(args.url, queue, args.count, confirm=False),
+        "raw kombu, no confirms + CE headers": raw_kombu(
+            args.url, queue, args.count, confirm=False, headers=True
+        ),
         "raw kombu, per-message confirms": raw_kombu(args.url, queue, args.slow_count, True),
         "Interchange send (confirmed)": interchange(args.url, prefix + "one.", args.slow_count, 1),
         f"Interchange send_many ({args.batch}, confirmed)": interchange(

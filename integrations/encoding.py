@@ -31,6 +31,21 @@ class Encoder:
     ) -> list[TransportMessage]:
         """The messages of a batch of one contract's commands, with the given ids if any."""
         _one_contract(commands, ids, "send_many", "commands", "queue")
+        if not options:  # the common case: one header template for the batch (Codec.encode_many)
+            expect(commands[0], Command, "send_many", "publish_many")
+            message_ids = (
+                [i or str(uuid.uuid4()) for i in ids]
+                if ids
+                else [str(uuid.uuid4()) for _ in commands]
+            )
+            keys: list[str | None] = [None] * len(commands)
+            encoded = self.commands.encode_many(
+                commands, message_ids, keys, source=self.settings.source
+            )
+            return [
+                TransportMessage(message_id, body, headers)
+                for message_id, (headers, body) in zip(message_ids, encoded, strict=True)
+            ]
         given: list[str | None] = list(ids) if ids else [None] * len(commands)
         return [
             self.command(c, "send_many", **{**options, "id": i} if i else options)

@@ -137,14 +137,37 @@ class QueueReader(_Reader):
         super().__init__(*args, **kwargs)
 
     def work(self, stop: threading.Event) -> None:
-        for entry_id, fields, delivered in self.claim_abandoned():
-            self.handle(entry_id, fields, delivered)
-        for entry_id, fields in self._claim_due():
-            self.handle(entry_id, fields, self._deliveries.get(entry_id, 0) + 1)
-        for entry_id, fields in self.read_new():
-            if stop.is_set():
-                return  # unhandled entries stay pending and are claimed by another consumer
-            self.handle(entry_id, fields, 1)
+        settled: list[tuple[bytes, Delivery, Outcome]] = []
+        try:
+            for entry_id, fields, delivered in self.claim_abandoned():
+                self.handle(entry_id, fields, delivered, settled)
+            for entry_id, fields in self._claim_due():
+                self.handle(entry_id, fields, self._deliveries.get(entry_id, 0) + 1, settled)
+            for entry_id, fields in self.read_new():
+                if stop.is_set():
+                    return  # unhandled entries stay pending and are claimed by another consumer
+                self.handle(entry_id, fields, 1, settled)
+        finally:
+            self._settle_all(settled)
+
+    def _settle_all(self, settled: list[tuple[bytes, Delivery, Outcome]]) -> None:
+        """Acknowledge (and write the dead letters of) the entries whose handler answered, in
+        one transaction per batch read — one round trip instead of one per entry, which held
+        consumption to ~4k/s (measured). Only ever after their handlers: at least once."""
+        if not settled:
+            return
+        with self.client.pipeline(transaction=True) as pipe:
+            for entry_id, delivery, outcome in settled:
+                if isinstance(outcome, DeadLetter):
+                    self.dead_letter(pipe, delivery, outcome)
+                else:
+                    assert isinstance(outcome, Ack)
+                pipe.xack(self.stream, self.group, entry_id)
+                if self.delete_acked:
+                    pipe.xdel(self.stream, entry_id)
+            pipe.execute()
+        for entry_id, _, _ in settled:
+            self._deliveries.pop(entry_id, None)
 
     def _claim_due(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
         now = time.monotonic()
@@ -156,23 +179,20 @@ class QueueReader(_Reader):
         claimed = self.client.xclaim(self.stream, self.group, self.consumer, 0, due)
         return [(entry_id, fields) for entry_id, fields in claimed if fields is not None]
 
-    def handle(self, entry_id: bytes, fields: dict[bytes, bytes], delivered: int) -> None:
+    def handle(
+        self,
+        entry_id: bytes,
+        fields: dict[bytes, bytes],
+        delivered: int,
+        settled: list[tuple[bytes, Delivery, Outcome]],
+    ) -> None:
         self._deliveries[entry_id] = delivered
         delivery = self.delivery(entry_id, fields, delivered)
         outcome = run_handler(self.handler, delivery)
         if isinstance(outcome, Retry):
             heapq.heappush(self._due, (time.monotonic() + outcome.delay, entry_id))
             return
-        with self.client.pipeline(transaction=True) as pipe:
-            if isinstance(outcome, DeadLetter):
-                self.dead_letter(pipe, delivery, outcome)
-            else:
-                assert isinstance(outcome, Ack)
-            pipe.xack(self.stream, self.group, entry_id)
-            if self.delete_acked:
-                pipe.xdel(self.stream, entry_id)
-            pipe.execute()
-        self._deliveries.pop(entry_id, None)
+        settled.append((entry_id, delivery, outcome))
 
 
 class LogReader(_Reader):
