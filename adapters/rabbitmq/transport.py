@@ -194,7 +194,9 @@ class RabbitMQCommandTransport:
         try:
             self.declare(queue)
             request = replace(message, reply_to=reply_queue)
-            wire = to_amqp(request, correlation_id=message.id)
+            # not persistent: a request outliving its requester is answered to no one, and a
+            # persistent one waited for the disk before its confirm (half the round trip)
+            wire = to_amqp(request, correlation_id=message.id, persistent=False)
             self.publisher.publish([Publish("", queue, wire, message.id)])
             if not waiter.wait(timeout):
                 raise RequestTimeout(f"no reply on {queue!r} within {timeout}s")
@@ -207,7 +209,7 @@ class RabbitMQCommandTransport:
         queue, correlation = untoken(reply_to)
         if queue is None:
             raise PublishRejected(f"not a reply address: {reply_to!r}")
-        wire = to_amqp(message, correlation_id=correlation)
+        wire = to_amqp(message, correlation_id=correlation, persistent=False)
         try:
             self.publisher.publish([Publish("", queue, wire, message.id)])
         except PublishRejected as error:

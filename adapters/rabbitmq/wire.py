@@ -26,14 +26,21 @@ _ID_HEADER = cloudevents_id(CAPABILITIES.header_prefix)
 
 
 def to_amqp(
-    message: TransportMessage, *, attempt: int = 0, correlation_id: str | None = None
+    message: TransportMessage,
+    *,
+    attempt: int = 0,
+    correlation_id: str | None = None,
+    persistent: bool = True,
 ) -> amqp.Message:
+    """``persistent=False`` for what is worthless once its sender is gone (a request, whose
+    requester waits on an exclusive reply queue; a reply): RabbitMQ then confirms it without
+    waiting for the disk."""
     headers = {k: v for k, v in message.headers.items() if k != CONTENT_TYPE}
     if attempt:
         headers[ATTEMPT_HEADER] = str(attempt)
     properties: dict[str, Any] = {
         "message_id": message.id,
-        "delivery_mode": 2,  # persistent
+        "delivery_mode": 2 if persistent else 1,
         "application_headers": headers,
         "content_type": message.headers.get(CONTENT_TYPE, "application/octet-stream"),
     }
