@@ -63,6 +63,8 @@ def raw_producer(servers: str, topic: str, count: int, size: int, headers: bool 
     )
     body = _event(0, size).model_dump_json().encode()
     extra = {"headers": _headers()} if headers else {}
+    producer.produce(topic, value=body, key="s0", **extra)  # topic created and metadata known
+    producer.flush(30)
     started = time.perf_counter()
     for i in range(count):
         while True:

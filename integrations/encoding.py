@@ -4,6 +4,7 @@ Also the check that a verb was given the kind of contract it takes."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -91,9 +92,7 @@ class Encoder:
         route = self.settings.route(first.contract_name)
         if options or (route.versions and route.versions != [first.contract_version]):
             return None
-        event_ids = (
-            [i or str(uuid.uuid4()) for i in ids] if ids else [str(uuid.uuid4()) for _ in events]
-        )
+        event_ids = _with_ids(ids, len(events))
         given: list[str | None] = list(keys) if keys is not None else [None] * len(events)
         if route.partition_key:
             field = route.partition_key
@@ -211,3 +210,25 @@ def expect_class(contract: Any, kind: type[Contract], verb: str, other: str) -> 
 
 def _article(kind: str) -> str:
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def new_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs, as ``str(uuid.uuid4())`` writes them, from one read
+    of the OS's random source: ``uuid4()`` reads it once per id, a system call that was a third
+    of ``publish_many``'s time (py-spy)."""
+    raw = bytearray(os.urandom(16 * count))
+    ids = []
+    for start in range(0, 16 * count, 16):
+        raw[start + 6] = (raw[start + 6] & 0x0F) | 0x40  # version 4
+        raw[start + 8] = (raw[start + 8] & 0x3F) | 0x80  # the RFC 4122 variant
+        h = raw[start : start + 16].hex()
+        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return ids
+
+
+def _with_ids(given: Sequence[str | None] | None, count: int) -> list[str]:
+    """The given ids, a fresh one wherever none is given."""
+    if not given:
+        return new_ids(count)
+    fresh = iter(new_ids(sum(1 for i in given if not i)))
+    return [i or next(fresh) for i in given]

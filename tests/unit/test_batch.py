@@ -94,3 +94,15 @@ def test_only_contracts_of_the_right_kind():
         batch.send(Picked(n=1))
     with pytest.raises(TypeError, match="takes an Event"):
         batch.publish(Pick(n=1))
+
+
+def test_ids_made_in_bulk_are_version_4_uuids_and_all_different():
+    import uuid
+
+    from interchange.encoding import new_ids
+
+    ids = new_ids(2_000)
+    assert len(set(ids)) == 2_000
+    for made in ids:
+        parsed = uuid.UUID(made)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, made)
