@@ -253,7 +253,7 @@ class FailoverCommandTransport(_Failover):
         handler: DeliveryHandler,
         *,
         exchange: str | None = None,
-        prefetch: int = 1,
+        prefetch: int | None = None,
     ) -> Subscription:
         return self.primary.consume(queue, handler, exchange=exchange, prefetch=prefetch)
 

@@ -70,11 +70,11 @@ class CommandTransport(Protocol):
         handler: DeliveryHandler,
         *,
         exchange: str | None = None,
-        prefetch: int = 1,
+        prefetch: int | None = None,
     ) -> Subscription:
         """Start one consumer of ``queue`` on a thread of its own. With ``exchange`` the queue is
         bound to it first, so it receives broadcasts. At most ``prefetch`` unacknowledged
-        messages are held by this consumer."""
+        messages are held by this consumer (None: the backend's own setting)."""
 
     def declare(self, queue: str, *, exchange: str | None = None) -> None:
         """Create ``queue`` (bound to ``exchange`` if given) ahead of any consumer, idempotently,

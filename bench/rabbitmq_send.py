@@ -6,6 +6,8 @@
     Interchange send                  one confirmed command per call (codec + envelope)
     Interchange send_many             confirms pipelined in a window
     Interchange batch loop            bus.batch(): one call per command, stored at the block's end
+    raw kombu consumer                basic_consume at prefetch 100, JSON-decode each body, ack
+    Interchange consume               a handler at prefetch 100: decode, validate, dedupe, ack
 
 The issue's bar: send_many >= 0.5 x raw kombu without confirms.
 """
@@ -102,6 +104,62 @@ def interchange(url: str, prefix: str, count: int, batch: int, loop: bool = Fals
     return rate
 
 
+def raw_consume(url: str, queue: str, count: int) -> float:
+    """Fill ``queue`` with ``count`` bodies, then read them back at prefetch 100."""
+    import json
+
+    body = _payload(0).model_dump_json().encode()
+    with Connection(url) as connection:
+        channel = connection.channel()
+        channel.queue_declare(queue, durable=True, auto_delete=False)
+        producer = Producer(channel)
+        for _ in range(count):
+            producer.publish(body, routing_key=queue, delivery_mode=2, retry=False)
+        seen = [0]
+
+        def on_message(message: object) -> None:
+            json.loads(message.body)  # type: ignore[attr-defined]
+            channel.basic_ack(message.delivery_tag)  # type: ignore[attr-defined]
+            seen[0] += 1
+
+        channel.basic_qos(0, 100, False)
+        channel.basic_consume(queue, callback=on_message)
+        started = time.perf_counter()
+        while seen[0] < count:
+            connection.drain_events(timeout=10)
+        rate = _rate_of(count, started)
+        channel.queue_delete(queue)
+        return rate
+
+
+def _rate_of(count: int, started: float) -> float:
+    return count / (time.perf_counter() - started)
+
+
+def interchange_consume(url: str, prefix: str, count: int) -> float:
+    import threading
+
+    bus = Bus(
+        Settings(backends={"commands": url, "events": "memory://bench"}, channel_prefix=prefix)
+    )
+    bus.send_many([_payload(i) for i in range(count)])
+    seen, done = [0], threading.Event()
+
+    @bus.handles(Bench)
+    def handle(cmd: Bench) -> None:
+        seen[0] += 1
+        if seen[0] == 1:
+            seen.append(time.perf_counter())  # type: ignore[arg-type]
+        if seen[0] == count:
+            done.set()
+
+    with bus:
+        done.wait(300)
+    rate = (count - 1) / (time.perf_counter() - seen[1])
+    bus.close()
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -136,6 +194,12 @@ def main() -> None:
         "Interchange batch loop (send per call)": interchange(
             args.url, prefix + "loop.", args.count, 1, loop=True
         ),
+        "raw kombu consumer (json + ack), prefetch 100": raw_consume(
+            args.url, queue + ".consume", args.count
+        ),
+        "Interchange consume, prefetch 100": interchange_consume(
+            args.url, prefix + "consume.", args.count
+        ),
     }
     with Connection(args.url) as connection:  # leave the broker as we found it
         channel = connection.channel()
@@ -144,6 +208,7 @@ def main() -> None:
             prefix + "one." + Bench.contract_name,
             prefix + "many." + Bench.contract_name,
             prefix + "loop." + Bench.contract_name,
+            prefix + "consume." + Bench.contract_name,
         ):
             channel.queue_delete(name)
             channel.queue_delete(name + ".dlq")
@@ -154,6 +219,9 @@ def main() -> None:
         table.add_column(column, justify="right" if column != "case" else "left")
     for case, rate in results.items():
         table.add_row(case, f"{rate:,.0f}", f"{rate / ceiling:.2f}", f"{rate / per_message:.1f}")
+    raw_read = results["raw kombu consumer (json + ack), prefetch 100"]
+    ours = results["Interchange consume, prefetch 100"]
+    Console().print(f"consume: Interchange {ours / raw_read:.2f}x the raw kombu consumer")
     Console().print(table)
 
 

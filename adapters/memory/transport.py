@@ -67,7 +67,7 @@ class MemoryCommandTransport(_MemoryTransport):
         handler: DeliveryHandler,
         *,
         exchange: str | None = None,
-        prefetch: int = 1,
+        prefetch: int | None = None,
     ) -> ConsumerThread:
         self.declare(queue, exchange=exchange)
         source, dead_letters = self.broker.queue(queue), self.broker.queue(f"{queue}.dlq")

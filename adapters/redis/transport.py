@@ -173,7 +173,7 @@ class RedisCommandTransport(_RedisTransport):
         handler: DeliveryHandler,
         *,
         exchange: str | None = None,
-        prefetch: int = 1,
+        prefetch: int | None = None,
     ) -> QueueReader:
         self.declare(queue, exchange=exchange)
         reader = QueueReader(
