@@ -51,9 +51,16 @@ class ConsumerThread:
     """Runs ``step(stop)`` until closed. ``step`` must return within about a second so that
     close() is prompt; it is never interrupted in the middle of a delivery."""
 
-    def __init__(self, name: str, step: Callable[[threading.Event], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        step: Callable[[threading.Event], None],
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
         self._stop = threading.Event()
         self._step = step
+        self._on_exit = on_exit
+        """Runs on the loop's own thread once it ended (e.g. acknowledging what it handled)."""
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -64,6 +71,11 @@ class ConsumerThread:
             except Exception:  # a transport bug must not silently end consumption
                 log.exception("consumer step failed on %s", self._thread.name)
                 self._stop.wait(CRASH_DELAY)
+        if self._on_exit is not None:
+            try:
+                self._on_exit()
+            except Exception:
+                log.exception("consumer exit failed on %s", self._thread.name)
 
     @property
     def name(self) -> str:

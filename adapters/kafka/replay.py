@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from interchange.adapters.errors import BackendUnavailable
 from interchange.adapters.kafka.errors import mapped_errors
@@ -41,7 +41,7 @@ def positions(
         found = {}
         for partition in metadata.partitions:
             where = TopicPartition(topic, partition)
-            low, high = consumer.get_watermark_offsets(where, timeout=timeout)
+            low, high = _watermarks(consumer, where, timeout)
             if at == "earliest":
                 first = low
             elif at == "latest":
@@ -58,6 +58,35 @@ def positions(
                 first = max(low, min(int(at), high))
             found[partition] = (first, high)
     return found
+
+
+_SETTLING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+"""What a topic answers while its leaders are being chosen."""
+
+
+def _watermarks(consumer: Consumer, where: TopicPartition, timeout: float) -> tuple[int, int]:
+    """The partition's low and high watermarks. A topic created a moment ago can answer "not
+    leader" until its leader is known everywhere (seen in CI): retriable errors are tried
+    again for up to ``timeout``."""
+    deadline = time.monotonic() + timeout
+    pause = 0.05
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(where, timeout=timeout)
+            return int(low), int(high)
+        except KafkaException as error:
+            kafka_error = error.args[0]
+            settling = kafka_error.retriable() or kafka_error.code() in _SETTLING
+            if not settling or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)  # the cluster settling its leaders, not a wait for a result
+            pause = min(pause * 2, 1.0)
 
 
 def replay(

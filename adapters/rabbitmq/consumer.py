@@ -64,10 +64,16 @@ class Connected:
         self.connection: kombu.Connection | None = None
         self.channel: Any = None
         self._backoff = Backoff()
-        self.thread = ConsumerThread(name, self._step)
+        self.thread = ConsumerThread(name, self._step, on_exit=self.flush)
 
     def setup(self, channel: Any) -> None:
         raise NotImplementedError
+
+    def flush(self) -> None:
+        """Send what is owed the broker (acknowledgements); on the consumer's thread."""
+
+    def _pending(self) -> bool:
+        return False
 
     def _step(self, stop: threading.Event) -> None:
         try:
@@ -77,8 +83,11 @@ class Connected:
                 self.setup(self.channel)
                 self._backoff.reset()
             try:
-                self.connection.drain_events(timeout=0.5)  # type: ignore[union-attr]
+                # owing acks, look again soon: they go out once nothing more arrives
+                timeout = 0.05 if self._pending() else 0.5
+                self.connection.drain_events(timeout=timeout)  # type: ignore[union-attr]
             except TimeoutError:
+                self.flush()
                 self.connection.heartbeat_check()  # type: ignore[union-attr]
         except (*CONNECTION_ERRORS, *CHANNEL_ERRORS) as error:
             log.warning(
@@ -115,14 +124,42 @@ class Consumer(Connected):
         exchange: str | None,
         handler: DeliveryHandler,
         prefetch: int,
+        ack_every: int = 1,
     ) -> None:
         self.queue, self.exchange, self.handler, self.prefetch = queue, exchange, handler, prefetch
+        # Acknowledge every few messages at once (multiple=True): one ack frame per message
+        # (a write, and py-amqp resetting the socket timeout around it) held consumption to
+        # ~5.8k/s where a raw consumer reads ~11k/s (measured). Acks owed go out when this
+        # many are owed (never more than a quarter of the prefetch, so the broker keeps
+        # sending), when nothing arrived for 50 ms, and before the loop ends.
+        self._ack_every = max(1, min(ack_every, prefetch // 4))
+        self._owed_tag: int | None = None
+        self._owed = 0
         super().__init__(links, f"amqp-consume-{queue}")
 
     def setup(self, channel: Any) -> None:
+        self._owed_tag, self._owed = None, 0  # delivery tags belong to the channel they came on
         Topology(self.links.queue_type).queue(channel, self.queue, self.exchange)
         channel.basic_qos(0, self.prefetch, False)
         channel.basic_consume(self.queue, callback=self._on_message, no_ack=False)
+
+    def _pending(self) -> bool:
+        return self._owed > 0
+
+    def flush(self) -> None:
+        if self._owed_tag is None or self.channel is None:
+            return
+        tag, self._owed_tag, self._owed = self._owed_tag, None, 0
+        with contextlib.suppress(*CONNECTION_ERRORS, *CHANNEL_ERRORS):
+            # lost with its connection: the broker gives those messages out again
+            self.channel.basic_ack(tag, multiple=True)
+
+    def _ack(self, tag: int) -> None:
+        """This delivery and every earlier one on the channel are settled (those not acked
+        were rejected at once): acknowledge them together, soon."""
+        self._owed_tag, self._owed = tag, self._owed + 1
+        if self._owed >= self._ack_every:
+            self.flush()
 
     def _on_message(self, raw: Any) -> None:
         if self.thread.stopping.is_set():
@@ -163,7 +200,7 @@ class Consumer(Connected):
             log.error("could not park %s from %s: %s", delivery.message.id, self.queue, error)
             channel.basic_reject(tag, requeue=not isinstance(outcome, DeadLetter))
             return
-        channel.basic_ack(tag)
+        self._ack(tag)
 
 
 class ReplyListener(Connected):

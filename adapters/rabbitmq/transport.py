@@ -140,7 +140,14 @@ class RabbitMQCommandTransport:
     ) -> Consumer:
         self.consumers.check_open()
         self.declare(queue, exchange=exchange)
-        consumer = Consumer(self.links, queue, exchange, handler, prefetch or self.options.prefetch)
+        consumer = Consumer(
+            self.links,
+            queue,
+            exchange,
+            handler,
+            prefetch or self.options.prefetch,
+            ack_every=self.options.ack_every,
+        )
         return self.consumers.add(consumer)
 
     def backlog(self, channel: str, group: str | None) -> dict[str, int]:

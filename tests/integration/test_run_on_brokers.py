@@ -175,8 +175,9 @@ def test_a_worker_killed_mid_stream_is_replaced_and_the_stream_completes(service
     handled = _handled(service)
     assert {n for n, _ in handled} == set(range(COUNT)), "the stream completed"
     assert replacement in {pid for _, pid in handled}, "the replacement worker took work"
-    # at most the message the killed worker was handling comes twice (at least once)
-    assert len(handled) - COUNT <= 1
+    # at least once: what the killed worker had handled but not yet acknowledged comes again —
+    # at most ack_every (25) handled messages and the one in hand
+    assert len(handled) - COUNT <= 25 + 1
 
 
 def test_the_supervisors_ops_port_adds_up_what_each_workers_own_counted(service):
