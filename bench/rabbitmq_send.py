@@ -124,16 +124,14 @@ def raw_consume(url: str, queue: str, count: int) -> float:
 
         channel.basic_qos(0, 100, False)
         channel.basic_consume(queue, callback=on_message)
-        started = time.perf_counter()
-        while seen[0] < count:
-            connection.drain_events(timeout=10)
-        rate = _rate_of(count, started)
+
+        def run() -> None:
+            while seen[0] < count:
+                connection.drain_events(timeout=10)
+
+        rate = _timed(count, run)
         channel.queue_delete(queue)
         return rate
-
-
-def _rate_of(count: int, started: float) -> float:
-    return count / (time.perf_counter() - started)
 
 
 def interchange_consume(url: str, prefix: str, count: int) -> float:
