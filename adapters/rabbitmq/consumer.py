@@ -64,13 +64,19 @@ class Connected:
         self.connection: kombu.Connection | None = None
         self.channel: Any = None
         self._backoff = Backoff()
-        self.thread = ConsumerThread(name, self._step, on_exit=self.flush)
+        self.thread = ConsumerThread(name, self._step, on_exit=self._flush_on_exit)
 
     def setup(self, channel: Any) -> None:
         raise NotImplementedError
 
     def flush(self) -> None:
-        """Send what is owed the broker (acknowledgements); on the consumer's thread."""
+        """Send what is owed the broker (acknowledgements); on the consumer's thread. Errors
+        propagate like any other on the channel: the loop then reconnects."""
+
+    def _flush_on_exit(self) -> None:
+        # the loop ended: a connection lost now gives the owed messages out again anyway
+        with contextlib.suppress(*CONNECTION_ERRORS, *CHANNEL_ERRORS):
+            self.flush()
 
     def _pending(self) -> bool:
         return False
@@ -150,9 +156,10 @@ class Consumer(Connected):
         if self._owed_tag is None or self.channel is None:
             return
         tag, self._owed_tag, self._owed = self._owed_tag, None, 0
-        with contextlib.suppress(*CONNECTION_ERRORS, *CHANNEL_ERRORS):
-            # lost with its connection: the broker gives those messages out again
-            self.channel.basic_ack(tag, multiple=True)
+        # A refusal (e.g. a quorum queue whose leader moved no longer knows the tag) closes
+        # the channel: it must reach the loop, which reconnects; swallowed, the consumer sat on
+        # a closed channel and took nothing more (the cluster test caught it).
+        self.channel.basic_ack(tag, multiple=True)
 
     def _ack(self, tag: int) -> None:
         """This delivery and every earlier one on the channel are settled (those not acked
