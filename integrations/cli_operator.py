@@ -184,15 +184,12 @@ def dlq_requeue(
     """Put dead letters back on the queue or topic they were given up on, ids kept (consumers
     that handled one already drop it) and attempts reset; each leaves the dead-letter channel
     once the broker stored it again."""
-    from interchange.dlq import requeue
+    from interchange.dlq import origin_of, requeue
 
     with _bus_for(contract, config, module) as (bus, model):
         chosen = _selection(group, since, limit, ids)
         count = _with_progress("requeued", lambda step: requeue(bus, model, chosen, step))
-        from interchange.contracts import Event
-
-        origin = bus.dead_letter_channel_of(model, None if issubclass(model, Event) else group)
-        console.print(f"requeued {count} dead letter(s) onto {origin.removesuffix('.dlq')}")
+        console.print(f"requeued {count} dead letter(s) onto {origin_of(bus, model, chosen)}")
 
 
 @dlq_app.command("purge")

@@ -38,6 +38,18 @@ class Selection:
         return self.since is None or (record.time is not None and record.time >= self.since)
 
 
+def channel_of(bus: Bus, contract: type[Contract], selection: Selection) -> str:
+    """The dead-letter channel ``selection`` means: the topic's ``.dlq`` for an event (shared
+    by its groups), the queue's — or the broadcast group's queue's — for a command."""
+    group = None if issubclass(contract, Event) else selection.group
+    return bus.dead_letter_channel_of(contract, group)
+
+
+def origin_of(bus: Bus, contract: type[Contract], selection: Selection) -> str:
+    """Where a requeue puts them back: the dead-letter channel's name without ``.dlq``."""
+    return channel_of(bus, contract, selection).removesuffix(".dlq")
+
+
 def sweep(
     bus: Bus,
     contract: type[Contract],
@@ -55,7 +67,7 @@ def sweep(
         contracts=bus.contracts,
         max_body_bytes=bus.settings.max_body_bytes,
     )
-    channel = bus.dead_letter_channel_of(contract, None if events else selection.group)
+    channel = channel_of(bus, contract, selection)
     left = [selection.limit if selection.limit is not None else -1]
 
     def decide(message: TransportMessage) -> Verdict:
@@ -95,10 +107,8 @@ def requeue(
     context kept and their attempts reset; each leaves the dead-letter channel only once the
     broker (or the fallback spool) stored it again. Returns how many."""
     events = issubclass(contract, Event)
-    channel = bus.dead_letter_channel_of(
-        contract, None if events else (selection or Selection()).group
-    )
-    origin = channel.removesuffix(".dlq")
+    chosen = selection or Selection()
+    origin = origin_of(bus, contract, chosen)
 
     def back(record: DeadLetterRecord) -> Verdict:
         message = record.message
@@ -116,7 +126,7 @@ def requeue(
             progress(record)
         return "take"
 
-    return sweep(bus, contract, selection or Selection(), back)
+    return sweep(bus, contract, chosen, back)
 
 
 def purge(
