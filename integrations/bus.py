@@ -16,6 +16,7 @@ from interchange.adapters import (
     open_events,
 )
 from interchange.batch import Batch
+from interchange.chunks import publish_per_topic, stored_in_chunks
 from interchange.config import RetryPolicy, Settings, load_settings
 from interchange.contracts import (
     Codec,
@@ -48,11 +49,10 @@ R = TypeVar("R", bound=Callable[..., Any])
 class Bus(Routing):
     """The one facade: commands (``send``, ``send_many``, ``broadcast``, ``request``) and
     events (``publish``, ``publish_many``, ``replay``, ``seek``) over the backends its settings
-    name, and the handlers registered with ``handles``, ``subscribes`` and
-    ``handles_dead_letters``, run on worker threads from ``start()`` to ``stop()``. A
-    publishing verb returns the message id once a broker, or the fallback spool, stored the
-    message; otherwise it raises a TransportError. Every verb may be called from any thread.
-    ``close()`` stops the consumers and releases the transports."""
+    name, and the handlers registered with ``handles``, ``subscribes``, ``handles_dead_letters``,
+    run on worker threads from ``start()`` to ``stop()``. A publishing verb returns the id once
+    a broker, or the fallback spool, stored the message, else raises a TransportError. Any verb
+    may be called from any thread. ``close()`` stops the consumers, releases the transports."""
 
     def __init__(
         self,
@@ -112,9 +112,10 @@ class Bus(Routing):
         Returns them once all were stored; the error's ``failed`` lists those that were not."""
         if not commands:
             return []
-        messages = self.encoder.command_batch(commands, ids, options)
-        self.commands.send_many(self.queue_of(type(commands[0])), messages)
-        return [m.id for m in messages]
+        queue = self.queue_of(type(commands[0]))
+        every, chunks = self.encoder.command_chunks(commands, ids, options)
+        stored_in_chunks(every, chunks, lambda messages: self.commands.send_many(queue, messages))
+        return every
 
     def broadcast(self, command: Command, **options: Any) -> str:
         """Copy a command to every subscribing group. Raises PublishRejected when no group is
@@ -158,10 +159,9 @@ class Bus(Routing):
         give their ids and partition keys. Returns the ids once all were stored (see above)."""
         if not events:
             return []
-        event_ids, per_topic = self.encoder.event_batch(events, ids, opts, keys)
-        for topic, messages in per_topic.items():
-            self.events.publish_many(topic, messages)
-        return event_ids
+        every, chunks = self.encoder.event_chunks(events, ids, opts, keys)
+        stored_in_chunks(every, chunks, lambda per_topic: publish_per_topic(self.events, per_topic))
+        return every
 
     def replay(
         self,

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from interchange.adapters import TransportMessage
+from interchange.chunks import CHUNK
 from interchange.config import Settings
 from interchange.contracts import Codec, Command, Contract, Envelope, Event, converters
 from interchange.routing import Routing
@@ -52,6 +53,37 @@ class Encoder:
             self.command(c, "send_many", **{**options, "id": i} if i else options)
             for c, i in zip(commands, given, strict=True)
         ]
+
+    def command_chunks(
+        self, commands: list[Command], ids: list[str] | None, options: dict[str, Any]
+    ) -> tuple[list[str], Iterator[list[TransportMessage]]]:
+        """Every id of a batch of one contract's commands, and its messages a chunk at a
+        time (chunks.py), each encoded only when the one before was stored."""
+        _one_contract(commands, ids, "send_many", "commands", "queue")
+        every = _with_ids(ids, len(commands))
+        return every, (
+            self.command_batch(commands[at : at + CHUNK], every[at : at + CHUNK], options)
+            for at in range(0, len(commands), CHUNK)
+        )
+
+    def event_chunks(
+        self, events: list[Event], ids: list[str] | None, options: dict[str, Any], keys: Keys
+    ) -> tuple[list[str], Iterator[dict[str, list[TransportMessage]]]]:
+        """Every id of a batch of one contract's events, and its records per topic a chunk at
+        a time (chunks.py)."""
+        _one_contract(events, ids, "publish_many", "events", "topic")
+        if keys is not None and len(keys) != len(events):
+            raise ValueError(f"publish_many got {len(keys)} keys for {len(events)} events")
+        every = _with_ids(ids, len(events))
+        return every, (
+            self.event_batch(
+                events[at : at + CHUNK],
+                every[at : at + CHUNK],
+                options,
+                None if keys is None else keys[at : at + CHUNK],
+            )[1]
+            for at in range(0, len(events), CHUNK)
+        )
 
     def event_batch(
         self,
