@@ -51,6 +51,8 @@ from interchange.adapters.protocols import Start
 
 log = logging.getLogger("interchange.adapters.kafka")
 _BATCH = 100
+_NOT_NOW = (KafkaError._UNKNOWN_PARTITION, KafkaError._STATE)
+"""store_offsets refusals for a partition not (or no longer, or not yet) known as assigned."""
 """Records fetched per consume() call; each is still handled and stored one at a time."""
 
 
@@ -75,6 +77,7 @@ class GroupMember:
         self._finished: queue.SimpleQueue[tuple[int, int, int]] = queue.SimpleQueue()
         self._generations: dict[int, int] = {}  # per partition, bumped when it is taken away
         self._paused = False
+        self._unstored: dict[int, int] = {}  # positions librdkafka refused for now (_store)
         self.consumer = Consumer(
             {
                 **config,
@@ -113,10 +116,26 @@ class GroupMember:
             for tp in partitions:
                 if tp.partition in offsets:
                     tp.offset = offsets[tp.partition]
+        log.info("%s/%s assigned %s", self.topic, self.group, _numbers(partitions))
+        foreign = sorted({tp.topic for tp in partitions if tp.topic != self.topic})
+        if foreign:
+            # A static member (group.instance.id) rejoining gets the coordinator's cached
+            # assignment, which is another topic's when the same id and group were used for
+            # another subscription. Its records are not this handler's to take.
+            log.error(
+                "%s/%s was assigned partitions of %s, which it does not subscribe to: the "
+                "group's static member id (group.instance.id) is shared with another "
+                "subscription; give each its own. Not reading them.",
+                self.topic,
+                self.group,
+                ", ".join(foreign),
+            )
+            partitions = [tp for tp in partitions if tp.topic == self.topic]
         consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Commit what was handled before another member takes these partitions over.
+        log.info("%s/%s revoked %s", self.topic, self.group, _numbers(partitions))
         self._give_up(partitions)
         try:
             consumer.commit(asynchronous=False)
@@ -127,9 +146,7 @@ class GroupMember:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Another member may already own them: committing now could skip its work.
         self._give_up(partitions)
-        log.warning(
-            "%s/%s lost %d partition(s); not committing", self.topic, self.group, len(partitions)
-        )
+        log.warning("%s/%s lost %s; not committing", self.topic, self.group, _numbers(partitions))
 
     # -- consuming --------------------------------------------------------------------------
 
@@ -161,12 +178,7 @@ class GroupMember:
             # Once per batch rather than once per record (a C call each): still only offsets
             # whose handler answered, before the next consume() can commit or revoke them.
             if settled:
-                self.consumer.store_offsets(
-                    offsets=[
-                        TopicPartition(self.topic, p, cast(int, r.offset()) + 1)
-                        for p, r in settled.items()
-                    ]
-                )
+                self._store({p: cast(int, r.offset()) + 1 for p, r in settled.items()})
 
     def _usable(self, record: Message) -> bool:
         """A record to handle, not an event of the client's (end of partition, an error)."""
@@ -244,25 +256,60 @@ class GroupMember:
             moved = self._marks.done(partition, offset)
             if moved is not None:
                 stored[partition] = moved
-        if stored:
+        self._store(stored)
+
+    def _store(self, positions: dict[int, int]) -> None:
+        """Store each partition's next offset to commit.
+
+        librdkafka refuses a partition it holds no assignment or metadata for at that moment;
+        the call fails (``_UNKNOWN_PARTITION``, ``_STATE``) only when it could store none of
+        them, a partial refusal goes unreported, and a later position of that partition
+        covers it. Refused positions are kept and offered again with the next store while the
+        loop goes on reading: raising here wedged a keyed member before its next consume(),
+        the only place its rebalance callbacks run, and it never recovered (the kill test
+        caught it). A partition taken away drops its kept position (``_give_up``)."""
+        if self._unstored:
+            positions = self._unstored | positions
+            self._unstored = {}
+        if not positions:
+            return
+        try:
             self.consumer.store_offsets(
-                offsets=[TopicPartition(self.topic, p, at) for p, at in stored.items()]
+                offsets=[TopicPartition(self.topic, p, at) for p, at in positions.items()]
+            )
+        except KafkaException as error:
+            if error.args[0].code() not in _NOT_NOW:
+                raise
+            self._unstored = positions
+            log.warning(
+                "%s/%s: offsets not stored yet for %s (%s; assigned: %s); kept for the next store",
+                self.topic,
+                self.group,
+                _numbers([TopicPartition(self.topic, p) for p in positions]),
+                error.args[0].str(),
+                _numbers(self.consumer.assignment()),
             )
 
     def _give_up(self, partitions: list[TopicPartition]) -> None:
         """Partitions taken away: drop their queued records, let running ones finish (briefly),
         store what is done, and ignore whatever finishes later."""
-        if self.lanes is None:
-            return
         numbers = {tp.partition for tp in partitions}
-        if not self.lanes.drop(lambda key: cast(tuple[int, Any], key)[0] in numbers, timeout=5.0):
-            log.warning(
-                "%s/%s: handlers still running on revoked partitions", self.topic, self.group
-            )
-        self._store_finished()
-        self._marks.forget(list(numbers))
-        for number in numbers:
-            self._generations[number] = self._generations.get(number, 0) + 1
+        try:
+            if self.lanes is not None:
+                running = self.lanes.drop(lambda key: cast(tuple[int, Any], key)[0] in numbers, 5)
+                if not running:
+                    log.warning(
+                        "%s/%s: handlers still running on revoked partitions",
+                        self.topic,
+                        self.group,
+                    )
+                self._store_finished()
+        finally:
+            # whatever happened above, their records are the next owner's now
+            self._marks.forget(list(numbers))
+            for number in numbers:
+                self._unstored.pop(number, None)
+                self._generations[number] = self._generations.get(number, 0) + 1
 
     def stop(self) -> None:
         self.thread.stop()
@@ -284,3 +331,9 @@ class GroupMember:
             log.error("%s/%s: a handler is still running; not committing", self.topic, self.group)
             return
         self.consumer.close()  # commits stored offsets and leaves the group
+
+
+def _numbers(partitions: list[TopicPartition]) -> str:
+    return (
+        "partitions " + ",".join(str(tp.partition) for tp in partitions) if partitions else "none"
+    )

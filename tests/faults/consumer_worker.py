@@ -11,6 +11,7 @@ the message's ``seq`` to the Redis list ``<PREFIX>effects``.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from collections.abc import Callable
@@ -47,6 +48,8 @@ def record_once(
 
 
 def main() -> None:
+    # the test keeps each worker's stderr and quotes it when a worker makes no progress
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s")
     kind, url, redis_url, prefix, group = sys.argv[1:6]
     concurrency = int(sys.argv[6]) if len(sys.argv) > 6 else 1
     other = "memory://worker"

@@ -33,12 +33,14 @@ STREAM = 10_000
 KILLS = 20
 SLICE = STREAM // KILLS
 
-_STATIC = "?group.instance.id=kill-worker&session.timeout.ms=6000"
+_STATIC = "?group.instance.id={run}&session.timeout.ms=6000"
 BACKENDS = {
     # fixture, side, what the worker's URL adds, handlers at once
     "rabbitmq": ("amqp_url", "commands", "", 1),
     # static membership: a restarted member takes its partitions back without waiting for the
-    # killed one's session to time out
+    # killed one's session to time out. The instance id and the group are this run's own: the
+    # coordinator hands a rejoining static member its cached assignment, which for a shared
+    # id was the previous run's topic (the CI failure this caught)
     "kafka": ("kafka_url", "events", _STATIC, 1),
     # key-ordered concurrency: 8 handlers at once, in order per key, committing only the
     # records done without a gap
@@ -52,13 +54,14 @@ BACKENDS = {
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("backend", list(BACKENDS))
 def test_a_consumer_killed_20_times_mid_stream_loses_nothing_and_repeats_no_effect(
-    backend, request, redis_url
+    backend, request, redis_url, tmp_path
 ):
     fixture, side, worker_options, concurrency = BACKENDS[backend]
     url = request.getfixturevalue(fixture)
     seed = int(os.environ.get("INTERCHANGE_KILL_SEED", time.time_ns() % 1_000_000))
     rng = random.Random(seed)
-    prefix, group = f"kill-{uuid.uuid4().hex[:8]}.", "weighing"
+    run = uuid.uuid4().hex[:8]
+    prefix, group = f"kill-{run}.", f"weighing-{run}"
     effects = redis.Redis.from_url(redis_url)
     key = f"{prefix}effects"
     other = f"memory://{uuid.uuid4().hex}"
@@ -86,12 +89,24 @@ def test_a_consumer_killed_20_times_mid_stream_loses_nothing_and_repeats_no_effe
             else:
                 producer.send_many([Job(seq=n) for n in range(start, start + 100)])
 
+    log = tmp_path / "workers.log"  # every worker's stderr, quoted when one makes no progress
+
     def spawn() -> subprocess.Popen[bytes]:
-        arguments = [side, url + worker_options, redis_url, prefix, group, str(concurrency)]
-        return subprocess.Popen(
-            [sys.executable, str(WORKER), *arguments],
-            stderr=subprocess.DEVNULL,
-        )
+        options = worker_options.format(run=f"kill-worker-{run}")
+        arguments = [side, url + options, redis_url, prefix, group, str(concurrency)]
+        with log.open("ab") as stderr:
+            stderr.write(f"--- worker {len(spawned)} ---\n".encode())
+            stderr.flush()
+            spawned.append(
+                subprocess.Popen([sys.executable, str(WORKER), *arguments], stderr=stderr)
+            )
+        return spawned[-1]
+
+    spawned: list[subprocess.Popen[bytes]] = []
+
+    def stalled(kill: int) -> str:
+        tail = log.read_text(errors="replace")[-3000:]
+        return f"no progress after kill {kill} (seed {seed}); workers' stderr ends:\n{tail}"
 
     # the queue, or the topic and the group, exist before the stream starts
     if side == "events":
@@ -107,7 +122,11 @@ def test_a_consumer_killed_20_times_mid_stream_loses_nothing_and_repeats_no_effe
             slice_.start()
             try:
                 # a random point once it is handling: mostly mid-batch
-                wait_until(lambda: effects.llen(key) > before, 60, message="no progress")  # noqa: B023
+                wait_until(
+                    lambda: effects.llen(key) > before,  # noqa: B023
+                    60,
+                    message=lambda: stalled(kill),  # noqa: B023
+                )
                 time.sleep(rng.uniform(0, 0.4))  # the kill's schedule, not a wait for a result
             finally:
                 worker.kill()

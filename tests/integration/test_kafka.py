@@ -313,3 +313,35 @@ def _last_run(received: list[ParcelWeighed]) -> list[ParcelWeighed]:
             run.clear()
         run.append(event)
     return [event for run in kept.values() for event in run]
+
+
+def test_a_static_member_handed_another_topics_partitions_says_so_and_reads_none_of_them(
+    kafka_bus, kafka_url, caplog
+):
+    """One group and one group.instance.id reused for a second subscription: the coordinator
+    gives the rejoining static member the first one's cached assignment. Its records are not
+    handed to the second subscription's handler, and the error names the cause."""
+    run = uuid.uuid4().hex[:8]
+    static = f"?group.instance.id=it-static-{run}&session.timeout.ms=30000"
+    group = f"shared-{run}"
+    first = kafka_bus(backends={"events": kafka_url + static})
+    seen_first = Recorder()
+    first.subscribes(ParcelWeighed, group=group)(seen_first)
+    first.start()
+    first.publish(ParcelWeighed(parcel="p0", seq=1))
+    seen_first.wait_for(1, timeout=60)
+    first.stop()  # a static member leaves no group on close: its assignment stays cached
+    second = kafka_bus(backends={"events": kafka_url + static}, channel_prefix=f"other-{run}.")
+    assert second.topic_of(ParcelWeighed) != first.topic_of(ParcelWeighed)
+    seen_second = Recorder()
+    second.subscribes(ParcelWeighed, group=group)(seen_second)
+    first.publish_many(_events(20))  # on the first topic, cached as this member's
+    with caplog.at_level(logging.ERROR, "interchange.adapters.kafka"), second:
+        wait_until(
+            lambda: "does not subscribe to" in caplog.text,
+            30,
+            message="the stale static assignment was not reported",
+        )
+        time.sleep(1)  # what it would have handled by now, had it read the foreign partitions
+    assert seen_second.contracts == []
+    assert first.topic_of(ParcelWeighed) in caplog.text
