@@ -41,6 +41,10 @@ class KafkaEventTransport:
         self.servers = str(self.config["bootstrap.servers"])
         self.timeout = self.options.publish_timeout
         self.consumer_config = {
+            # librdkafka prefetches up to this many records per partition (default 100,000):
+            # facing a backlog of 100-byte records, a member's RSS rose to 164 MB; at 10,000 it
+            # peaks at 103 MB at the same rate (bench/memory.py). A URL may set it otherwise.
+            "queued.min.messages": 10_000,
             **self.config,
             "queued.max.messages.kbytes": self.options.queued_kbytes,
             # librdkafka waits this long to fetch again once the prefetch bound was reached
