@@ -31,7 +31,9 @@ class Scanned(Event, name="bench.kafka.scanned", version=1):
 def run(url: str, prefix: str, concurrency: int, count: int, wait: float) -> tuple[float, int]:
     """Events/s over the first ``count`` records, and how many broke their key's order."""
     bus = Bus(
-        Settings(backends={"commands": "memory://bench", "events": url}, channel_prefix=prefix)
+        Settings.without_environment(
+            backends={"commands": "memory://bench", "events": url}, channel_prefix=prefix
+        )
     )
     lock, done = threading.Lock(), threading.Event()
     last: dict[str, int] = {}
@@ -72,7 +74,9 @@ def main() -> None:
     args = parser.parse_args()
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
     publisher = Bus(
-        Settings(backends={"commands": "memory://bench", "events": args.url}, channel_prefix=prefix)
+        Settings.without_environment(
+            backends={"commands": "memory://bench", "events": args.url}, channel_prefix=prefix
+        )
     )
     total = 6_000
     publisher.publish_many(

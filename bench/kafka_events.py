@@ -172,7 +172,9 @@ def broker_ceiling(servers: str, topic: str, count: int, size: int) -> float | N
 
 def _bus(url: str, prefix: str) -> Bus:
     return Bus(
-        Settings(backends={"commands": "memory://bench", "events": url}, channel_prefix=prefix)
+        Settings.without_environment(
+            backends={"commands": "memory://bench", "events": url}, channel_prefix=prefix
+        )
     )
 
 

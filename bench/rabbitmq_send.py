@@ -82,7 +82,9 @@ def raw_kombu(url: str, queue: str, count: int, confirm: bool, headers: bool = F
 
 def interchange(url: str, prefix: str, count: int, batch: int, loop: bool = False) -> float:
     bus = Bus(
-        Settings(backends={"commands": url, "events": "memory://bench"}, channel_prefix=prefix)
+        Settings.without_environment(
+            backends={"commands": url, "events": "memory://bench"}, channel_prefix=prefix
+        )
     )
     commands = [_payload(i) for i in range(count)]
     bus.send(commands[0])  # connect and declare outside the timing, as for raw kombu
@@ -138,7 +140,9 @@ def interchange_consume(url: str, prefix: str, count: int) -> float:
     import threading
 
     bus = Bus(
-        Settings(backends={"commands": url, "events": "memory://bench"}, channel_prefix=prefix)
+        Settings.without_environment(
+            backends={"commands": url, "events": "memory://bench"}, channel_prefix=prefix
+        )
     )
     bus.send_many([_payload(i) for i in range(count)])
     seen, done = [0], threading.Event()

@@ -129,6 +129,28 @@ kafka_java() {
 }
 
 # -- starting (shared by up and ctl) -------------------------------------------------------
+# forget_data CLUSTER_SIZE: the data of Kafka, its cluster and Redis, each only if not running
+forget_data() {
+  local node running=""
+  if ! kafka_healthy && ! pid_alive "$STATE/kafka/kafka.pid"; then
+    rm -rf "$STATE/kafka/data"
+    say "kafka: starting on empty data"
+  fi
+  if [ "$1" -gt 1 ] && [ -d "$STATE/kafka-cluster" ]; then
+    for node in "$STATE"/kafka-cluster/*/; do
+      if pid_alive "$node/kafka.pid"; then running=1; fi  # a node is up: the cluster keeps its data
+    done
+    if [ -z "$running" ]; then
+      rm -rf "$STATE"/kafka-cluster/*/data
+      say "kafka cluster: starting on empty data"
+    fi
+  fi
+  if ! redis_healthy && ! pid_alive "$STATE/redis/redis.pid"; then
+    rm -rf "$STATE/redis/appendonlydir" "$STATE/redis/dump.rdb"
+    say "redis: starting on empty data"
+  fi
+}
+
 start_redis() {
   if redis_healthy; then say "redis already up"; return; fi
   mkdir -p "$STATE/redis"
