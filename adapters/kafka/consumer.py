@@ -51,9 +51,9 @@ from interchange.adapters.protocols import Start
 
 log = logging.getLogger("interchange.adapters.kafka")
 _BATCH = 100
+"""Records fetched per consume() call; each is still handled and stored one at a time."""
 _NOT_NOW = (KafkaError._UNKNOWN_PARTITION, KafkaError._STATE)
 """store_offsets refusals for a partition not (or no longer, or not yet) known as assigned."""
-"""Records fetched per consume() call; each is still handled and stored one at a time."""
 
 
 class GroupMember:
@@ -268,7 +268,8 @@ class GroupMember:
         loop goes on reading: raising here wedged a keyed member before its next consume(),
         the only place its rebalance callbacks run, and it never recovered (the kill test
         caught it). A partition taken away drops its kept position (``_give_up``)."""
-        if self._unstored:
+        refused_before = bool(self._unstored)
+        if refused_before:
             positions = self._unstored | positions
             self._unstored = {}
         if not positions:
@@ -281,7 +282,9 @@ class GroupMember:
             if error.args[0].code() not in _NOT_NOW:
                 raise
             self._unstored = positions
-            log.warning(
+            # once per run of refusals, not at every step (every 0.5 s) while it lasts
+            log.log(
+                logging.DEBUG if refused_before else logging.WARNING,
                 "%s/%s: offsets not stored yet for %s (%s; assigned: %s); kept for the next store",
                 self.topic,
                 self.group,
@@ -296,8 +299,8 @@ class GroupMember:
         numbers = {tp.partition for tp in partitions}
         try:
             if self.lanes is not None:
-                running = self.lanes.drop(lambda key: cast(tuple[int, Any], key)[0] in numbers, 5)
-                if not running:
+                ended = self.lanes.drop(lambda key: cast(tuple[int, Any], key)[0] in numbers, 5)
+                if not ended:
                     log.warning(
                         "%s/%s: handlers still running on revoked partitions",
                         self.topic,

@@ -80,3 +80,12 @@ def test_other_errors_still_raise():
     reader = member(RefusingClient(refused={0}, code=KafkaError._INVALID_ARG))
     with pytest.raises(KafkaException):
         reader._store({0: 1})
+
+
+def test_a_lasting_refusal_warns_once_not_at_every_step(caplog):
+    reader = member(RefusingClient(refused={1}))
+    with caplog.at_level(logging.DEBUG, "interchange.adapters.kafka"):
+        for _ in range(5):
+            reader._store({1: 20})
+    levels = [r.levelno for r in caplog.records if "not stored yet" in r.getMessage()]
+    assert levels == [logging.WARNING] + [logging.DEBUG] * 4
