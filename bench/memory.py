@@ -181,9 +181,8 @@ def main() -> None:
         return
     if args.whole_batch:
         import interchange.chunks
-        import interchange.encoding
 
-        interchange.chunks.CHUNK = interchange.encoding.CHUNK = args.count
+        interchange.chunks.CHUNK = args.count
     console = Console(width=170)
     table = Table(title=f"memory, backlog of {args.count:,} (~100-byte bodies)")
     for column in (

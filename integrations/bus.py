@@ -113,8 +113,8 @@ class Bus(Routing):
         if not commands:
             return []
         queue = self.queue_of(type(commands[0]))
-        every, chunks = self.encoder.command_chunks(commands, ids, options)
-        stored_in_chunks(every, chunks, lambda messages: self.commands.send_many(queue, messages))
+        every, encode = self.encoder.command_chunks(commands, ids, options)
+        stored_in_chunks(every, encode, lambda messages: self.commands.send_many(queue, messages))
         return every
 
     def broadcast(self, command: Command, **options: Any) -> str:
@@ -159,8 +159,8 @@ class Bus(Routing):
         give their ids and partition keys. Returns the ids once all were stored (see above)."""
         if not events:
             return []
-        every, chunks = self.encoder.event_chunks(events, ids, opts, keys)
-        stored_in_chunks(every, chunks, lambda per_topic: publish_per_topic(self.events, per_topic))
+        every, encode = self.encoder.event_chunks(events, ids, opts, keys)
+        stored_in_chunks(every, encode, lambda per_topic: publish_per_topic(self.events, per_topic))
         return every
 
     def replay(

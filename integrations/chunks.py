@@ -10,7 +10,7 @@ before it are stored, and nothing after it was tried.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TypeVar
 
 from interchange.adapters import EventTransport, TransportError, TransportMessage
@@ -23,14 +23,18 @@ encoded messages are a few MB."""
 T = TypeVar("T")
 
 
-def stored_in_chunks(ids: list[str], chunks: Iterable[T], store: Callable[[T], None]) -> None:
-    """Store each chunk in turn (the ``n``-th holds ``ids[n * CHUNK:(n + 1) * CHUNK]``)."""
-    for n, chunk in enumerate(chunks):
+def stored_in_chunks(
+    ids: list[str], encode: Callable[[slice], T], store: Callable[[T], None]
+) -> None:
+    """Encode and store the messages of ``ids`` ``CHUNK`` at a time: ``encode(part)`` builds
+    those of ``ids[part]``, and only once the chunk before them was stored."""
+    for start in range(0, len(ids), CHUNK):
+        part = slice(start, start + CHUNK)
+        chunk = encode(part)
         try:
             store(chunk)
         except TransportError as error:
-            start, end = n * CHUNK, (n + 1) * CHUNK
-            error.failed = [*(error.failed or ids[start:end]), *ids[end:]]
+            error.failed = [*(error.failed or ids[part]), *ids[part.stop :]]
             raise
 
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from interchange.adapters import TransportMessage
-from interchange.chunks import CHUNK
 from interchange.config import Settings
 from interchange.contracts import Codec, Command, Contract, Envelope, Event, converters
 from interchange.routing import Routing
@@ -35,11 +34,7 @@ class Encoder:
         _one_contract(commands, ids, "send_many", "commands", "queue")
         if not options:  # the common case: one header template for the batch (Codec.encode_many)
             expect(commands[0], Command, "send_many", "publish_many")
-            message_ids = (
-                [i or str(uuid.uuid4()) for i in ids]
-                if ids
-                else [str(uuid.uuid4()) for _ in commands]
-            )
+            message_ids = _with_ids(ids, len(commands))
             keys: list[str | None] = [None] * len(commands)
             encoded = self.commands.encode_many(
                 commands, message_ids, keys, source=self.settings.source
@@ -56,34 +51,25 @@ class Encoder:
 
     def command_chunks(
         self, commands: list[Command], ids: list[str] | None, options: dict[str, Any]
-    ) -> tuple[list[str], Iterator[list[TransportMessage]]]:
-        """Every id of a batch of one contract's commands, and its messages a chunk at a
-        time (chunks.py), each encoded only when the one before was stored."""
+    ) -> tuple[list[str], Callable[[slice], list[TransportMessage]]]:
+        """Every id of a batch of one contract's commands, and how to encode the messages of a
+        part of it (chunks.py stores them a chunk at a time)."""
         _one_contract(commands, ids, "send_many", "commands", "queue")
         every = _with_ids(ids, len(commands))
-        return every, (
-            self.command_batch(commands[at : at + CHUNK], every[at : at + CHUNK], options)
-            for at in range(0, len(commands), CHUNK)
-        )
+        return every, lambda part: self.command_batch(commands[part], every[part], options)
 
     def event_chunks(
         self, events: list[Event], ids: list[str] | None, options: dict[str, Any], keys: Keys
-    ) -> tuple[list[str], Iterator[dict[str, list[TransportMessage]]]]:
-        """Every id of a batch of one contract's events, and its records per topic a chunk at
-        a time (chunks.py)."""
+    ) -> tuple[list[str], Callable[[slice], dict[str, list[TransportMessage]]]]:
+        """Every id of a batch of one contract's events, and how to encode the records per
+        topic of a part of it (chunks.py)."""
         _one_contract(events, ids, "publish_many", "events", "topic")
         if keys is not None and len(keys) != len(events):
             raise ValueError(f"publish_many got {len(keys)} keys for {len(events)} events")
         every = _with_ids(ids, len(events))
-        return every, (
-            self.event_batch(
-                events[at : at + CHUNK],
-                every[at : at + CHUNK],
-                options,
-                None if keys is None else keys[at : at + CHUNK],
-            )[1]
-            for at in range(0, len(events), CHUNK)
-        )
+        return every, lambda part: self.event_batch(
+            events[part], every[part], options, None if keys is None else keys[part]
+        )[1]
 
     def event_batch(
         self,
