@@ -92,7 +92,7 @@ class Position:
         return dict(self.offsets).get(partition, default)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delivery:
     """A message handed to a consumer.
 
@@ -100,6 +100,9 @@ class Delivery:
     On event logs, ``timestamp`` is when the broker stored it (seconds since the epoch),
     ``position`` where to start to read it again, and ``offset`` its number in its partition
     on backends that number records (memory, Kafka; None on Redis).
+
+    Treat it as immutable, like TransportMessage, and for the same reason: one is built per
+    message received, and a frozen dataclass's ``__init__`` cost 0.9 µs more (7 fields).
     """
 
     message: TransportMessage

@@ -33,10 +33,12 @@ class Registry:
             self._models[key] = model
 
     def get(self, name: str, version: int) -> type[Contract]:
+        # Called for every message consumed: a hit reads the dict without the lock (one dict
+        # look-up is atomic; register() replaces an entry in one step, never half of it).
+        model = self._models.get((name, version))
+        if model is not None:
+            return model
         with self._lock:
-            model = self._models.get((name, version))
-            if model is not None:
-                return model
             known = sorted(v for (n, v) in self._models if n == name)
         if known:
             raise UnknownContract(f"unknown version {version} of {name!r}; known versions: {known}")

@@ -8,6 +8,7 @@ last attempt; a duplicate of a handled message is acknowledged without calling t
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from interchange.adapters import ACK, DeadLetter, Delivery, Outcome, PublishReje
 from interchange.config import RetryPolicy
 from interchange.context import HandlerContext, Sender
 from interchange.contracts import Codec, Contract, DecodeError, Envelope, escape
+from interchange.contracts.frozen import quick
 from interchange.dedupe import DedupeStore
 from interchange.handlers import HandlerFunc
 from interchange.metrics import Meter
@@ -29,6 +31,8 @@ log = logging.getLogger("interchange")
 Reply = Callable[[Envelope, str, Contract], None]
 """Answers a request: (the request's envelope, its reply address, the handler's result)."""
 _REASON_LIMIT = 1000
+_context = quick(HandlerContext)
+"""A HandlerContext, built once per message: without a frozen dataclass's per-field cost."""
 
 
 @dataclass(frozen=True)
@@ -62,14 +66,23 @@ class Dispatcher:
             "trace_id": trace_id() or "",
         }
 
+    @functools.cached_property
+    def _limit(self) -> int:
+        """Deliveries after which a message is given up (decided once, read per message)."""
+        return max(self.retry.max_attempts, self.retry.max_deliveries)
+
+    @functools.cached_property
+    def _scope(self) -> str:
+        """What each dedupe key starts with: this channel and group."""
+        return dedupe_scope(self.channel, self.group) + "|"
+
     def __call__(self, delivery: Delivery) -> Outcome:
         message = delivery.message
-        limit = max(self.retry.max_attempts, self.retry.max_deliveries)
-        if delivery.attempt > limit:
+        if delivery.attempt > self._limit:
             # Delivered again and again without an answer from us: consumers died holding it.
             reason = (
                 f"delivered {delivery.attempt} times without an answer (max_deliveries "
-                f"{limit}): its consumers died while handling it"
+                f"{self._limit}): its consumers died while handling it"
             )
             log.error(
                 "dead-lettering on %s: %s", self.channel, reason, extra=self._fields(delivery)
@@ -104,7 +117,7 @@ class Dispatcher:
             if decision.envelope is None:
                 return ACK  # a twin in another version; this consumer's own version comes too
             envelope = decision.envelope
-        key = f"{dedupe_scope(self.channel, self.group)}|{envelope.id}"
+        key = self._scope + envelope.id
         if self.dedupe.seen(key):
             log.info(
                 "dropping duplicate %s on %s",
@@ -114,26 +127,35 @@ class Dispatcher:
             )
             self.meter.count("duplicates")
             return ACK
-        ctx = HandlerContext(envelope, delivery.attempt, self.group, self.sender, dedupe_key=key)
+        ctx = _context(envelope, delivery.attempt, self.group, self.sender, key)
         span = NO_SPAN
         if self.tracing is not None:
             span = self.tracing.processing(
                 envelope.headers, self.channel, self.group, envelope.id, delivery.attempt
             )
-        started = time.perf_counter()
+        if span is NO_SPAN:  # tracing off: no context manager to enter per message
+            return self._handle(envelope, ctx, delivery, None)
         with span as current:
-            try:
-                result = self.func(envelope.data, ctx)
-            except Exception as error:
-                outcome = self._failed(delivery, error)
-                kind = "retried" if isinstance(outcome, Retry) else "dead_lettered"
-                self.meter.handled_in(time.perf_counter() - started, kind)
-                failed(current, error, kind)
-                return outcome
-            self.meter.handled_in(time.perf_counter() - started, "handled")
-            self.dedupe.remember(key)
-            if message.reply_to is not None:
-                self._answer(envelope, message.reply_to, result)  # the reply continues the trace
+            return self._handle(envelope, ctx, delivery, current)
+
+    def _handle(
+        self, envelope: Envelope, ctx: HandlerContext, delivery: Delivery, span: Any
+    ) -> Outcome:
+        """Call the handler; remember the message and answer a request once it returned."""
+        started = time.perf_counter()
+        try:
+            result = self.func(envelope.data, ctx)
+        except Exception as error:
+            outcome = self._failed(delivery, error)
+            kind = "retried" if isinstance(outcome, Retry) else "dead_lettered"
+            self.meter.handled_in(time.perf_counter() - started, kind)
+            failed(span, error, kind)
+            return outcome
+        self.meter.handled_in(time.perf_counter() - started, "handled")
+        self.dedupe.remember(ctx.dedupe_key)
+        reply_to = delivery.message.reply_to
+        if reply_to is not None:
+            self._answer(envelope, reply_to, result)  # the reply continues the trace
         return ACK
 
     def _failed(self, delivery: Delivery, error: Exception) -> Outcome:

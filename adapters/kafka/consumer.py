@@ -38,6 +38,7 @@ from interchange.adapters.kafka.wire import position, start_millis, to_delivery
 from interchange.adapters.keyed import KeyedWorkers, Watermarks, Work
 from interchange.adapters.lifecycle import ConsumerThread, run_handler
 from interchange.adapters.message import (
+    ACK,
     DeadLetter,
     Delivery,
     DeliveryHandler,
@@ -154,16 +155,21 @@ class GroupMember:
         records = self.consumer.consume(_BATCH, 0.5)
         rewound: set[int] = set()  # partitions sought back: the rest of their batch comes again
         settled: dict[int, Message] = {}  # per partition, its last record handled
+        handler = self.handler
         try:
             for index, record in enumerate(records):
-                if not self._usable(record):
+                if record.error() is not None:
+                    self._usable(record)  # logs it unless it is an end of partition
                     continue
-                if record.partition() in rewound:
+                partition = record.partition()
+                if rewound and partition in rewound:
                     continue
                 if stop.is_set():
                     return  # closing: unhandled records stay unstored for the next owner
-                try:
-                    done = self._handle(record, stop)
+                try:  # the usual case (handled at once) inline: a call less is ~3% here
+                    delivery = to_delivery(record)
+                    outcome = run_handler(handler, delivery)
+                    done = outcome is ACK or self._settle_one(record, delivery, outcome, stop)
                 except Exception:
                     # Not settled (e.g. the dead-letter topic refused it). Never move past it,
                     # nor past any other partition's unhandled records: a later commit would
@@ -171,7 +177,7 @@ class GroupMember:
                     self._rewind(records[index:], rewound)
                     raise
                 if done:
-                    settled[cast(int, record.partition())] = record
+                    settled[partition] = record  # type: ignore[index]
                 else:
                     self._rewind([record], rewound)
         finally:
@@ -196,14 +202,16 @@ class GroupMember:
                 self.consumer.seek(position(record))
                 rewound.add(cast(int, record.partition()))
 
-    def _handle(self, record: Any, stop: threading.Event) -> bool:
+    def _settle_one(
+        self, record: Any, delivery: Delivery, outcome: Outcome, stop: threading.Event
+    ) -> bool:
         """Deliver until the handler settles the record; False when closing cut it short."""
-        for attempt in itertools.count(1):
-            delivery = to_delivery(record, attempt)
-            outcome = run_handler(self.handler, delivery)
+        for attempt in itertools.count(2):
             if isinstance(outcome, Retry):
                 if stop.wait(outcome.delay):
                     return False  # closing: whoever owns the partition next reads it again
+                delivery = to_delivery(record, attempt)
+                outcome = run_handler(self.handler, delivery)
                 continue
             if isinstance(outcome, DeadLetter):
                 self._dead_letter(

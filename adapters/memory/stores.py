@@ -93,24 +93,29 @@ class MemoryDedupeStore:
         self.ttl = ttl
         self.max_entries = max_entries
         self._expiry: OrderedDict[str, float] = OrderedDict()
+        self._sweep_at = 0.0
         self._lock = threading.Lock()
 
     def seen(self, key: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            expiry = self._expiry.get(key)
-            return expiry is not None and expiry > now
+        # Without the lock: one look-up is atomic, and this runs for every message consumed.
+        expiry = self._expiry.get(key)
+        return expiry is not None and expiry > time.monotonic()
 
     def remember(self, key: str) -> None:
         now = time.monotonic()
+        expiry = self._expiry
         with self._lock:
-            self._expiry[key] = now + self.ttl
-            self._expiry.move_to_end(key)
-            # entries are in expiry order, so the stale ones are at the front
-            while self._expiry and (
-                len(self._expiry) > self.max_entries or next(iter(self._expiry.values())) <= now
-            ):
-                self._expiry.popitem(last=False)
+            expiry[key] = now + self.ttl
+            expiry.move_to_end(key)
+            while len(expiry) > self.max_entries:
+                expiry.popitem(last=False)
+            if now < self._sweep_at:
+                return
+            # entries are in expiry order, so the stale ones are at the front; looked for
+            # once a second rather than at every call (seen() checks expiry itself)
+            self._sweep_at = now + 1.0
+            while expiry and next(iter(expiry.values())) <= now:
+                expiry.popitem(last=False)
 
     def remember_in(self, transaction: object, key: str) -> None:
         """Remember ``key`` as part of the caller's transaction. This store lives in the process,
