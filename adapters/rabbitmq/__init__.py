@@ -3,7 +3,8 @@
 Features
     point-to-point (``send``, ``send_many``): a durable queue per route, competing consumers;
     publish-subscribe (``broadcast``): a durable fanout exchange, one durable queue per group;
-    request/response over an exclusive reply queue, matched by correlation id;
+    request/response over direct reply-to (``amq.rabbitmq.reply-to``: no reply queue), each
+    waiting request reading its reply on a pooled connection of its own;
     publisher confirms on every publish, pipelined in a window, with ``mandatory``: an
     unroutable command raises PublishRejected instead of vanishing;
     manual ack only after the handler answered; bounded prefetch;
@@ -22,8 +23,9 @@ Guarantees
     deserialized by kombu (no pickle, whatever the content type): they reach the codec as bytes.
 
 Rooms: ``transport`` (the protocol verbs), ``publisher`` (streamed confirms), ``consumer``
-(consumer and reply threads), ``topology`` (queue arguments, delay queues, declarations),
-``wire`` (TransportMessage ⇄ AMQP message), ``errors`` (driver exceptions → ours), ``options``.
+(consumer threads), ``requester`` (direct reply-to), ``topology`` (queue arguments, delay
+queues, declarations), ``wire`` (TransportMessage ⇄ AMQP message), ``errors`` (driver
+exceptions → ours), ``options``.
 """
 
 from __future__ import annotations

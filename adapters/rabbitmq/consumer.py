@@ -3,8 +3,7 @@ with backoff.
 
 ``Consumer`` hands deliveries to a handler and settles them after it answered: ack, a retry
 copy in a delay queue, or a dead letter (both confirmed before the original is acked); a broker
-redelivery nobody counted is re-enqueued as a counted copy. ``ReplyListener`` consumes a
-transport's exclusive reply queue and hands replies to the requests waiting for them.
+redelivery nobody counted is re-enqueued as a counted copy.
 
 Both are given what they need (``Links``), never the transport.
 """
@@ -14,14 +13,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import kombu
 
-from interchange.adapters.errors import BackendUnavailable, TransportError
+from interchange.adapters.errors import TransportError
 from interchange.adapters.lifecycle import Backoff, ConsumerThread, run_handler
 from interchange.adapters.message import (
     Ack,
@@ -29,7 +27,6 @@ from interchange.adapters.message import (
     Delivery,
     DeliveryHandler,
     Retry,
-    TransportMessage,
     dead_letter_headers,
 )
 from interchange.adapters.rabbitmq.errors import CHANNEL_ERRORS, CONNECTION_ERRORS
@@ -38,6 +35,16 @@ from interchange.adapters.rabbitmq.wire import from_amqp
 from interchange.adapters.urls import redact
 
 log = logging.getLogger("interchange.adapters.rabbitmq")
+
+
+_delivering = threading.local()
+"""The channel a consumer thread is handling a delivery from, while its handler runs."""
+
+
+def on_channel() -> Any | None:
+    """The channel of the delivery this thread is handling, or None outside a handler. Only
+    this thread uses it: a handler's direct reply is written on it, without a confirm."""
+    return getattr(_delivering, "channel", None)
 
 
 @dataclass(frozen=True)
@@ -189,7 +196,11 @@ class Consumer(Connected):
                 return
             channel.basic_ack(tag)
             return
-        outcome = run_handler(self.handler, delivery)
+        _delivering.channel = channel  # a direct reply goes out on it (on_channel)
+        try:
+            outcome = run_handler(self.handler, delivery)
+        finally:
+            _delivering.channel = None
         try:
             if isinstance(outcome, Retry):
                 delay = self.links.delay_queue(self.queue, outcome.delay)
@@ -208,50 +219,3 @@ class Consumer(Connected):
             channel.basic_reject(tag, requeue=not isinstance(outcome, DeadLetter))
             return
         self._ack(tag)
-
-
-class ReplyListener(Connected):
-    """Consumes this transport's exclusive reply queue; hands replies to waiting requests."""
-
-    def __init__(self, links: Links) -> None:
-        self._queue: str | None = None
-        self._ready = threading.Event()
-        self._waiting: dict[str, threading.Event] = {}
-        self._replies: dict[str, TransportMessage] = {}
-        self._lock = threading.Lock()
-        super().__init__(links, f"amqp-replies-{uuid.uuid4().hex[:6]}")
-
-    def setup(self, channel: Any) -> None:
-        self._ready.clear()
-        self._queue, _, _ = channel.queue_declare("", exclusive=True, auto_delete=True)
-        channel.basic_consume(self._queue, callback=self._on_reply, no_ack=True)
-        self._ready.set()
-
-    def address(self, timeout: float) -> str:
-        if not self._ready.wait(timeout) or self._queue is None:
-            raise BackendUnavailable(f"no reply queue on {redact(self.links.url)} in {timeout}s")
-        return self._queue
-
-    def expect(self, correlation: str) -> threading.Event:
-        with self._lock:
-            self._waiting[correlation] = event = threading.Event()
-        return event
-
-    def take(self, correlation: str) -> TransportMessage:
-        with self._lock:
-            return self._replies.pop(correlation)
-
-    def forget(self, correlation: str) -> None:
-        with self._lock:
-            self._waiting.pop(correlation, None)
-            self._replies.pop(correlation, None)
-
-    def _on_reply(self, raw: Any) -> None:
-        correlation = raw.properties.get("correlation_id")
-        with self._lock:
-            waiter = self._waiting.get(correlation)
-            if waiter is None:
-                log.info("discarding a reply to %r: its request is gone", correlation)
-                return
-            self._replies[correlation] = from_amqp(raw, self._queue or "")[0].message
-        waiter.set()

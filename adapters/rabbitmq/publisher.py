@@ -2,8 +2,9 @@
 
 Publishing follows RabbitMQ's advice: confirms are on, but we do not wait for each one. A window
 of messages is published, then the broker's acks (``multiple``-aware) are drained until every
-message is settled. ``mandatory`` is set on every publish: RabbitMQ returns an unroutable
-message (basic.return) before it acks it, so an ack for a returned message is a rejection.
+message is settled. ``mandatory`` is set on every publish but a direct reply's: RabbitMQ
+returns an unroutable message (basic.return) before it acks it, so an ack for a returned
+message is a rejection.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class Publish:
     routing_key: str
     message: amqp.Message
     id: str
+    mandatory: bool = True
+    """Have the broker return it when no queue takes it (it is then refused). Not for a
+    direct reply (``amq.rabbitmq.reply-to.*``): RabbitMQ returns those even as it delivers
+    them (measured)."""
 
 
 @dataclass
@@ -155,7 +160,7 @@ class ConfirmingPublisher:
                 channel.send_method(
                     spec.Basic.Publish,
                     "Bssbb",
-                    (0, item.exchange, item.routing_key, True, False),
+                    (0, item.exchange, item.routing_key, item.mandatory, False),
                     item.message,
                 )
                 self._sequence += 1

@@ -2,7 +2,7 @@
 
 The id travels as ``message_id``; headers as application headers (strings); the content type
 as the AMQP property. A request's reply address, as a consumer sees it, is
-``<reply queue>#<correlation id>`` (``reply_address`` / ``untoken``).
+``<reply-to address>#<correlation id>`` (``reply_address`` / ``untoken``).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def to_amqp(
     persistent: bool = True,
 ) -> amqp.Message:
     """``persistent=False`` for what is worthless once its sender is gone (a request, whose
-    requester waits on an exclusive reply queue; a reply): RabbitMQ then confirms it without
-    waiting for the disk."""
+    requester waits for its reply on its own channel; a reply): RabbitMQ then confirms it
+    without waiting for the disk."""
     headers = {k: v for k, v in message.headers.items() if k != CONTENT_TYPE}
     if attempt:
         headers[ATTEMPT_HEADER] = str(attempt)
@@ -92,7 +92,7 @@ def reply_address(reply_to: str | None, correlation: str) -> str | None:
 
 
 def untoken(token: str | None) -> tuple[str | None, str | None]:
-    """(reply queue, correlation id) of a reply address."""
+    """(reply-to address, correlation id) of a reply address."""
     if not token:
         return None, None
     queue, _, correlation = token.partition("#")

@@ -21,6 +21,10 @@ class Debit(Command, name="fault.rabbit.debit", version=1):
     n: int
 
 
+class Balance(Command, name="fault.rabbit.balance", version=1):
+    n: int
+
+
 def test_a_broker_restart_mid_stream_loses_no_confirmed_command(amqp_url, restart_broker):
     settings = Settings(
         backends={"commands": amqp_url, "events": f"memory://{uuid.uuid4().hex}"},
@@ -36,6 +40,10 @@ def test_a_broker_restart_mid_stream_loses_no_confirmed_command(amqp_url, restar
         with lock:
             handled.append(cmd.n)
 
+    @consumer.handles(Balance)
+    def balance(cmd: Balance) -> Balance:
+        return Balance(n=cmd.n + 1)
+
     confirmed: list[int] = []
     refused: list[tuple[int, str]] = []
     window: dict[str, float] = {}
@@ -48,6 +56,8 @@ def test_a_broker_restart_mid_stream_loses_no_confirmed_command(amqp_url, restar
     sent_at: list[float] = []
     try:
         with consumer:
+            # a request before the restart leaves its connection idle in the requester's pool
+            assert producer.request(Balance(n=1), timeout=10) == Balance(n=2)
             restarting = threading.Thread(target=restart)
             n = after = 0
             # Send until the restart is over and 100 more went out after it: the stream spans
@@ -71,6 +81,8 @@ def test_a_broker_restart_mid_stream_loses_no_confirmed_command(amqp_url, restar
                 90,
                 message=lambda: f"missing: {sorted(set(confirmed) - set(handled))[:10]}",
             )
+            # that connection died with the broker: the next request must not fail on it
+            assert producer.request(Balance(n=41), timeout=10) == Balance(n=42)
     finally:
         consumer.close()
         producer.close()

@@ -109,6 +109,35 @@ def test_request_gets_its_reply_and_times_out_when_nobody_answers(amqp_bus):
         assert client.request(QuoteFare(route="FAO-LIS"), timeout=10).route == "FAO-LIS"
 
 
+def test_requests_from_eight_threads_at_once_each_get_their_own_reply(amqp_bus):
+    server, client = amqp_bus(), amqp_bus()
+
+    @server.handles(QuoteFare)
+    def quote(cmd: QuoteFare) -> Fare:
+        return Fare(route=cmd.route, cents=len(cmd.route))
+
+    answers: dict[str, Fare] = {}
+    failures: list[BaseException] = []
+
+    def ask(thread: int) -> None:
+        try:
+            for i in range(25):
+                route = f"{thread}-{i}-" + "x" * i
+                answers[route] = client.request(QuoteFare(route=route), timeout=10)
+        except BaseException as error:  # reported below
+            failures.append(error)
+
+    with server:
+        threads = [threading.Thread(target=ask, args=(t,)) for t in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert not failures
+    assert len(answers) == 200
+    assert all(fare == Fare(route=r, cents=len(r)) for r, fare in answers.items())
+
+
 def test_an_unroutable_command_raises_instead_of_vanishing(amqp_bus, amqp_url):
     bus = amqp_bus()
     with pytest.raises(PublishRejected, match="unroutable"):
