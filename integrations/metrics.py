@@ -146,12 +146,18 @@ class _Metered:
         return getattr(self._inner, name)
 
     def _one(self, verb: str, channel: str, message: Any) -> None:
-        with self._metrics.meter(channel).timed(self._stored, 1):
-            getattr(self._inner, verb)(channel, message)
+        self._many(verb, channel, message, 1)
 
-    def _many(self, verb: str, channel: str, messages: list[Any]) -> None:
-        with self._metrics.meter(channel).timed(self._stored, len(messages)):
+    def _many(self, verb: str, channel: str, messages: Any, count: int | None = None) -> None:
+        # Meter.timed spelt out: a generator context manager cost ~4 µs of a confirmed send
+        meter, started = self._metrics.meter(channel), time.perf_counter()
+        count = len(messages) if count is None else count
+        try:
             getattr(self._inner, verb)(channel, messages)
+        except BaseException:
+            meter.published_in(time.perf_counter() - started, "publish_failed", count)
+            raise
+        meter.published_in(time.perf_counter() - started, self._stored, count)
 
     def send(self, queue: str, message: Any) -> None:
         self._one("send", queue, message)

@@ -28,6 +28,7 @@ from interchange.adapters.urls import redact
 
 _CORK = 100
 """Publishes whose socket writes are gathered into one system call."""
+_UNCORKED = contextlib.nullcontext(lambda: None)
 _NACK_PAUSES = (0.05, 0.2, 0.5)
 """Waits before publishing nacked messages again; still nacked after the last: unavailable."""
 
@@ -153,7 +154,8 @@ class ConfirmingPublisher:
     def _publish_once(self, items: Sequence[Publish]) -> _Window:
         channel = self.channel
         self._state = state = _Window()
-        with self._corked() as flush:
+        # one message is one write already: nothing to gather
+        with self._corked() if len(items) > 1 else _UNCORKED as flush:
             for count, item in enumerate(items, start=1):
                 # basic_publish would also poll the socket on every call for connection.blocked
                 # notices; we read the socket at every flush and ack wait instead.

@@ -94,6 +94,8 @@ class RabbitMQCommandTransport:
     def declare(self, queue: str, *, exchange: str | None = None) -> None:
         self.consumers.check_open()
         publisher = self.publisher
+        if exchange is None and queue in publisher.topology.declared:
+            return  # declared on this connection: no lock to take (every send asks)
         with publisher.lock, mapped_errors(self.url, f"declare {queue!r}"):
             publisher.topology.queue(publisher.channel, queue, exchange)
 
