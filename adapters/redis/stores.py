@@ -13,7 +13,7 @@ import redis
 from interchange.adapters.message import TransportMessage
 from interchange.adapters.redis.errors import mapped
 from interchange.adapters.redis.options import client_url
-from interchange.adapters.redis.wire import to_delivery, to_fields
+from interchange.adapters.redis.wire import stage_appends, to_delivery
 
 
 class RedisDedupeStore:
@@ -105,8 +105,7 @@ class RedisSpool:
 
     def append(self, line: str, messages: list[TransportMessage]) -> None:
         with mapped(self.url, f"spool to {line}"), self.client.pipeline(transaction=True) as pipe:
-            for message in messages:
-                pipe.xadd(self.PREFIX + line, to_fields(message))
+            stage_appends(pipe, self.PREFIX + line, messages)
             pipe.sadd(self.LINES, line)
             pipe.execute()
 

@@ -26,6 +26,7 @@ from interchange.adapters.redis.wire import (
     first_id,
     last_delivered_before,
     last_id,
+    stage_appends,
     to_delivery,
     to_fields,
 )
@@ -129,8 +130,7 @@ class _RedisTransport:
     def _append(self, stream: str, messages: list[TransportMessage], doing: str) -> None:
         """XADD every message in one round trip; returns once Redis answered for all."""
         with mapped(self.url, doing), self.publishing.pipeline(transaction=False) as pipe:
-            for message in messages:
-                pipe.xadd(stream, to_fields(message))
+            stage_appends(pipe, stream, messages)
             pipe.execute()
 
     def close(self) -> None:
