@@ -30,7 +30,7 @@ class Settled:
         above: set[int] = set()
         for part in (metadata or "").split(","):
             first, _, last = part.partition("-")
-            if first.isdigit() and last.isdigit():
+            if first.isdecimal() and last.isdecimal():
                 above.update(range(max(int(first), floor), int(last) + 1))
         return cls(floor, above)
 

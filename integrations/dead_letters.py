@@ -64,7 +64,7 @@ def read_record(message: TransportMessage, codec: Codec) -> DeadLetterRecord:
         message=message,
         reason=meta[DLQ_REASON],
         error=meta[DLQ_ERROR],
-        attempts=int(attempts) if attempts.isdigit() else 0,
+        attempts=int(attempts) if attempts.isdecimal() else 0,
         source=meta[DLQ_SOURCE],
         envelope=envelope,
         time=when,

@@ -34,7 +34,7 @@ class Decision:
 
 def twins(envelope: Envelope, prefix: str) -> set[int]:
     raw = envelope.headers.get(prefix + EXTENSION, "")
-    return {int(v) for v in raw.split(",") if v.strip().isdigit()}
+    return {int(v) for v in raw.split(",") if v.strip().isdecimal()}
 
 
 def decide(envelope: Envelope, want: type[Contract], prefix: str) -> Decision:

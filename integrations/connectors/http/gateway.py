@@ -177,7 +177,7 @@ def _route(
 async def _limited(request: Request, limit: int) -> bytes | None:
     """The body, or None once it is over ``limit`` bytes (read no further)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isdecimal() and int(declared) > limit:
         return None
     chunks, size = [], 0
     async for chunk in request.stream():

@@ -59,7 +59,7 @@ def retry_after(value: str | None, cap: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isdecimal():
         return min(float(value), cap)
     try:
         when = parsedate_to_datetime(value)
