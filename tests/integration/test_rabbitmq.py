@@ -109,6 +109,21 @@ def test_request_gets_its_reply_and_times_out_when_nobody_answers(amqp_bus):
         assert client.request(QuoteFare(route="FAO-LIS"), timeout=10).route == "FAO-LIS"
 
 
+def test_a_request_whose_queue_is_gone_fails_at_once_instead_of_at_its_timeout(amqp_bus, amqp_url):
+    client = amqp_bus()
+    with pytest.raises(RequestTimeout):  # declares the queue; nobody answers
+        client.request(QuoteFare(route="first"), timeout=0.2)
+    connection, channel = _raw_channel(amqp_url)
+    try:
+        channel.queue_delete(client.queue_of(QuoteFare))
+    finally:
+        connection.close()
+    started = time.monotonic()
+    with pytest.raises(PublishRejected, match="unroutable"):
+        client.request(QuoteFare(route="second"), timeout=30)
+    assert time.monotonic() - started < 5
+
+
 def test_requests_from_eight_threads_at_once_each_get_their_own_reply(amqp_bus):
     server, client = amqp_bus(), amqp_bus()
 
