@@ -10,13 +10,13 @@ sends nothing it still held: they were never reported stored.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 from interchange.adapters import TransportError
 from interchange.contracts import Command, Contract, Event
+from interchange.encoding import next_id
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Batch:
         pending = self._pending.get(type(contract))
         if pending is None:
             pending = self._pending[type(contract)] = _Pending()
-        message_id = id or str(uuid.uuid4())
+        message_id = id or next_id()
         pending.contracts.append(contract)
         pending.ids.append(message_id)
         pending.keys.append(key)

@@ -106,3 +106,24 @@ def test_ids_made_in_bulk_are_version_4_uuids_and_all_different():
     for made in ids:
         parsed = uuid.UUID(made)
         assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, made)
+
+
+def test_pooled_ids_are_all_different_and_a_forked_child_never_repeats_its_parents():
+    import os
+    import uuid
+
+    from interchange.encoding import next_id
+
+    taken = [next_id() for _ in range(1_000)]  # the pool keeps the rest of its last refill
+    assert len(set(taken)) == 1_000
+    assert all(uuid.UUID(i).version == 4 for i in taken)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child only reports its next id
+        os.write(write, next_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    os.close(write)
+    in_child = os.read(read, 100).decode()
+    os.close(read)
+    assert in_child != next_id()
