@@ -105,12 +105,23 @@ class _Reader:
         _, entries, _ = self.client.xautoclaim(
             self.stream, self.group, self.consumer, self.claim_idle_ms, "0-0", count=_BATCH
         )
+        entries = [(entry_id, fields) for entry_id, fields in entries if fields is not None]
+        if not entries:  # (fields None: deleted while pending)
+            return []
+        # their delivery counts in one XPENDING over the claimed range, not one call each
+        first, last = entries[0][0], entries[-1][0]
+        listed = self.client.xpending_range(
+            self.stream, self.group, first, last, 2 * len(entries) + _BATCH, self.consumer
+        )  # this consumer's: the claimed ones, and any it holds itself in that range
+        counts = {pending["message_id"]: int(pending["times_delivered"]) for pending in listed}
         claimed = []
         for entry_id, fields in entries:
-            if fields is None:
-                continue  # deleted while pending
-            [pending] = self.client.xpending_range(self.stream, self.group, entry_id, entry_id, 1)
-            claimed.append((entry_id, fields, int(pending["times_delivered"])))
+            if entry_id not in counts:  # crowded out of the listing: asked on its own
+                [pending] = self.client.xpending_range(
+                    self.stream, self.group, entry_id, entry_id, 1
+                )
+                counts[entry_id] = int(pending["times_delivered"])
+            claimed.append((entry_id, fields, counts[entry_id]))
         return claimed
 
     def delivery(self, entry_id: bytes, fields: dict[bytes, bytes], delivered: int) -> Delivery:
