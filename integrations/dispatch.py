@@ -21,9 +21,9 @@ from interchange.context import HandlerContext, Sender
 from interchange.contracts import Codec, Contract, DecodeError, Envelope, escape
 from interchange.contracts.frozen import quick
 from interchange.dedupe import DedupeStore
-from interchange.handlers import HandlerFunc
+from interchange.handlers import HandlerFunc, plain_handler
 from interchange.metrics import Meter
-from interchange.tracing import NO_SPAN, Tracing, failed, trace_id
+from interchange.tracing import Tracing, failed, trace_id, tracer_set
 from interchange.versions import decide
 
 log = logging.getLogger("interchange")
@@ -127,24 +127,29 @@ class Dispatcher:
             )
             self.meter.count("duplicates")
             return ACK
-        ctx = _context(envelope, delivery.attempt, self.group, self.sender, key)
-        span = NO_SPAN
-        if self.tracing is not None:
-            span = self.tracing.processing(
-                envelope.headers, self.channel, self.group, envelope.id, delivery.attempt
-            )
-        if span is NO_SPAN:  # tracing off: no context manager to enter per message
-            return self._handle(envelope, ctx, delivery, None)
+        if self.tracing is None or not tracer_set():  # no span: no context to enter
+            return self._handle(envelope, key, delivery, None)
+        span = self.tracing.processing(
+            envelope.headers, self.channel, self.group, envelope.id, delivery.attempt
+        )
         with span as current:
-            return self._handle(envelope, ctx, delivery, current)
+            return self._handle(envelope, key, delivery, current)
 
-    def _handle(
-        self, envelope: Envelope, ctx: HandlerContext, delivery: Delivery, span: Any
-    ) -> Outcome:
+    @functools.cached_property
+    def _plain(self) -> Callable[[Any], Any] | None:
+        """The handler itself when it takes ``(msg)`` only: called without a context."""
+        return plain_handler(self.func)
+
+    def _handle(self, envelope: Envelope, key: str, delivery: Delivery, span: Any) -> Outcome:
         """Call the handler; remember the message and answer a request once it returned."""
+        plain = self._plain
         started = time.perf_counter()
         try:
-            result = self.func(envelope.data, ctx)
+            if plain is not None:
+                result = plain(envelope.data)
+            else:
+                ctx = _context(envelope, delivery.attempt, self.group, self.sender, key)
+                result = self.func(envelope.data, ctx)
         except Exception as error:
             outcome = self._failed(delivery, error)
             kind = "retried" if isinstance(outcome, Retry) else "dead_lettered"
@@ -152,7 +157,7 @@ class Dispatcher:
             failed(span, error, kind)
             return outcome
         self.meter.handled_in(time.perf_counter() - started, "handled")
-        self.dedupe.remember(ctx.dedupe_key)
+        self.dedupe.remember(key)
         reply_to = delivery.message.reply_to
         if reply_to is not None:
             self._answer(envelope, reply_to, result)  # the reply continues the trace

@@ -90,7 +90,14 @@ def as_handler(func: Callable[..., Any], loops: EventLoops) -> HandlerFunc:
     def without_ctx(msg: Any, ctx: HandlerContext) -> Any:
         return func(msg)
 
+    without_ctx.__interchange_plain__ = func  # type: ignore[attr-defined]  # see plain_handler
     return without_ctx
+
+
+def plain_handler(handler: HandlerFunc) -> Callable[[Any], Any] | None:
+    """The ``(msg)`` function behind a handler made by ``as_handler``, or None when it takes
+    ``ctx`` (or is async): a dispatcher then calls it without building a context."""
+    return getattr(handler, "__interchange_plain__", None)
 
 
 def as_reader(func: Callable[..., Any], loops: EventLoops) -> Callable[[Any], Any]:

@@ -47,6 +47,11 @@ _cached: tuple[Any, Any] = (None, None)
 """(provider, its tracer or None): looked up again only when the provider changes."""
 
 
+def tracer_set() -> bool:
+    """Whether the application set a tracer provider (spans would be recorded)."""
+    return _tracer() is not None
+
+
 def _tracer() -> Any:
     """The tracer of the provider the application set, or None while it set none — then
     tracing costs this look at one module global (``get_tracer_provider()`` would look the

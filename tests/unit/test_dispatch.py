@@ -42,3 +42,29 @@ def test_the_last_allowed_attempt_still_reaches_the_handler():
     calls: list = []
     _dispatcher(calls)(_delivery(attempt=3))
     assert calls == [Refund(cents=5)]
+
+
+def test_a_handler_of_msg_alone_is_called_without_a_context_and_still_deduplicated():
+    from interchange.handlers import EventLoops, as_handler
+
+    calls: list = []
+
+    def refund(cmd: Refund) -> None:
+        calls.append(cmd)
+
+    dispatcher = Dispatcher(
+        sender=None,
+        reply=None,
+        contract=Refund,
+        func=as_handler(refund, EventLoops()),
+        channel="refunds",
+        group=None,
+        codec=Codec(),
+        retry=RetryPolicy(),
+        dedupe=MemoryDedupeStore(),
+    )
+    delivery = _delivery(attempt=1)
+    dispatcher(delivery)
+    dispatcher(delivery)  # the same message again: a duplicate, not handled twice
+    assert calls == [Refund(cents=5)]
+    assert dispatcher.meter.counts["duplicates"] == 1
