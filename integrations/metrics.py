@@ -12,8 +12,6 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -89,18 +87,6 @@ class Meter:
             self.publish_seconds.observe(seconds)
             self.counts[name] += n
 
-    @contextmanager
-    def timed(self, name: str, count: int) -> Iterator[None]:
-        """Count ``count`` messages as ``name`` (sent, published) when the block returns, and
-        as publish_failed when it raises; time the block either way."""
-        started = time.perf_counter()
-        try:
-            yield
-        except BaseException:
-            self.published_in(time.perf_counter() - started, "publish_failed", count)
-            raise
-        self.published_in(time.perf_counter() - started, name, count)
-
 
 class Metrics:
     """Every Meter of one Bus, by (channel, group)."""
@@ -152,7 +138,7 @@ class _Metered:
         self._many(verb, channel, message, 1)
 
     def _many(self, verb: str, channel: str, messages: Any, count: int | None = None) -> None:
-        # Meter.timed spelt out: a generator context manager cost ~4 µs of a confirmed send
+        # timed here, not in a generator context manager: one cost ~4 µs of a confirmed send
         meter, started = self._metrics.meter(channel), time.perf_counter()
         count = len(messages) if count is None else count
         try:
