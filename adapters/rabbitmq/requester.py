@@ -40,8 +40,7 @@ class _Line:
     def __init__(self, connection: kombu.Connection) -> None:
         self.connection = connection
         self.channel: Any = connection.channel()
-        self.channel.confirm_select()
-        self.channel.events["basic_ack"].add(self._on_ack)
+        self.channel.confirm_select()  # acks need no handler: the reply ends the wait
         self.channel.events["basic_nack"].add(self._on_nack)
         self.channel.events["basic_return"].add(self._on_return)
         self.channel.basic_consume(DIRECT_REPLY_TO, callback=self._on_reply, no_ack=True)
@@ -90,9 +89,6 @@ class _Line:
     def _on_reply(self, raw: amqp.Message) -> None:
         if raw.properties.get("correlation_id") == self._awaited:
             self.reply = raw  # a reply to an earlier request, which timed out, is dropped
-
-    def _on_ack(self, tag: int, multiple: bool) -> None:
-        pass  # the request was taken; its reply ends the wait
 
     def _on_nack(self, tag: int, multiple: bool) -> None:
         if tag == self._published or (multiple and tag >= self._published):
