@@ -173,7 +173,7 @@ class OutboxRelay(Rounds):
         while every backend is down."""
         self._settle()
         batch = self._prepare([])
-        moved, unavailable = self._publish_batch(batch)
+        moved, unavailable = self._publish_or_roll_back(batch)
         self._commit(batch, moved)
         if unavailable is not None:  # raised after committing what was sent
             raise unavailable
@@ -190,7 +190,7 @@ class OutboxRelay(Rounds):
         if not batch.claimed:
             batch.close(commit=False)
             return 0
-        moved, unavailable = self._publish_batch(batch)
+        moved, unavailable = self._publish_or_roll_back(batch)
         self._settle()
         if self._committer is None:
             self._committer = ThreadPoolExecutor(1, thread_name_prefix=self.name)
@@ -199,6 +199,18 @@ class OutboxRelay(Rounds):
         if unavailable is not None:  # raised after committing what was sent
             raise unavailable
         return moved
+
+    def _publish_or_roll_back(self, batch: _Batch) -> tuple[int, BackendUnavailable | None]:
+        """Publish the batch; on an error that escapes (the database went away), end its
+        transaction before raising: an open claim would hold its rows' locks and the xmin
+        horizon of the whole database (other relays, pollers, vacuum). What was published is
+        published again later, with the same ids."""
+        try:
+            return self._publish_batch(batch)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the error that matters is in flight
+                batch.close(commit=False)
+            raise
 
     def _commit(self, batch: _Batch, moved: int) -> None:
         """Mark the batch's published rows sent (one statement), then commit."""
@@ -350,7 +362,9 @@ class OutboxRelay(Rounds):
                 batch.sent += [item.row.id for item in run]
             except BackendUnavailable as error:
                 return done, error
-            except TransportError as error:
+            except Exception as error:  # PublishRejected, or what no mapping foresaw
+                if not isinstance(error, TransportError):
+                    log.exception("%s: publishing raised an unmapped error", self.name)
                 if size > 1:
                     ready, singles = run + ready, size
                 elif self._refused(connection, run[0], error, held):
@@ -381,7 +395,7 @@ class OutboxRelay(Rounds):
         self,
         connection: Connection,
         item: _Ready,
-        error: TransportError,
+        error: Exception,
         held: set[tuple[str, str]],
     ) -> bool:
         """The broker refused this row: count the attempt, and park it once they are used up
