@@ -28,7 +28,7 @@ def main() -> None:
     bus = Bus(settings)
     relay = OutboxRelay(bus, url, table=table, batch=100)
     sends = 0
-    send = relay._send
+    send = relay.publisher.send
 
     def send_then_maybe_die(run: Any) -> None:
         nonlocal sends
@@ -37,7 +37,7 @@ def main() -> None:
         if sends == int(die_at):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    relay._send = send_then_maybe_die  # type: ignore[method-assign]
+    relay.publisher.send = send_then_maybe_die  # type: ignore[method-assign]
     if mode == "running":
         relay.poll_interval = 0.05
         relay.start()
