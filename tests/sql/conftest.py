@@ -41,3 +41,4 @@ def drop_outbox(engine: Engine, table: str) -> None:
     """Drop an outbox and everything ``create_outbox`` made for it."""
     with engine.begin() as connection:
         connection.execute(text(f"DROP TABLE IF EXISTS {table}, {table}_dead_letters"))
+        connection.execute(text(f"DROP FUNCTION IF EXISTS {table}_commit_seq()"))

@@ -24,29 +24,62 @@ def _published(bus: Bus) -> list[OrderPlaced]:
     return list(bus.replay(OrderPlaced))  # type: ignore[arg-type]
 
 
-def test_a_row_committed_late_with_a_lower_id_is_published_first(postgres):
+def test_a_row_committed_late_with_a_lower_id_is_published_after_those_committed_before(
+    postgres,
+):
     engine, table = postgres
     create_outbox(engine, table)
     bus = _bus()
     relay = OutboxRelay(bus, engine, table=table)
     slow = engine.connect()
     slow_tx = slow.begin()
-    add_to_outbox(
-        slow, OrderPlaced(order="o", seq=1), aggregate_type="order", aggregate_id="o", table=table
-    )  # takes the lower id, commits last
-    with engine.begin() as fast:
+    try:
         add_to_outbox(
-            fast,
-            OrderPlaced(order="o", seq=2),
+            slow,
+            OrderPlaced(order="o", seq=1),
             aggregate_type="order",
             aggregate_id="o",
             table=table,
-        )
-    assert relay.relay_once() == 0, "seq 2 must wait: an older transaction is still running"
-    slow_tx.commit()
-    slow.close()
-    assert relay.relay_once() == 2
-    assert [e.seq for e in _published(bus)] == [1, 2]
+        )  # takes the lower id, commits last
+        with engine.begin() as fast:
+            add_to_outbox(
+                fast,
+                OrderPlaced(order="o", seq=2),
+                aggregate_type="order",
+                aggregate_id="o",
+                table=table,
+            )
+        assert relay.relay_once() == 1, "committed first: not held back by a running writer"
+        slow_tx.commit()
+    finally:
+        slow.close()
+    assert relay.relay_once() == 1
+    assert [e.seq for e in _published(bus)] == [2, 1], "commit order, not id order"
+    bus.close()
+
+
+def test_two_writers_that_committed_before_one_claim_are_published_in_commit_order(postgres):
+    engine, table = postgres
+    create_outbox(engine, table)
+    bus = _bus()
+    first, second = engine.connect(), engine.connect()
+    try:
+        for connection, seq in ((first, 1), (second, 2)):  # ids 1 and 2
+            connection.begin()
+            add_to_outbox(
+                connection,
+                OrderPlaced(order="o", seq=seq),
+                aggregate_type="order",
+                aggregate_id="o",
+                table=table,
+            )
+        second.commit()  # both commit before the relay looks, id 2 first
+        first.commit()
+    finally:
+        first.close()
+        second.close()
+    assert OutboxRelay(bus, engine, table=table).relay_once() == 2
+    assert [e.seq for e in _published(bus)] == [2, 1]
     bus.close()
 
 

@@ -5,12 +5,13 @@ business change; the relay publishes rows in order and marks them sent only afte
 - A row's message id is its ``message_id`` (``add_to_outbox`` fills one) or ``<table>-<id>``:
   a relay that dies between publishing and marking publishes the row again with the same id,
   and consumers dedupe it.
-- Order: rows are read by id, and an aggregate's rows are published in that order (its id is
-  the partition key). On PostgreSQL a relay reads only rows written by transactions older than
-  the oldest one still running (``tx < pg_snapshot_xmin(pg_current_snapshot())``), so a row
-  committed late with a lower id is never overtaken; several relays share the table with
-  ``FOR UPDATE SKIP LOCKED`` and a relay skips an aggregate whose earlier row another relay
-  holds. A rolled-back row was never visible.
+- Order: an aggregate's rows are published in the order their transactions committed, rows
+  of one transaction in id order (its id is the partition key). On PostgreSQL a deferred
+  trigger stamps each row with its transaction's place in the commit order as it commits
+  (outbox_order); the relay reads ``(commit_seq, id)``, and a running transaction holds
+  nothing back. On SQLite (one writer at a time) id order is commit order. Several relays
+  share the table with ``FOR UPDATE SKIP LOCKED`` and a relay skips an aggregate whose
+  earlier row another relay holds. A rolled-back row was never visible.
 - A row whose contract is unknown or whose payload does not validate goes to
   ``<table>_dead_letters`` with its reason, in the same transaction that takes it out of the
   outbox; the relay continues. A row the broker refuses is tried again ``max_attempts`` times,
@@ -41,6 +42,7 @@ from sqlalchemy import Connection, Engine, Table, func, insert, select
 
 from interchange.adapters import BackendUnavailable
 from interchange.bus import Bus
+from interchange.connectors.sql import outbox_order
 from interchange.connectors.sql.outbox_claim import Batch, Claim, Ready, Row, headers_of
 from interchange.connectors.sql.outbox_publish import BatchPublisher
 from interchange.connectors.sql.rounds import Rounds
@@ -105,6 +107,7 @@ class OutboxRelay(Rounds):
         self.relayed = 0  # rows that left the outbox, committed
         self._listener: Any = None
         self._models: dict[tuple[str, int], type[Contract]] = {}  # each looked up once
+        self._ordered = False  # the table's commit order checked (PostgreSQL)
         self._claim = Claim(self.outbox, batch, self.postgres)
         self.publisher = BatchPublisher(
             bus,
@@ -192,6 +195,8 @@ class OutboxRelay(Rounds):
     def _prepare(self, ours: list[int]) -> Batch:
         """Claim and decode a batch in a new transaction; ``ours`` are rows this relay has in
         flight (not another relay's). Bad rows are dead-lettered in that transaction."""
+        if self.postgres and not self._ordered:
+            self._migrate()
         connection = self.engine.connect()
         transaction = connection.begin()
         try:
@@ -199,7 +204,7 @@ class OutboxRelay(Rounds):
             batch = Batch(connection, transaction, [row.id for row in rows], [], set())
             for row in rows:
                 aggregate = (row.aggregate_type, row.aggregate_id)
-                if aggregate in batch.held or row.id > elsewhere.get(aggregate, row.id):
+                if aggregate in batch.held or row.key > elsewhere.get(aggregate, row.key):
                     batch.held.add(aggregate)  # never overtake another relay's earlier row
                     continue
                 try:
@@ -218,6 +223,15 @@ class OutboxRelay(Rounds):
                 connection.close()
             raise
         return batch
+
+    def _migrate(self) -> None:
+        """An outbox created by an older version has no commit order yet: add it (needs the
+        privileges ``interchange outbox init`` needs, once)."""
+        with self.engine.begin() as connection:
+            if not outbox_order.installed(connection, self.outbox.name):
+                log.warning("%s: adding commit order to the outbox table", self.name)
+                outbox_order.install(connection, self.outbox.name)
+        self._ordered = True
 
     def _decode(self, row: Row) -> Contract:
         model = self._models.get((row.contract, row.version))
