@@ -21,6 +21,9 @@ business change; the relay publishes rows in order and marks them sent only afte
 - Throughput: the running loop (``start()``) on PostgreSQL commits a batch's marks on a
   helper thread while it claims and publishes the next batch; a relay killed in between
   publishes the unmarked batch again, as above.
+- Retention: the running loop deletes rows sent more than ``retention_hours`` ago (24 by
+  default; ``None`` keeps them) every ``purge_every`` seconds, in batches of ``batch`` rows,
+  each a transaction of its own. Dead letters are kept.
 - Wake-up: PostgreSQL's LISTEN/NOTIFY (a trigger notifies on insert), with polling every
   ``poll_interval`` as the floor, which also makes up for a notification lost while
   reconnecting.
@@ -35,6 +38,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -44,7 +48,7 @@ from interchange.adapters import BackendUnavailable
 from interchange.bus import Bus
 from interchange.connectors.sql import outbox_order
 from interchange.connectors.sql.outbox_claim import Batch, Claim, Ready, Row, headers_of
-from interchange.connectors.sql.outbox_publish import BatchPublisher
+from interchange.connectors.sql.outbox_publish import BatchPublisher, purge_sent
 from interchange.connectors.sql.rounds import Rounds
 from interchange.connectors.sql.tables import (
     CHANNEL,
@@ -95,9 +99,13 @@ class OutboxRelay(Rounds):
         batch: int = 500,
         poll_interval: float = 1.0,
         max_attempts: int = 10,
+        retention_hours: float | None = 24.0,
     ) -> None:
         self.bus, self.batch, self.poll_interval = bus, batch, poll_interval
         self.max_attempts = max_attempts
+        self.retention = None if retention_hours is None else timedelta(hours=retention_hours)
+        self.purge_every = 300.0  # seconds between purges of the running loop
+        self._next_purge = 0.0  # time.monotonic() of the next: the first round purges
         self.engine = url if isinstance(url, Engine) else engine_for(url)
         self.postgres = self.engine.dialect.name == "postgresql"
         self.outbox: Table = outbox_table(table)
@@ -141,6 +149,8 @@ class OutboxRelay(Rounds):
         while the next batch is claimed and published (at most one commit in flight):
         1.1-1.3x round after round on this 2-core machine (bench/outbox_relay.py), more where
         the database is a network hop away."""
+        if self.retention is not None and time.monotonic() >= self._next_purge:
+            self._purge()
         if not self.postgres:
             return self.relay_once()
         batch = self._prepare(self._committing_ids)
@@ -282,6 +292,22 @@ class OutboxRelay(Rounds):
             self._committer.shutdown()
             self._committer = None
         self._close_listener()
+
+    def purge_sent(self) -> int:
+        """Delete the rows sent more than ``retention_hours`` ago, in bounded batches (each a
+        transaction); the running loop does it every ``purge_every`` seconds. Returns how many
+        rows were deleted."""
+        if self.retention is None:
+            return 0
+        return purge_sent(self.engine, self.outbox, self.retention, batch=self.batch)
+
+    def _purge(self) -> None:
+        self._next_purge = time.monotonic() + self.purge_every
+        try:
+            if purged := self.purge_sent():
+                log.info("%s: purged %d rows sent before the retention", self.name, purged)
+        except Exception:  # relaying matters more: the next purge tries again
+            log.exception("%s: purging sent rows failed", self.name)
 
     def pending(self) -> int:
         """Rows not sent yet."""

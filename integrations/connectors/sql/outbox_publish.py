@@ -1,11 +1,13 @@
 """Publishing a claimed batch through the Bus, and what the relay writes back: rows sent,
-attempts of refused rows, dead letters."""
+attempts of refused rows, dead letters; and the purge of rows sent long ago."""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, text, update
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, text, update
 
 from interchange.adapters import BackendUnavailable, TransportError
 from interchange.bus import Bus
@@ -133,3 +135,36 @@ def _run_length(ready: list[Ready]) -> int:
         if type(item.message) is not kind or item.headers:
             return n
     return len(ready)
+
+
+def purge_sent(
+    engine: Engine, outbox: Table, older_than: timedelta, *, batch: int = 1000, most: int = 100
+) -> int:
+    """Delete rows sent longer ago than ``older_than``, ``batch`` at a time, each batch a
+    transaction of its own (locks and WAL stay small; writers and relays are not held up), at
+    most ``most`` batches a call. Returns how many rows were deleted.
+
+    A batch looks at the ``batch`` lowest ids only and deletes those of them that are due:
+    rows are sent roughly in id order, so the due rows are at the head, and a batch never
+    scans the rows kept. It stops at a head with nothing due (an unsent row there, taken out
+    of the way soon by sending or parking it, holds the purge back until then). The row with
+    the highest id is kept. Dead letters are kept: they wait for an operator."""
+    c = outbox.c
+    if engine.dialect.name == "postgresql":
+        cutoff: Any = func.now() - older_than  # the database's clock, like sent_at's
+    else:  # SQLite keeps CURRENT_TIMESTAMP as UTC text
+        cutoff = (datetime.now(UTC) - older_than).replace(tzinfo=None)
+    head = select(c.id, c.sent_at).order_by(c.id).limit(batch).subquery()
+    # never the newest row: SQLite gives a new row the highest id + 1, and a purged id used
+    # again would make "<table>-<id>" the message id of an earlier message, deduped away
+    newest = select(func.max(c.id)).scalar_subquery()
+    picked = select(head.c.id).where(head.c.sent_at < cutoff, head.c.id < newest)
+    due = delete(outbox).where(c.id.in_(picked))
+    deleted = 0
+    for _ in range(most):
+        with engine.begin() as connection:
+            count = connection.execute(due).rowcount
+        deleted += count
+        if count == 0:
+            break
+    return deleted
