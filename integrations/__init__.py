@@ -18,7 +18,7 @@ from interchange.dedupe import DedupeStore, MemoryDedupeStore
 from interchange.dispatch import Reject, RetryLater
 from interchange.errors import (
     BackendUnavailable,
-    BrokerUnavailable,
+    ConfigurationError,
     ContractError,
     DecodeError,
     DuplicateContract,
@@ -34,9 +34,9 @@ from interchange.errors import (
 __all__ = [
     "BackendUnavailable",
     "Backends",
-    "BrokerUnavailable",
     "Bus",
     "Command",
+    "ConfigurationError",
     "Contract",
     "ContractError",
     "DeadLetterRecord",

@@ -391,11 +391,33 @@ missing extra): one line and exit code 2, never a traceback."""
 
 
 def main() -> None:
+    from interchange.runtime import ServiceError
+
     try:
         app()
+    except ServiceError as error:  # before USER_ERRORS: the service's bug may be a ValueError
+        typer.echo(user_traceback(error.__cause__), err=True, nl=False)
+        typer.echo(f"interchange: error: {error}", err=True)
+        raise SystemExit(1) from None
     except USER_ERRORS as error:
         typer.echo(f"interchange: error: {one_line(error)}", err=True)
         raise SystemExit(2) from None
+
+
+def user_traceback(error: BaseException | None) -> str:
+    """The traceback of an error raised in a user's code, from the first frame that is not
+    ours or the import machinery's down to where it was raised."""
+    import importlib
+    import traceback
+
+    if error is None:
+        return ""
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = (str(Path(__file__).parent / "runtime.py"), str(importlib.__file__), "<frozen importlib")
+    while len(frames) > 1 and frames[0].filename.startswith(ours):
+        frames = traceback.StackSummary.from_list(frames[1:])
+    head = "Traceback (most recent call last):\n"
+    return "".join([head, *frames.format(), *traceback.format_exception_only(error)])
 
 
 def one_line(error: Exception) -> str:
@@ -403,12 +425,10 @@ def one_line(error: Exception) -> str:
     (URLs in messages were redacted where they were raised)."""
     from pydantic import ValidationError
 
-    if isinstance(error, ValidationError):
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
-            for e in error.errors(include_input=False, include_url=False)
-        )
-        return f"invalid configuration: {problems}"
+    from interchange.config import InvalidSettings
+
+    if isinstance(error, ValidationError):  # settings built without load_settings
+        return str(InvalidSettings.from_validation(error))
     if isinstance(error, FileNotFoundError) and error.filename:
         return f"no such file: {error.filename}"
     return " ".join(str(error).split()) or type(error).__name__

@@ -14,13 +14,33 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from interchange.adapters.errors import ConfigurationError
 
 DEFAULT_FILE = "interchange.toml"
 CONFIG_FILE_VARIABLE = "INTERCHANGE_CONFIG_FILE"
 """Names the file ``load_settings()`` reads when given none (``interchange run --config`` sets
 it for the service it imports); otherwise ``./interchange.toml`` when present."""
+
+
+class InvalidSettings(ConfigurationError):
+    """The settings do not validate. The message lists every problem on one line as
+    ``field.path: what is wrong`` (input values are never echoed: they may be secrets)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration: " + "; ".join(problems))
+        self.problems = problems
+
+    @classmethod
+    def from_validation(cls, error: ValidationError) -> InvalidSettings:
+        return cls(
+            [
+                f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+                for e in error.errors(include_input=False, include_url=False)
+            ]
+        )
 
 
 class Backends(BaseModel):
@@ -342,7 +362,7 @@ def load_settings(config: str | Path | Mapping[str, Any] | Settings | None = Non
         named = os.environ.get(CONFIG_FILE_VARIABLE)
         config = named or (DEFAULT_FILE if Path(DEFAULT_FILE).exists() else {})
     if isinstance(config, Mapping):
-        return Settings(**dict(config))
+        return _validated(dict(config))
     path = Path(config)
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".toml":
@@ -350,7 +370,14 @@ def load_settings(config: str | Path | Mapping[str, Any] | Settings | None = Non
     elif path.suffix in (".yaml", ".yml"):
         data = yaml.safe_load(text) or {}
     else:
-        raise ValueError(f"config file {path} must end in .toml, .yaml or .yml")
+        raise ConfigurationError(f"config file {path} must end in .toml, .yaml or .yml")
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a table of settings")
-    return Settings(**data)
+        raise ConfigurationError(f"config file {path} must hold a table of settings")
+    return _validated(data)
+
+
+def _validated(data: dict[str, Any]) -> Settings:
+    try:
+        return Settings(**data)
+    except ValidationError as error:
+        raise InvalidSettings.from_validation(error) from None

@@ -1,26 +1,41 @@
 """Every error Interchange raises, in one place for callers to import.
 
-ContractError                      (contracts)
-├── DuplicateContract
-└── DecodeError
-    ├── MalformedMessage
-    ├── UnknownContract
-    └── SchemaViolation
-TransportError                     (adapters)
-├── BackendUnavailable  (alias BrokerUnavailable)
-├── PublishRejected
-├── RequestTimeout
-└── UnknownBackend
+    TransportError                 (adapters) a broker did not do it: may succeed later
+    ├── BackendUnavailable         unreachable; nothing was stored
+    ├── PublishRejected            reached, but it refused or could not route the message
+    └── RequestTimeout             no reply in time
+    ConfigurationError             a wrong setting (also a ValueError): retrying cannot help
+    ├── UnknownBackend             a URL scheme no adapter serves
+    ├── InvalidURL                 an option a backend does not know, or a bad value
+    └── InvalidSettings            the configuration (file, dict, INTERCHANGE_* variables)
+                                   does not validate; ``problems`` lists each field's problem
+    ContractError                  (contracts)
+    ├── DuplicateContract          a second model claims a (name, version) already taken
+    └── DecodeError                bytes + headers could not become a contract
+        ├── MalformedMessage
+        ├── UnknownContract
+        ├── SchemaViolation
+        └── NoConverter            no chain of converters between two versions
+    Reject, RetryLater             raised by a handler: dead-letter now, or retry after a delay
+    ServiceError                   ``interchange run``: the service's own module or factory
+                                   raised while loading (its traceback is the cause)
+
+The three roots are apart on purpose: ``except TransportError`` around a retry loop catches
+what a broker coming back can fix, never a typo in a URL or a contract that cannot decode.
 """
+
+from __future__ import annotations
 
 from interchange.adapters.errors import (
     BackendUnavailable,
-    BrokerUnavailable,
+    ConfigurationError,
+    InvalidURL,
     PublishRejected,
     RequestTimeout,
     TransportError,
     UnknownBackend,
 )
+from interchange.config import InvalidSettings
 from interchange.contracts.errors import (
     ContractError,
     DecodeError,
@@ -29,17 +44,26 @@ from interchange.contracts.errors import (
     SchemaViolation,
     UnknownContract,
 )
+from interchange.contracts.versions import NoConverter
+from interchange.dispatch import Reject, RetryLater
+from interchange.runtime import ServiceError
 
 __all__ = [
     "BackendUnavailable",
-    "BrokerUnavailable",
+    "ConfigurationError",
     "ContractError",
     "DecodeError",
     "DuplicateContract",
+    "InvalidSettings",
+    "InvalidURL",
     "MalformedMessage",
+    "NoConverter",
     "PublishRejected",
+    "Reject",
     "RequestTimeout",
+    "RetryLater",
     "SchemaViolation",
+    "ServiceError",
     "TransportError",
     "UnknownBackend",
     "UnknownContract",

@@ -45,21 +45,37 @@ def importable_from_here() -> None:
         sys.path.insert(0, here)
 
 
+class ServiceError(Exception):
+    """The service's own code raised while it was loaded (its module imported, its factory
+    called): a bug in that code, shown with its traceback (``__cause__``), not a setting."""
+
+
 def load_target(target: str) -> Any:
     """The object ``package.module:attribute`` names; a callable that is not a Bus (a factory)
-    is called to make one. Raises ValueError saying what is wrong."""
+    is called to make one. Raises ValueError saying what is wrong with ``target``, and
+    ServiceError (the original as its cause) when the service's own code raised."""
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"{target!r} is not module:attribute (e.g. myservice.app:bus)")
     importable_from_here()
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not module_name.startswith(error.name):
+            raise ServiceError(f"importing {module_name} raised {error!r}") from error
+        raise  # the service's module itself is not there: a wrong target, one line
+    except Exception as error:  # the user's module ran and raised: their bug, their traceback
+        raise ServiceError(f"importing {module_name} raised {error!r}") from error
     found: Any = module
     for part in attribute.split("."):
         if not hasattr(found, part):
             raise ValueError(f"module {module_name!r} has no attribute {attribute!r}")
         found = getattr(found, part)
     if not hasattr(found, "run_forever") and callable(found):
-        found = found()
+        try:
+            found = found()
+        except Exception as error:
+            raise ServiceError(f"calling {target} raised {error!r}") from error
     if not hasattr(found, "run_forever"):
         raise ValueError(f"{target} is {type(found).__name__}, not a Bus")
     return found

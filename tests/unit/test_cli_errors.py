@@ -49,3 +49,26 @@ def test_version_is_an_option_too():
     assert done.returncode == 0
     assert done.stdout.startswith("interchange ")
     assert done.stdout.split()[1][0].isdigit()
+
+
+def test_a_bug_in_the_services_own_module_shows_its_traceback(tmp_path):
+    (tmp_path / "broken_service.py").write_text(
+        "from interchange import Bus\n\nLIMIT = int('x')\nbus = Bus()\n"
+    )
+    done = _interchange("run", "broken_service:bus", cwd=tmp_path)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert f'File "{tmp_path}/broken_service.py", line 3, in <module>' in done.stderr
+    assert "LIMIT = int('x')" in done.stderr
+    assert "ValueError: invalid literal for int() with base 10: 'x'" in done.stderr
+    # starts at the user's own frame: none of ours, none of the import machinery's
+    assert "interchange/runtime.py" not in done.stderr
+    assert "importlib" not in done.stderr
+    assert lines[-1].startswith("interchange: error: importing broken_service raised ValueError")
+
+
+def test_a_service_module_that_is_not_there_stays_one_line(tmp_path):
+    done = _interchange("run", "no_such_service:bus", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "interchange: error: No module named 'no_such_service'"
