@@ -283,7 +283,10 @@ def outbox_init(
     from interchange.config import OutboxConnector
     from interchange.connectors.sql import create_outbox, engine_for
 
-    configured = load_settings(config).connectors.outbox
+    connectors = load_settings(config).connectors
+    if url is None:
+        connectors.check_complete()  # [connectors.outbox] given in part: say what it lacks
+    configured = connectors.outbox
     if url is None and configured is None:
         raise ValueError("no database: give --url or declare [connectors.outbox] url = ...")
     chosen = OutboxConnector(

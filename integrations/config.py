@@ -14,7 +14,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from interchange.adapters.errors import ConfigurationError
@@ -270,9 +280,38 @@ class FileSinkConnector(BaseModel):
 
 
 class Connectors(BaseModel):
-    """``[connectors]``: the legacy doors ``interchange bridge`` runs in one process."""
+    """``[connectors]``: the legacy doors ``interchange bridge`` runs in one process.
+
+    A section lacking a required field (e.g. only ``INTERCHANGE_CONNECTORS__HTTP__API_KEYS``
+    exported, for a service whose file has no ``[connectors.http]``) does not invalidate the
+    settings of commands that never use connectors: it is left out (None, or an empty list)
+    and ``check_complete()``, called by what runs connectors, reports it. Unknown keys and
+    invalid values still fail at once."""
 
     model_config = ConfigDict(extra="forbid")
+    _incomplete: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _defer_incomplete(cls, data: Any, handler: ModelWrapValidatorHandler[Connectors]) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as error:
+            problems = error.errors(include_input=False, include_url=False)
+            if not isinstance(data, dict) or any(p["type"] != "missing" for p in problems):
+                raise
+            sections = {p["loc"][0] for p in problems}
+            complete = handler({k: v for k, v in data.items() if k not in sections})
+            complete._incomplete = [
+                f"connectors.{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems
+            ]
+            return complete
+
+    def check_complete(self) -> None:
+        """Raise InvalidSettings naming every required field a connector section lacks."""
+        if self._incomplete:
+            raise InvalidSettings(self._incomplete)
+
     http: HttpConnector | None = None
     webhooks: list[WebhookEndpoint] = Field(default_factory=list)
     outbox: OutboxConnector | None = None
