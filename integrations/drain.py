@@ -19,9 +19,14 @@ from typing import Any
 
 from interchange.adapters import CommandTransport, EventTransport, Spool, TransportError, open_spool
 from interchange.adapters.failover import FailoverCommandTransport, FailoverEventTransport
+from interchange.adapters.logs import RateLimit
 from interchange.config import Settings
 
 log = logging.getLogger("interchange")
+paused = logging.getLogger("interchange.drain")
+"""Says a side's drain could not reach the spool: every ``drain_interval`` while the fallback
+is down, so one line per side per ``logs.EVERY`` seconds, with how many were held back."""
+paused.addFilter(RateLimit())
 
 
 class Drainer:
@@ -46,7 +51,7 @@ class Drainer:
             try:
                 forwarded += side.drain(progress=progress)
             except TransportError as error:  # the spool itself is unreachable: try later
-                log.warning("drain of %s paused: %s", side.side, error)
+                paused.warning("drain of %s paused: %s", side.side, error)
         return forwarded
 
     def start(self) -> None:
