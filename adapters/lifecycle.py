@@ -65,12 +65,16 @@ class ConsumerThread:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._step(self._stop)
-            except Exception:  # a transport bug must not silently end consumption
-                log.exception("consumer step failed on %s", self._thread.name)
-                self._stop.wait(CRASH_DELAY)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._step(self._stop)
+                except Exception:  # a transport bug must not silently end consumption
+                    log.exception("consumer step failed on %s", self._thread.name)
+                    self._stop.wait(CRASH_DELAY)
+        except BaseException as error:  # SystemExit from a handler: the thread ends, say so
+            log.critical("consumer %s ended: %r (alive is False now)", self._thread.name, error)
+            raise
         if self._on_exit is not None:
             try:
                 self._on_exit()
@@ -99,6 +103,21 @@ class ConsumerThread:
         self._stop.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+
+
+class OnThread:
+    """A consumer whose loop is ``self.thread``: its name and whether it still runs (the
+    ``Subscription`` protocol's ``name`` and ``alive``)."""
+
+    thread: ConsumerThread
+
+    @property
+    def name(self) -> str:
+        return self.thread.name
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.alive
 
 
 class Stoppable(Protocol):

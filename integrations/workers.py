@@ -53,10 +53,7 @@ class Workers:
         """(name, alive) of every consumer started: a dead thread is a consumer not running."""
         with self._lock:
             running = list(self._running)
-        return [
-            (str(getattr(s, "name", type(s).__name__)), bool(getattr(s, "alive", True)))
-            for s in running
-        ]
+        return [(s.name, s.alive) for s in running]
 
     def register(self, registration: Registration) -> None:
         with self._lock:

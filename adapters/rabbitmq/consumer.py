@@ -20,7 +20,7 @@ from typing import Any
 import kombu
 
 from interchange.adapters.errors import TransportError
-from interchange.adapters.lifecycle import Backoff, ConsumerThread, run_handler
+from interchange.adapters.lifecycle import Backoff, ConsumerThread, OnThread, run_handler
 from interchange.adapters.message import (
     Ack,
     DeadLetter,
@@ -63,7 +63,7 @@ class Links:
     """Declare a plain queue (a dead-letter queue)."""
 
 
-class Connected:
+class Connected(OnThread):
     """A thread that owns one connection and consumes on it; reconnects with backoff."""
 
     def __init__(self, links: Links, name: str) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import redis
 
 from interchange.adapters.keyed import KeyedWorkers, Work
-from interchange.adapters.lifecycle import Backoff, ConsumerThread, run_handler
+from interchange.adapters.lifecycle import Backoff, ConsumerThread, OnThread, run_handler
 from interchange.adapters.message import (
     Ack,
     DeadLetter,
@@ -54,7 +54,7 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-class _Reader:
+class _Reader(OnThread):
     def __init__(
         self,
         client: Any,  # redis.Redis; its replies are typed as sync/async unions
