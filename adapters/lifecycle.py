@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from interchange.adapters.errors import BackendUnavailable
 from interchange.adapters.message import Delivery, DeliveryHandler, Outcome, Retry
@@ -45,6 +45,52 @@ class Backoff:
         """Sleep the current delay (cut short by ``stop``), then double it."""
         stop.wait(self.next)
         self.next = min(self.next * 2, self.limit)
+
+
+T = TypeVar("T")
+
+
+class Abandonable(Generic[T]):
+    """A blocking call (a connect that waits out its timeout) run on a helper thread, so the
+    consumer loop that needs it can still answer a stop within a tenth of a second.
+
+    ``result(stop)`` returns the call's value, raises its error, or returns None once ``stop``
+    is set first; the call then finishes on its own and ``discard`` gets what it returns (a
+    connection to drop)."""
+
+    def __init__(self, name: str, call: Callable[[], T], discard: Callable[[T], None]) -> None:
+        self._call, self._discard = call, discard
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._call()
+        except BaseException as error:  # handed to the caller, or dropped once abandoned
+            self._error = error
+        with self._lock:
+            self._done.set()
+            abandoned = self._abandoned
+        if abandoned and self._value is not None:
+            try:
+                self._discard(self._value)
+            except Exception:
+                log.debug("discarding an abandoned result failed", exc_info=True)
+
+    def result(self, stop: threading.Event) -> T | None:
+        while not self._done.wait(0.1):
+            if stop.is_set():
+                with self._lock:
+                    if not self._done.is_set():
+                        self._abandoned = True
+                        return None
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class ConsumerThread:

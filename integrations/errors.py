@@ -2,6 +2,7 @@
 
     TransportError                 (adapters) a broker did not do it: may succeed later
     ├── BackendUnavailable         unreachable; nothing was stored
+    │   └── BrokersUnreachable     ``interchange run``: no answer within --wait-for-brokers
     ├── PublishRejected            reached, but it refused or could not route the message
     └── RequestTimeout             no reply in time
     ConfigurationError             a wrong setting (also a ValueError): retrying cannot help
@@ -46,10 +47,11 @@ from interchange.contracts.errors import (
 )
 from interchange.contracts.versions import NoConverter
 from interchange.dispatch import Reject, RetryLater
-from interchange.runtime import ServiceError
+from interchange.runtime import BrokersUnreachable, ServiceError
 
 __all__ = [
     "BackendUnavailable",
+    "BrokersUnreachable",
     "ConfigurationError",
     "ContractError",
     "DecodeError",

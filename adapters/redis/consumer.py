@@ -45,6 +45,8 @@ from interchange.adapters.redis.wire import to_delivery, to_fields
 
 log = logging.getLogger("interchange.adapters.redis")
 _BLOCK_MS = 500
+READ_BLOCK = _BLOCK_MS / 1000
+"""Seconds a read waits for new entries: the client readers are given answers within it."""
 _BATCH = 100
 """Entries read per XREADGROUP (and acknowledged together): 20 held a queue consumer to
 ~13k/s, a round trip per 20 entries (measured)."""
