@@ -59,7 +59,7 @@ def test_sigterm_with_rabbitmq_black_holed_exits_within_the_grace(tmp_path, amqp
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("side", ["commands", "events"])
+@pytest.mark.parametrize("side", ["commands", "events", "fallback"])
 def test_sigterm_with_redis_black_holed_exits_within_the_grace(tmp_path, redis_url, side):
     with own_proxy(redis_url) as proxy:
         url = proxy.behind(redis_url)
@@ -67,11 +67,12 @@ def test_sigterm_with_redis_black_holed_exits_within_the_grace(tmp_path, redis_u
         service = Service(tmp_path, backends)
         try:
             service.wait_for("serving")
-            direct = {**backends, side: redis_url}
-            with Bus(_settings(service, direct)) as bus:
-                bus.send(Ping(n=1)) if side == "commands" else bus.publish(Pinged(n=1))
-                service.wait_for("handled 1")
-                bus.close()
+            if side != "fallback":  # (the fallback's drainer reads the spool all along)
+                direct = {**backends, side: redis_url}
+                with Bus(_settings(service, direct)) as bus:
+                    bus.publish(Pinged(n=1)) if side == "events" else bus.send(Ping(n=1))
+                    service.wait_for("handled 1")
+                    bus.close()
             black_hole(proxy)  # the read under way, and every one after, gets no answer
             _stopped_promptly(service)
         finally:
