@@ -85,6 +85,7 @@ class Connected(OnThread):
         self.connection: kombu.Connection | None = None
         self.channel: Any = None
         self._backoff = Backoff()
+        self._name = name  # the loop may run before self.thread is assigned
         self.thread = ConsumerThread(name, self._step, on_exit=self._flush_on_exit)
 
     def setup(self, channel: Any) -> None:
@@ -119,7 +120,7 @@ class Connected(OnThread):
                 # Connecting retries for up to connect_timeout (10 s), and one attempt against a
                 # black hole waits all of it: on a thread of its own, so a stop is answered
                 # meanwhile (it held SIGTERM past the grace period, with no handler running).
-                opening = Abandonable(f"{self.thread.name}-connect", self._open, _drop)
+                opening = Abandonable(f"{self._name}-connect", self._open, _drop)
                 opened = opening.result(stop)
                 if opened is None:
                     return  # stopping; the connection, if one comes, is dropped
@@ -135,7 +136,7 @@ class Connected(OnThread):
         except (*CONNECTION_ERRORS, *CHANNEL_ERRORS) as error:
             log.warning(
                 "%s lost its connection to %s: %s; reconnecting in %.1fs",
-                self.thread.name,
+                self._name,
                 redact(self.links.url),
                 error,
                 self._backoff.next,

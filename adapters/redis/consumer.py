@@ -73,6 +73,7 @@ class _Reader(OnThread):
         self.consumer = consumer_name()
         self._next_claim = 0.0
         self._backoff = Backoff()
+        self._name = name  # the loop may run before self.thread is assigned
         self.thread = ConsumerThread(name, self._step)
 
     def _step(self, stop: threading.Event) -> None:
@@ -86,7 +87,7 @@ class _Reader(OnThread):
             self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
         except UNREACHABLE as error:
             log.warning(
-                "%s lost Redis: %s; retrying in %.1fs", self.thread.name, error, self._backoff.next
+                "%s lost Redis: %s; retrying in %.1fs", self._name, error, self._backoff.next
             )
             self._backoff.wait(stop)
 

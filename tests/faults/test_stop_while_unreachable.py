@@ -39,7 +39,7 @@ def _stopped_promptly(service: Service) -> None:
 def test_sigterm_with_rabbitmq_black_holed_exits_within_the_grace(tmp_path, amqp_url, noticed):
     with own_proxy(amqp_url) as proxy:
         # heartbeat=1: the lost connection is noticed within seconds, and reconnecting begins
-        url = proxy.behind(amqp_url) + "?heartbeat=1"
+        url = proxy.behind(amqp_url) + ("?heartbeat=1" if noticed else "")
         service = Service(tmp_path, {"commands": url, "events": "memory://"})
         try:
             service.wait_for("serving")
