@@ -106,3 +106,13 @@ def test_every_error_class_of_the_package_is_importable_from_interchange_errors(
 def test_the_alias_nothing_used_is_gone():
     assert not hasattr(interchange, "BrokerUnavailable")
     assert not hasattr(interchange.errors, "BrokerUnavailable")
+
+
+def test_health_shows_a_url_it_cannot_use_as_down_instead_of_raising():
+    from interchange.health import check
+
+    [unknown, invalid] = check(["amqq://127.0.0.1//", "amqp://127.0.0.1:1//?prefetc=1"], 1.0)
+    assert not unknown.up
+    assert "scheme 'amqq'" in unknown.detail
+    assert not invalid.up
+    assert "unknown amqp:// option 'prefetc'" in invalid.detail
