@@ -16,6 +16,7 @@ from interchange.contracts import Command, Contract, Envelope, Event
 from interchange.dead_letters import DeadLetterRecord
 from interchange.dedupe import DedupeStore, MemoryDedupeStore
 from interchange.dispatch import Reject, RetryLater
+from interchange.environment import ConfigurationWarning
 from interchange.errors import (
     BackendUnavailable,
     BrokerUnavailable,
@@ -37,6 +38,7 @@ __all__ = [
     "BrokerUnavailable",
     "Bus",
     "Command",
+    "ConfigurationWarning",
     "Contract",
     "ContractError",
     "DeadLetterRecord",
