@@ -31,6 +31,7 @@ from interchange.errors import (
     UnknownBackend,
     UnknownContract,
 )
+from interchange.registrations import DuplicateHandler, InvalidRoute
 
 __all__ = [
     "BackendUnavailable",
@@ -45,9 +46,11 @@ __all__ = [
     "DecodeError",
     "DedupeStore",
     "DuplicateContract",
+    "DuplicateHandler",
     "Envelope",
     "Event",
     "HandlerContext",
+    "InvalidRoute",
     "MalformedMessage",
     "MemoryDedupeStore",
     "Position",

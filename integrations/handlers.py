@@ -81,18 +81,23 @@ class EventLoops:
         self._local = threading.local()
 
 
-def as_handler(func: Callable[..., Any], loops: EventLoops) -> HandlerFunc:
-    """``func`` as a ``(msg, ctx)`` handler. Raises TypeError, saying what is accepted, for
-    anything that cannot be called as one."""
+def check_handler(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` takes ``ctx``. Raises TypeError, saying what is accepted, for anything
+    that cannot be called as a handler (a Bus checks before it records a registration)."""
     if not callable(func):
         raise TypeError(f"{func!r} is not callable: {ACCEPTED}")
     _refuse_generators(func, ACCEPTED)
     if _no_signature(func) or _takes(func, 2):  # a builtin without one: trust it with both
-        with_ctx = True
-    elif _takes(func, 1):
-        with_ctx = False
-    else:
-        raise TypeError(f"{_name(func)}{inspect.signature(func)} cannot be a handler: {ACCEPTED}")
+        return True
+    if _takes(func, 1):
+        return False
+    raise TypeError(f"{_name(func)}{inspect.signature(func)} cannot be a handler: {ACCEPTED}")
+
+
+def as_handler(func: Callable[..., Any], loops: EventLoops) -> HandlerFunc:
+    """``func`` as a ``(msg, ctx)`` handler. Raises TypeError, saying what is accepted, for
+    anything that cannot be called as one."""
+    with_ctx = check_handler(func)
     if _is_async(func):
 
         @functools.wraps(func)
@@ -119,10 +124,7 @@ def plain_handler(handler: HandlerFunc) -> Callable[[Any], Any] | None:
 
 def as_reader(func: Callable[..., Any], loops: EventLoops) -> Callable[[Any], Any]:
     """``func`` as a one-argument reader (of dead letters), plain or ``async def``."""
-    if callable(func):
-        _refuse_generators(func, "a reader takes (record), and may be async def")
-    if not callable(func) or not (_no_signature(func) or _takes(func, 1)):
-        raise TypeError(f"{_name(func)} cannot read dead letters: a reader takes (record)")
+    check_reader(func)
     if _is_async(func):
 
         @functools.wraps(func)
@@ -131,6 +133,14 @@ def as_reader(func: Callable[..., Any], loops: EventLoops) -> Callable[[Any], An
 
         return awaited
     return func
+
+
+def check_reader(func: Callable[..., Any]) -> None:
+    """Raises TypeError unless ``func`` can read dead letters: ``(record)``, may be async."""
+    if callable(func):
+        _refuse_generators(func, "a reader takes (record), and may be async def")
+    if not callable(func) or not (_no_signature(func) or _takes(func, 1)):
+        raise TypeError(f"{_name(func)} cannot read dead letters: a reader takes (record)")
 
 
 def _no_signature(func: Callable[..., Any]) -> bool:
