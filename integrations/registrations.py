@@ -91,8 +91,7 @@ class Admission:
                 hint = f"; did you mean {guess!r}?" if guess else ""
                 warnings.warn(
                     f'routes."{name}" names no contract declared in this process{hint} '
-                    "(a route applies to the contract whose name= it repeats; declared: "
-                    f"{', '.join(known) or 'none'})",
+                    "(a route applies to the contract whose name= it repeats)",
                     ConfigurationWarning,
                     stacklevel=3,
                 )
@@ -168,7 +167,7 @@ def refuse_missing_key(event: Event, key: str) -> None:
 
 
 def _competing(channel: str, owner: Handler, handler: Handler) -> str:
-    contract = handler.contract.__name__
+    contract = owner.contract.__name__  # the one already there (routes may share a queue)
     name = getattr(owner.func, "__qualname__", repr(owner.func))
     if handler.verb == "handles_dead_letters":
         return f"{channel!r} already has a dead-letter reader on this Bus ({name})"
