@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from interchange.adapters.errors import ConfigurationError
+from interchange.environment import warn_unknown_variables
 
 DEFAULT_FILE = "interchange.toml"
 CONFIG_FILE_VARIABLE = "INTERCHANGE_CONFIG_FILE"
@@ -367,6 +368,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file's values arrive as init values; the environment must override them.
+        warn_unknown_variables(settings_cls, os.environ)  # one no setting reads: misspelled?
         return env_settings, init_settings
 
     def route(self, name: str) -> Route:

@@ -8,6 +8,8 @@
     ConfigurationError             a wrong setting (also a ValueError): retrying cannot help
     ├── UnknownBackend             a URL scheme no adapter serves
     ├── InvalidURL                 an option a backend does not know, or a bad value
+    ├── InvalidRoute               a route its contract cannot work with (a partition key
+    │                              the contract lacks)
     └── InvalidSettings            the configuration (file, dict, INTERCHANGE_* variables)
                                    does not validate; ``problems`` lists each field's problem
     ContractError                  (contracts)
@@ -17,9 +19,14 @@
         ├── UnknownContract
         ├── SchemaViolation
         └── NoConverter            no chain of converters between two versions
+    DuplicateHandler               (a ValueError) a second handler for a channel and group
+                                   one Bus already consumes
     Reject, RetryLater             raised by a handler: dead-letter now, or retry after a delay
     ServiceError                   ``interchange run``: the service's own module or factory
                                    raised while loading (its traceback is the cause)
+    ConfigurationWarning           (a UserWarning, warned, not raised) configuration that is
+                                   probably a mistake: an INTERCHANGE_* variable no setting
+                                   reads, a route for a contract never declared
 
 The three roots are apart on purpose: ``except TransportError`` around a retry loop catches
 what a broker coming back can fix, never a typo in a URL or a contract that cannot decode.
@@ -47,15 +54,20 @@ from interchange.contracts.errors import (
 )
 from interchange.contracts.versions import NoConverter
 from interchange.dispatch import Reject, RetryLater
+from interchange.environment import ConfigurationWarning
+from interchange.registrations import DuplicateHandler, InvalidRoute
 from interchange.runtime import BrokersUnreachable, ServiceError
 
 __all__ = [
     "BackendUnavailable",
     "BrokersUnreachable",
     "ConfigurationError",
+    "ConfigurationWarning",
     "ContractError",
     "DecodeError",
     "DuplicateContract",
+    "DuplicateHandler",
+    "InvalidRoute",
     "InvalidSettings",
     "InvalidURL",
     "MalformedMessage",
