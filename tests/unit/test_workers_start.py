@@ -88,3 +88,43 @@ def test_stop_during_a_start_waiting_for_a_broker_returns_at_once():
     ]
     assert workers.consumers() == []
     assert not workers.started
+
+
+def test_a_bus_stopped_while_its_start_waited_starts_no_drainer_when_that_start_ends():
+    import uuid
+
+    from interchange import Bus, Command, Settings
+
+    class Order(Command, name=f"workers.start.order.{uuid.uuid4().hex[:6]}", version=1):
+        n: int
+
+    name = uuid.uuid4().hex
+    bus = Bus(
+        Settings.without_environment(
+            backends={
+                "commands": f"memory://{name}",
+                "events": f"memory://{name}",
+                "fallback": f"memory://{name}-spool",
+            }
+        )
+    )
+    declaring, answering = threading.Event(), threading.Event()
+    declare = bus._declare_broadcast_groups
+
+    def slow_declare() -> None:  # a broker that answers late
+        declaring.set()
+        answering.wait(30)
+        declare()
+
+    bus._declare_broadcast_groups = slow_declare  # type: ignore[method-assign]
+    bus.handles(Order)(lambda order: None)
+    starting = threading.Thread(target=bus.start, daemon=True)
+    starting.start()
+    assert declaring.wait(10)
+    assert bus.stop(5)  # SIGTERM while the start waits
+    answering.set()
+    starting.join(10)
+    assert bus.drainer is not None
+    assert bus.drainer._thread is None, "a drainer started after the bus was stopped"
+    assert bus.workers.consumers() == []
+    bus.close()
