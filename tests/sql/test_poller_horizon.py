@@ -1,0 +1,195 @@
+"""The table poller on PostgreSQL never moves its mark past a row a transaction still running
+can commit: the interleavings that lose rows with an xmin-only wait, driven step by step on
+plain-SQL connections held open; the round leaves no transaction open on any error path; a
+poller that cannot see other roles' sessions reads nothing and says why."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+from interchange.adapters import BackendUnavailable
+from interchange.connectors.sql import engine_for
+from interchange.connectors.sql.poller import UnseenTransactions
+from interchange.testing import wait_until
+from tests.sql.test_poller import _bus, _poller, _published, own_postgres_url  # noqa: F401
+
+
+def _serial_orders(engine: Engine) -> str:
+    """Ids from a sequence, times from the writing transaction's start, as legacy tables do."""
+    table = f"orders_{uuid.uuid4().hex[:10]}"
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                f"CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, order_no VARCHAR(20),"
+                " total INTEGER, updated_at TIMESTAMP NOT NULL DEFAULT now())"
+            )
+        )
+    return table
+
+
+@pytest.fixture
+def orders(own_postgres_url: str):  # noqa: F811
+    engine = engine_for(own_postgres_url)
+    table = _serial_orders(engine)
+    yield engine, table
+    engine.dispose()
+
+
+def _writer(engine: Engine) -> Connection:
+    """A connection of its own with a transaction begun on the server (psycopg sends BEGIN
+    with the first statement)."""
+    connection = engine.connect()
+    connection.begin()
+    connection.execute(text("SELECT 1"))
+    return connection
+
+
+def _add(connection: Connection, table: str, total: int) -> None:
+    connection.execute(
+        text(f"INSERT INTO {table} (order_no, total) VALUES (:o, :t)"),
+        {"o": f"o{total}", "t": total},
+    )
+
+
+def _totals(bus) -> list[int]:
+    return [total for _, _, total in _published(bus)]
+
+
+def test_an_id_drawn_before_a_higher_one_committed_is_not_passed_over(orders):
+    engine, table = orders
+    bus = _bus()
+    poller = _poller(bus, engine, table)
+    with engine.begin() as connection:
+        for total in (1, 2):
+            _add(connection, table, total)
+    wait_until(lambda: poller.poll_once() >= 0 and _totals(bus) == [1, 2], 10)
+    b, a = _writer(engine), _writer(engine)
+    _add(b, table, 3)  # B draws id 3
+    _add(a, table, 4)  # A draws id 4
+    _add(b, table, 5)  # B draws id 5 and commits: 3 and 5 visible, 4 not yet
+    b.commit()
+    for _ in range(3):
+        poller.poll_once()
+    assert _totals(bus) == [1, 2], "3 and 5 wait while A, which drew 4, runs"
+    a.commit()
+    wait_until(lambda: poller.poll_once() >= 0 and len(_totals(bus)) >= 5, 10)
+    assert _totals(bus) == [1, 2, 3, 4, 5]
+    a.close(), b.close()
+    bus.close()
+
+
+def test_a_row_stamped_at_an_earlier_start_and_committed_later_is_not_passed_over(orders):
+    engine, table = orders
+    bus = _bus()
+    options = {"mode": "timestamp+incrementing", "timestamp_column": "updated_at"}
+    poller = _poller(bus, engine, table, **options)
+    a = _writer(engine)  # A begins: its rows will carry this start as their time
+    with engine.begin() as b:  # B begins later, writes and commits at once
+        _add(b, table, 2)
+    for _ in range(3):
+        poller.poll_once()
+    assert _totals(bus) == [], "B's row waits: A began before it and may still write"
+    _add(a, table, 1)
+    a.commit()
+    wait_until(lambda: poller.poll_once() >= 0 and len(_totals(bus)) >= 2, 10)
+    assert _totals(bus) == [1, 2], "A's row first: its time is its start, before B's"
+    a.close()
+    bus.close()
+
+
+def _open_transactions(engine: Engine, application: str) -> list[str]:
+    with engine.connect() as connection:
+        return list(
+            connection.execute(
+                text(
+                    "SELECT state FROM pg_stat_activity WHERE application_name = :a"
+                    " AND xact_start IS NOT NULL"
+                ),
+                {"a": application},
+            ).scalars()
+        )
+
+
+def test_no_transaction_of_the_poller_is_left_open_on_any_error_path(orders, own_postgres_url):  # noqa: F811
+    engine, table = orders
+    application = f"poller-{uuid.uuid4().hex[:8]}"
+    url = make_url(own_postgres_url).set(
+        drivername="postgresql+psycopg", query={"application_name": application}
+    )
+    polling = create_engine(url, pool_pre_ping=True)
+    bus = _bus()
+    poller = _poller(bus, polling, table)
+    with engine.begin() as connection:
+        _add(connection, table, 1)
+    seen_while_publishing: list[list[str]] = []
+
+    def broker_down(*_, **__):
+        seen_while_publishing.append(_open_transactions(engine, application))
+        raise BackendUnavailable("every backend down")
+
+    bus.publish_many = broker_down  # type: ignore[method-assign]
+    wait_until(lambda: _fails(poller.poll_once, BackendUnavailable), 10)
+    assert seen_while_publishing[-1] == [], "no transaction open while the Bus publishes"
+    assert _open_transactions(engine, application) == []
+
+    del bus.publish_many
+
+    def mark_refused(connection, last):
+        raise RuntimeError("the mark's update failed")
+
+    poller._advance = mark_refused  # type: ignore[method-assign]
+    assert _fails(poller.poll_once, RuntimeError)
+    assert _open_transactions(engine, application) == []
+
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP TABLE {table}"))
+    assert _fails(poller.poll_once, Exception)  # the table is gone: the read fails
+    assert _open_transactions(engine, application) == []
+    polling.dispose()
+    bus.close()
+
+
+def test_a_poller_that_cannot_see_other_roles_sessions_reads_nothing_and_says_why(orders):
+    engine, table = orders
+    role = f"poller_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE ROLE {role} NOLOGIN"))
+        _poller(_bus(), engine, table)  # its state tables, made by the owner
+        connection.execute(
+            text(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {role}")
+        )
+        _add(connection, table, 1)
+    limited = engine_for(str(engine.url.render_as_string(hide_password=False)))
+
+    @event.listens_for(limited, "connect")
+    def _as_role(dbapi_connection, _):  # the poller's role: no pg_read_all_stats
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET ROLE {role}")
+        dbapi_connection.commit()
+
+    bus = _bus()
+    poller = _poller(bus, limited, table)
+    other = _writer(engine)  # another role's transaction, which the poller cannot see
+    try:
+        with pytest.raises(UnseenTransactions, match="pg_read_all_stats"):
+            poller.poll_once()
+        assert _totals(bus) == []
+    finally:
+        other.rollback(), other.close()
+        limited.dispose()
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP OWNED BY {role}"))
+            connection.execute(text(f"DROP ROLE {role}"))
+    bus.close()
+
+
+def _fails(call, error: type[BaseException]) -> bool:
+    try:
+        call()
+    except error:
+        return True
+    return False
