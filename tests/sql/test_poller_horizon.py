@@ -5,17 +5,32 @@ poller that cannot see other roles' sessions reads nothing and says why."""
 
 from __future__ import annotations
 
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
 import uuid
+from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
+from interchange import Bus, Settings
 from interchange.adapters import BackendUnavailable
 from interchange.connectors.sql import engine_for
 from interchange.connectors.sql.poller import UnseenTransactions
 from interchange.testing import wait_until
-from tests.sql.test_poller import _bus, _poller, _published, own_postgres_url  # noqa: F401
+from tests.sql.test_poller import (  # noqa: F401  (own_postgres_url: a fixture)
+    OrderChanged,
+    _bus,
+    _poller,
+    _published,
+    own_postgres_url,
+)
 
 
 def _serial_orders(engine: Engine) -> str:
@@ -98,6 +113,23 @@ def test_a_row_stamped_at_an_earlier_start_and_committed_later_is_not_passed_ove
     wait_until(lambda: poller.poll_once() >= 0 and len(_totals(bus)) >= 2, 10)
     assert _totals(bus) == [1, 2], "A's row first: its time is its start, before B's"
     a.close()
+    bus.close()
+
+
+def test_a_transaction_open_in_another_database_does_not_hold_the_poller(orders, postgres_url):
+    engine, table = orders
+    bus = _bus()
+    poller = _poller(bus, engine, table)
+    elsewhere = engine_for(postgres_url)  # the shared database, not this module's own
+    other = _writer(elsewhere)
+    other.execute(text("SELECT pg_current_xact_id()"))  # holds an xid: the cluster's xmin
+    try:
+        with engine.begin() as connection:
+            _add(connection, table, 1)
+        wait_until(lambda: poller.poll_once() >= 0 and _totals(bus) == [1], 10)
+    finally:
+        other.rollback(), other.close()
+        elsewhere.dispose()
     bus.close()
 
 
@@ -193,3 +225,110 @@ def _fails(call, error: type[BaseException]) -> bool:
     except error:
         return True
     return False
+
+
+@pytest.mark.parametrize("mode", ["incrementing", "timestamp+incrementing"])
+def test_concurrent_writers_every_committed_row_published_nothing_rolled_back(
+    orders,
+    own_postgres_url,  # noqa: F811
+    redis_url,
+    tmp_path,
+    mode,
+):
+    """8 plain-SQL writers, 1-4 rows a transaction, some drawing their ids first and writing
+    later, some committing 1-2 s late, some rolling back, while the poller runs in a process
+    of its own that is SIGKILLed once and started again."""
+    _, table = orders
+    seed = random.randrange(1 << 30)
+    prefix = f"horizon-{uuid.uuid4().hex[:8]}."
+    stop = tmp_path / "stop"
+    committed: set[int] = set()
+    rolled_back: set[int] = set()
+    lock = threading.Lock()
+    writing_until = time.monotonic() + 5.0
+
+    def write(writer: int) -> None:
+        rng = random.Random(seed + writer)
+        token = writer * 1_000_000
+        with psycopg.connect(own_postgres_url) as connection:
+            while time.monotonic() < writing_until:
+                tokens = list(range(token, token + rng.randint(1, 4)))
+                token += len(tokens)
+                connection.execute("SELECT 1")  # the transaction begins: its now() is fixed
+                ids: list[int | None] = [None] * len(tokens)
+                if rng.random() < 0.3:  # ids drawn first, the rows written a while later
+                    ids = [
+                        row[0]
+                        for row in connection.execute(
+                            "SELECT nextval(pg_get_serial_sequence(%s, 'id'))"
+                            " FROM generate_series(1, %s)",
+                            (table, len(tokens)),
+                        )
+                    ]
+                    time.sleep(rng.uniform(0.0, 0.3))
+                for ident, total in zip(ids, tokens, strict=True):
+                    connection.execute(
+                        f"INSERT INTO {table} (id, order_no, total)"
+                        " VALUES (coalesce(%s, nextval(pg_get_serial_sequence(%s, 'id'))), %s, %s)",
+                        (ident, table, f"o{total}", total),
+                    )
+                if rng.random() < 0.15:
+                    time.sleep(rng.uniform(1.0, 2.0))  # commits late
+                if rng.random() < 0.15:
+                    connection.rollback()
+                    with lock:
+                        rolled_back.update(tokens)
+                else:
+                    connection.commit()
+                    with lock:
+                        committed.update(tokens)
+
+    def start_poller() -> subprocess.Popen[bytes]:
+        arguments = [own_postgres_url, table, prefix, redis_url, mode, str(stop)]
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.sql.poller_horizon_worker", *arguments],
+            cwd=Path(__file__).resolve().parents[2],
+            stderr=log,
+        )
+
+    log = (tmp_path / "poller.log").open("ab")  # its stderr, when a run needs reading
+    reader = Bus(
+        Settings.without_environment(
+            backends={"commands": "memory://", "events": redis_url}, channel_prefix=prefix
+        )
+    )
+
+    def published() -> list[int]:
+        return [event.total for event in reader.replay(OrderChanged)]
+
+    poller = start_poller()
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for thread in writers:
+        thread.start()
+    try:
+        wait_until(
+            lambda: len(published()) >= 20,
+            15,
+            message=lambda: f"seed {seed}: {len(published())} of {len(committed)} published",
+        )
+        poller.kill()  # SIGKILL, mid-stream
+        assert poller.wait(10) == -signal.SIGKILL
+        poller = start_poller()
+        for thread in writers:
+            thread.join(30)
+        wait_until(
+            lambda: committed <= set(published()),
+            30,
+            message=lambda: f"seed {seed}: never published {sorted(committed - set(published()))}",
+        )
+        assert not rolled_back & set(published()), f"seed {seed}: a rolled-back row was sent"
+        assert len(committed) > 50, f"seed {seed}: too few rows to mean anything"
+        assert rolled_back, f"seed {seed}: no transaction rolled back"
+    finally:
+        stop.touch()
+        try:
+            poller.wait(15)
+        except subprocess.TimeoutExpired:
+            poller.kill()
+        reader.close()
+        log.close()
