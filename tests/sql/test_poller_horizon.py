@@ -332,3 +332,11 @@ def test_concurrent_writers_every_committed_row_published_nothing_rolled_back(
             poller.kill()
         reader.close()
         log.close()
+
+
+def test_an_id_sequence_that_caches_blocks_per_session_is_refused_at_start(orders):
+    engine, table = orders
+    with engine.begin() as connection:
+        connection.execute(text(f"ALTER SEQUENCE {table}_id_seq CACHE 20"))
+    with pytest.raises(ValueError, match="CACHE 20"):
+        _poller(_bus(), engine, table)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, func, select, text
+from sqlalchemy import Column, Connection, Engine, func, select, text
 
 log = logging.getLogger("interchange.connectors.poller")
 
@@ -67,6 +67,25 @@ class UnseenTransactions(RuntimeError):
     """The poller cannot see every transaction of its database (a session of another role
     without ``pg_read_all_stats``, or ``track_activities`` off): it reads nothing rather than
     risk passing a row such a transaction commits later."""
+
+
+def require_ordered_ids(engine: Engine, name: str, table: str, column: str) -> None:
+    """Refuse an id column whose sequence hands out values in blocks per session (``CACHE``
+    above 1): a session can then commit a lower id long after a higher one was passed."""
+    with engine.connect() as connection:
+        cache = connection.execute(
+            text(
+                "SELECT s.cache_size FROM pg_sequences s WHERE format('%I.%I', s.schemaname,"
+                " s.sequencename)::regclass = pg_get_serial_sequence(:t, :c)::regclass"
+            ),
+            {"t": table, "c": column},
+        ).scalar()
+    if cache is not None and cache > 1:
+        raise ValueError(
+            f"poller {name!r}: the sequence of {table}.{column} has CACHE {cache}: sessions draw "
+            "ids in blocks, so ids do not follow the order they were drawn in and rows would be "
+            "passed over; ALTER SEQUENCE ... CACHE 1 (the default)"
+        )
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,11 @@ from sqlalchemy import (
 
 from interchange.bus import Bus
 from interchange.config import TablePollerConnector
-from interchange.connectors.sql.horizon import Horizon, UnseenTransactions
+from interchange.connectors.sql.horizon import (
+    Horizon,
+    UnseenTransactions,
+    require_ordered_ids,
+)
 from interchange.connectors.sql.rounds import Rounds
 from interchange.connectors.sql.tables import engine_for
 from interchange.contracts import Event
@@ -109,9 +113,11 @@ class TablePoller(Rounds):
         unknown = [c for c in needed if c not in self.table.c]
         if unknown:
             raise ValueError(f"poller {config.name!r}: {config.table} has no column {unknown}")
-        self.horizon = (
-            Horizon(config.name, self.table.c[config.id_column]) if self.postgres else None
-        )
+        self.horizon = None
+        if self.postgres:
+            self.horizon = Horizon(config.name, self.table.c[config.id_column])
+            if config.mode == "incrementing":
+                require_ordered_ids(self.engine, config.name, config.table, config.id_column)
 
     def round(self) -> int:
         return self.poll_once()
