@@ -340,3 +340,19 @@ def test_an_id_sequence_that_caches_blocks_per_session_is_refused_at_start(order
         connection.execute(text(f"ALTER SEQUENCE {table}_id_seq CACHE 20"))
     with pytest.raises(ValueError, match="CACHE 20"):
         _poller(_bus(), engine, table)
+
+
+def test_a_long_transaction_keeps_the_pollers_memory_bounded_and_releases_it_all(orders):
+    engine, table = orders
+    bus = _bus()
+    poller = _poller(bus, engine, table)
+    long = _writer(engine)  # began before every row below; never writes
+    with engine.begin() as connection:
+        _add(connection, table, 1)
+    for _ in range(50):
+        assert poller.poll_once() == 0
+    assert poller.horizon is not None
+    assert len(poller.horizon._observations) <= 2  # one before its start, the latest
+    long.rollback(), long.close()
+    wait_until(lambda: poller.poll_once() >= 0 and _totals(bus) == [1], 10)
+    bus.close()

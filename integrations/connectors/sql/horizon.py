@@ -105,32 +105,31 @@ class Horizon:
 
     def time_limit(self, connection: Connection) -> datetime | None:
         """Rows strictly older than this may be read; None: none may (timestamp mode)."""
+        # the clock first: a transaction not listed yet when the activity is read starts later
         now: datetime = connection.execute(select(func.clock_timestamp())).scalar_one()
-        starts = self._running(connection)
-        if starts is None:
-            return None
-        return min([now, *starts])
+        starts, prepared = self._running(connection)
+        return None if prepared else min([now, *starts])
 
     def id_limit(self, connection: Connection) -> Any:
         """Rows up to this id may be read; None: none yet (incrementing mode)."""
-        # one statement: its snapshot saw ``top`` before the clock was read
+        # one statement: its snapshot saw ``top`` before the clock was read; and the activity
+        # after both, so whatever began before the clock and still runs is listed
         seen = connection.execute(
             select(func.clock_timestamp(), select(func.max(self.ident)).scalar_subquery())
         ).one()
+        starts, prepared = self._running(connection)
         self._observations.append(_Observation(seen[0], seen[1]))
-        starts = self._running(connection)
-        if starts is None:
-            return self._settled
-        oldest = starts[0] if starts else None
-        settled = [o.top for o in self._observations if oldest is None or o.at < oldest]
-        tops = [top for top in [self._settled, *settled] if top is not None]
-        self._settled = max(tops) if tops else None
+        if not prepared:
+            oldest = starts[0] if starts else None
+            settled = [o.top for o in self._observations if oldest is None or o.at < oldest]
+            tops = [top for top in [self._settled, *settled] if top is not None]
+            self._settled = max(tops) if tops else None
         self._forget(starts)
         return self._settled
 
-    def _running(self, connection: Connection) -> list[datetime] | None:
-        """The start of every transaction running in this database, oldest first; None while
-        a prepared transaction is pending."""
+    def _running(self, connection: Connection) -> tuple[list[datetime], bool]:
+        """The start of every transaction running in this database, oldest first, and whether
+        a prepared transaction is pending (its start is not known: nothing may be passed)."""
         activity = connection.execute(_ACTIVITY).one()
         if activity.unseen or activity.untracked:
             raise UnseenTransactions(
@@ -139,18 +138,15 @@ class Horizon:
                 "pg_read_all_stats to the poller's role; or track_activities is off): their "
                 "transactions could commit rows the poller would pass, so it reads nothing"
             )
-        if activity.prepared:
-            if not self._told_prepared:
-                log.warning(
-                    "poller %s: %d prepared transaction(s) pending in this database: nothing "
-                    "new is read until they are committed or rolled back",
-                    self.name,
-                    activity.prepared,
-                )
-            self._told_prepared = True
-            return None
-        self._told_prepared = False
-        return list(activity.starts or [])
+        if activity.prepared and not self._told_prepared:
+            log.warning(
+                "poller %s: %d prepared transaction(s) pending in this database: nothing new "
+                "is read until they are committed or rolled back",
+                self.name,
+                activity.prepared,
+            )
+        self._told_prepared = bool(activity.prepared)
+        return list(activity.starts or []), bool(activity.prepared)
 
     def _forget(self, starts: list[datetime]) -> None:
         """Keep only the observations that may still raise the limit: for each running start,
