@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from interchange import Bus, Settings
 from interchange.adapters import BackendUnavailable
 from interchange.connectors.sql import engine_for
-from interchange.connectors.sql.poller import UnseenTransactions
+from interchange.connectors.sql.poller import PollerError, UnseenTransactions
 from interchange.testing import wait_until
 from tests.sql.test_poller import (  # noqa: F401  (own_postgres_url: a fixture)
     OrderChanged,
@@ -179,7 +179,7 @@ def test_no_transaction_of_the_poller_is_left_open_on_any_error_path(orders, own
 
     with engine.begin() as connection:
         connection.execute(text(f"DROP TABLE {table}"))
-    assert _fails(poller.poll_once, Exception)  # the table is gone: the read fails
+    assert _fails(poller.poll_once, PollerError)  # the table is gone: the read fails
     assert _open_transactions(engine, application) == []
     polling.dispose()
     bus.close()

@@ -63,7 +63,12 @@ _ACTIVITY = text(
 transaction began (``query_start`` for a statement whose transaction is being set up)."""
 
 
-class UnseenTransactions(RuntimeError):
+class PollerError(RuntimeError):
+    """A table poller's round failed: its database did not answer, or refused a statement.
+    Nothing was marked; the round is tried again."""
+
+
+class UnseenTransactions(PollerError):
     """The poller cannot see every transaction of its database (a session of another role
     without ``pg_read_all_stats``, or ``track_activities`` off): it reads nothing rather than
     risk passing a row such a transaction commits later."""

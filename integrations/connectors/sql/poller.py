@@ -46,11 +46,13 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from interchange.bus import Bus
 from interchange.config import TablePollerConnector
 from interchange.connectors.sql.horizon import (
     Horizon,
+    PollerError,
     UnseenTransactions,
     require_ordered_ids,
 )
@@ -60,7 +62,7 @@ from interchange.contracts import Event
 
 log = logging.getLogger("interchange.connectors.poller")
 
-__all__ = ["TablePoller", "UnseenTransactions", "state_tables"]
+__all__ = ["PollerError", "TablePoller", "UnseenTransactions", "state_tables"]
 
 _STATE = "interchange_poller_state"
 _REJECTS = "interchange_poller_rejects"
@@ -124,8 +126,12 @@ class TablePoller(Rounds):
 
     def poll_once(self) -> int:
         """Publish the next batch of rows after the high-water mark, then move it; returns
-        how many rows were read (published or rejected)."""
-        rows = self._read()
+        how many rows were read (published or rejected). A database failure is a
+        ``PollerError`` (the driver's error chained), never a raw driver exception."""
+        try:
+            rows = self._read()
+        except SQLAlchemyError as error:
+            raise PollerError(f"poller {self.config.name}: reading failed: {error}") from error
         if not rows:
             return 0
         events, ids, keys, refused = [], [], [], []
@@ -140,10 +146,16 @@ class TablePoller(Rounds):
             keys.append(str(row._mapping[self.config.key_column or self.config.id_column]))
         if events:  # no transaction open meanwhile
             self.bus.publish_many(events, ids=ids, keys=keys)  # confirmed, or it raises
-        with self.engine.begin() as connection:
-            for row, reason in refused:
-                self._reject(connection, row, reason)
-            self._advance(connection, rows[-1])
+        try:
+            with self.engine.begin() as connection:
+                for row, reason in refused:
+                    self._reject(connection, row, reason)
+                self._advance(connection, rows[-1])
+        except SQLAlchemyError as error:
+            raise PollerError(
+                f"poller {self.config.name}: the batch was published but its mark did not move "
+                f"(it is published again, same ids): {error}"
+            ) from error
         return len(rows)
 
     # -- reading -----------------------------------------------------------------------------
