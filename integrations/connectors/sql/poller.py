@@ -162,27 +162,30 @@ class TablePoller(Rounds):
 
     def _read(self) -> Sequence[Row[Any]]:
         """The next batch after the mark that no running transaction can still precede."""
-        connection = self.engine.connect()
-        if self.postgres:
-            # each statement its own snapshot: the rows are read after the activity was,
-            # so every transaction seen ended is visible (never REPEATABLE READ here)
-            connection = connection.execution_options(isolation_level="READ COMMITTED")
-        with connection, connection.begin():
-            last_time, last_id = self._mark(connection)
-            query = self._query(last_time, last_id)
-            if self.horizon is not None:
-                if self.config.mode == "incrementing":
-                    ceiling = self.horizon.id_limit(connection)
-                    if ceiling is None:
-                        return []
-                    query = query.where(self.table.c[self.config.id_column] <= ceiling)
-                else:
-                    limit = self.horizon.time_limit(connection)
-                    if limit is None:
-                        return []
-                    stamp = self.table.c[self.config.timestamp_column]  # type: ignore[index]
-                    query = query.where(stamp < limit)
-            return connection.execute(query).all()
+        with self.engine.connect() as connection:
+            if self.postgres:
+                # each statement its own snapshot: the rows are read after the activity was,
+                # so every transaction seen ended is visible (never REPEATABLE READ here)
+                connection.execution_options(isolation_level="READ COMMITTED")
+            with connection.begin():
+                return self._read_in(connection)
+
+    def _read_in(self, connection: Connection) -> Sequence[Row[Any]]:
+        last_time, last_id = self._mark(connection)
+        query = self._query(last_time, last_id)
+        if self.horizon is not None:
+            if self.config.mode == "incrementing":
+                ceiling = self.horizon.id_limit(connection)
+                if ceiling is None:
+                    return []
+                query = query.where(self.table.c[self.config.id_column] <= ceiling)
+            else:
+                limit = self.horizon.time_limit(connection)
+                if limit is None:
+                    return []
+                stamp = self.table.c[self.config.timestamp_column]  # type: ignore[index]
+                query = query.where(stamp < limit)
+        return connection.execute(query).all()
 
     def _query(self, last_time: Any, last_id: Any) -> Any:
         ident = self.table.c[self.config.id_column]
