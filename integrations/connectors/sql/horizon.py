@@ -74,10 +74,15 @@ class UnseenTransactions(PollerError):
     risk passing a row such a transaction commits later."""
 
 
-def require_ordered_ids(engine: Engine, name: str, table: str, column: str) -> None:
-    """Refuse an id column whose sequence hands out values in blocks per session (``CACHE``
-    above 1): a session can then commit a lower id long after a higher one was passed."""
+def require_exact_horizon(
+    engine: Engine, name: str, table: str, column: str, incrementing: bool
+) -> None:
+    """Refuse, at start, a database where the horizon cannot be exact: a standby (its
+    ``pg_stat_activity`` lists none of the primary's writers), or an incrementing id whose
+    sequence hands out values in blocks per session (``CACHE`` above 1: a session can commit a
+    lower id long after a higher one was passed)."""
     with engine.connect() as connection:
+        standby = connection.execute(text("SELECT pg_is_in_recovery()")).scalar()
         cache = connection.execute(
             text(
                 "SELECT s.cache_size FROM pg_sequences s WHERE format('%I.%I', s.schemaname,"
@@ -85,7 +90,12 @@ def require_ordered_ids(engine: Engine, name: str, table: str, column: str) -> N
             ),
             {"t": table, "c": column},
         ).scalar()
-    if cache is not None and cache > 1:
+    if standby:
+        raise ValueError(
+            f"poller {name!r}: the database is a standby, which does not see the primary's "
+            "running transactions: point the poller at the primary"
+        )
+    if incrementing and cache is not None and cache > 1:
         raise ValueError(
             f"poller {name!r}: the sequence of {table}.{column} has CACHE {cache}: sessions draw "
             "ids in blocks, so ids do not follow the order they were drawn in and rows would be "

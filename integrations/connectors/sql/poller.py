@@ -54,7 +54,7 @@ from interchange.connectors.sql.horizon import (
     Horizon,
     PollerError,
     UnseenTransactions,
-    require_ordered_ids,
+    require_exact_horizon,
 )
 from interchange.connectors.sql.rounds import Rounds
 from interchange.connectors.sql.tables import engine_for
@@ -118,8 +118,10 @@ class TablePoller(Rounds):
         self.horizon = None
         if self.postgres:
             self.horizon = Horizon(config.name, self.table.c[config.id_column])
-            if config.mode == "incrementing":
-                require_ordered_ids(self.engine, config.name, config.table, config.id_column)
+            incrementing = config.mode == "incrementing"
+            require_exact_horizon(
+                self.engine, config.name, config.table, config.id_column, incrementing
+            )
 
     def round(self) -> int:
         return self.poll_once()
