@@ -299,7 +299,10 @@ def test_concurrent_writers_every_committed_row_published_nothing_rolled_back(
     )
 
     def published() -> list[int]:
-        return [event.total for event in reader.replay(OrderChanged)]
+        try:
+            return [event.total for event in reader.replay(OrderChanged)]
+        except BackendUnavailable:  # the shared Redis restarted by another test: ask again
+            return []
 
     poller = start_poller()
     writers = [threading.Thread(target=write, args=(n,)) for n in range(8)]
@@ -321,7 +324,9 @@ def test_concurrent_writers_every_committed_row_published_nothing_rolled_back(
             30,
             message=lambda: f"seed {seed}: never published {sorted(committed - set(published()))}",
         )
-        assert not rolled_back & set(published()), f"seed {seed}: a rolled-back row was sent"
+        final = set(published())
+        assert committed <= final, f"seed {seed}: the stream could not be read again"
+        assert not rolled_back & final, f"seed {seed}: a rolled-back row was sent"
         assert len(committed) > 50, f"seed {seed}: too few rows to mean anything"
         assert rolled_back, f"seed {seed}: no transaction rolled back"
     finally:
