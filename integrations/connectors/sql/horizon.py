@@ -28,9 +28,10 @@ transaction (``pg_prepared_xacts``) until it is committed or rolled back. Sessio
 databases never do. The poller's role must see the other sessions' ``xact_start``: a superuser,
 a member of ``pg_read_all_stats``, or the role every writer uses; a session it cannot see, or
 one with ``track_activities`` off, makes the round fail with ``UnseenTransactions`` (nothing
-read, nothing passed) instead of guessing. Left open: the microseconds between PostgreSQL
-reading a statement and listing it in ``pg_stat_activity`` (its time is fixed at arrival): a
-statement that arrived before the activity was read but is not yet listed is not seen.
+read, nothing passed) instead of guessing. Left open, in timestamp mode only: a transaction's
+``now()`` is its first statement's arrival time, fixed a few microseconds before the backend
+lists the statement in ``pg_stat_activity``; one that arrived before the activity was read but
+was not listed yet is not seen. (Ids have no such gap: they are drawn after the listing.)
 """
 
 from __future__ import annotations
