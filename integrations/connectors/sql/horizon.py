@@ -6,7 +6,8 @@ taken, so "the rows after the mark" today can gain a row below the mark tomorrow
 draws id 4, another draws 5 and commits first; a transaction that began at 10:00 and inserts
 with ``DEFAULT now()`` commits its 10:00 row after a 10:01 row was read. The snapshot's
 ``xmin`` covers only transactions that already hold an xid; a transaction that drew an id
-(``nextval`` assigns no xid) or took ``now()`` and has not written yet holds none. Every running
+(``nextval`` takes one only when it logs, once in 32 values) or took ``now()`` and has not
+written yet holds none; and it counts every database's transactions. Every running
 transaction does show in ``pg_stat_activity`` with ``xact_start`` (which *is* its ``now()``), so
 the horizon is read from there, once per round, before the rows are read:
 
