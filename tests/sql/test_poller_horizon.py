@@ -361,3 +361,24 @@ def test_a_long_transaction_keeps_the_pollers_memory_bounded_and_releases_it_all
     long.rollback(), long.close()
     wait_until(lambda: poller.poll_once() >= 0 and _totals(bus) == [1], 10)
     bus.close()
+
+
+def test_a_session_with_track_activities_off_makes_the_round_fail_not_guess(orders):
+    engine, table = orders
+    bus = _bus()
+    poller = _poller(bus, engine, table)
+    with engine.begin() as connection:
+        _add(connection, table, 1)
+    hiding = engine_for(str(engine.url.render_as_string(hide_password=False)))
+    hidden = hiding.connect()
+    hidden.execute(text("SET track_activities = off"))  # its transactions no longer listed
+    hidden.commit()
+    try:
+        with pytest.raises(UnseenTransactions, match="track_activities"):
+            poller.poll_once()
+        assert _totals(bus) == []
+    finally:
+        hidden.close()
+        hiding.dispose()  # the session ends: nothing hidden any more
+    wait_until(lambda: poller.poll_once() >= 0 and _totals(bus) == [1], 10)
+    bus.close()
