@@ -233,6 +233,9 @@ class DropFolderConnector(BaseModel):
     stable_checks: PositiveInt = 3
     poll_interval: PositiveFloat = 1.0
     batch: PositiveInt = 500
+    ledger_days: PositiveFloat = 30.0
+    """How long a finished file's content hash is remembered in ``archive/.finished``: an
+    identical file dropped again within it sends nothing; older entries are forgotten."""
 
 
 class FileSinkConnector(BaseModel):
