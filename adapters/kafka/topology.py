@@ -1,8 +1,10 @@
 """Topics and cluster metadata, through the AdminClient. Every call is bounded by the
-transport's ``publish_timeout``, so an unreachable cluster fails within it."""
+transport's ``publish_timeout``, or by the deadline of the publish it serves (with failover,
+``fallback_timeout``), so an unreachable cluster fails within it."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
@@ -12,6 +14,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     OffsetSpec,
 )
 
+from interchange.adapters.errors import BackendUnavailable
 from interchange.adapters.kafka.errors import code, mapped_errors
 from interchange.adapters.kafka.options import KafkaOptions
 
@@ -24,18 +27,33 @@ class Topics:
         self.admin = AdminClient(config)
         self._known: set[str] = set()
 
-    def metadata(self, topic: str | None = None) -> Any:
+    def _left(self, deadline: float | None, doing: str) -> float:
+        """Seconds left before ``deadline`` (``publish_timeout`` without one); none left is
+        BackendUnavailable, so a publish never starts a request it has no time to wait for."""
+        if deadline is None:
+            return self.timeout
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise BackendUnavailable(f"Kafka at {self.servers}: no time left to {doing}")
+        return left
+
+    def metadata(self, topic: str | None = None, deadline: float | None = None) -> Any:
+        doing = "read the cluster's metadata"
         try:
-            with mapped_errors(self.servers, "read the cluster's metadata"):
-                return self.admin.list_topics(topic, timeout=self.timeout)
+            with mapped_errors(self.servers, doing):
+                return self.admin.list_topics(topic, timeout=self._left(deadline, doing))
         finally:
             self.admin.poll(0)  # serves the admin client's queued log lines
 
-    def ensure(self, topic: str) -> None:
-        """Create the topic unless it exists; existing topics are left as they are."""
+    def ensure(self, topic: str, deadline: float | None = None) -> None:
+        """Create the topic unless it exists; existing topics are left as they are. Each
+        request waits until ``deadline`` (time.monotonic()) at most, ``publish_timeout``
+        without one."""
         if topic in self._known:
             return
-        replication = self.options.replication_factor or min(3, len(self.metadata().brokers))
+        replication = self.options.replication_factor or min(
+            3, len(self.metadata(deadline=deadline).brokers)
+        )
         settings = {"min.insync.replicas": "2"} if replication >= 3 else {}
         if self.options.retention_ms is not None:
             settings["retention.ms"] = str(self.options.retention_ms)
@@ -45,10 +63,14 @@ class Topics:
             replication_factor=replication,
             config=settings,
         )
-        with mapped_errors(self.servers, f"create topic {topic!r}"):
+        doing = f"create topic {topic!r}"
+        with mapped_errors(self.servers, doing):
             try:
-                created = self.admin.create_topics([new], operation_timeout=self.timeout)
-                created[topic].result(timeout=self.timeout)
+                left = self._left(deadline, doing)
+                created = self.admin.create_topics(
+                    [new], operation_timeout=left, request_timeout=left
+                )
+                created[topic].result(timeout=self._left(deadline, doing))
             except KafkaException as error:
                 if code(error) != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise

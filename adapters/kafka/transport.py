@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
@@ -68,8 +69,11 @@ class KafkaEventTransport:
 
     def publish_many(self, topic: str, messages: list[TransportMessage]) -> None:
         self.consumers.check_open()
-        self.topics.ensure(topic)
-        self.publisher.publish(topic, messages)
+        # one deadline for the whole call: the topic's metadata and creation (a topic this
+        # process has not used yet), producing and the delivery reports all share it
+        deadline = time.monotonic() + self.publisher.budget()
+        self.topics.ensure(topic, deadline)
+        self.publisher.publish(topic, messages, deadline)
 
     # -- consuming ------------------------------------------------------------------------
 
