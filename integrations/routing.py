@@ -3,8 +3,10 @@ names (by default the contract's own name), with the configured channel prefix."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
+from interchange.adapters import DeliveryHandler, EventTransport, Start, Subscription
 from interchange.config import Route, Settings
 from interchange.contracts import Contract, Event
 
@@ -21,6 +23,16 @@ class Routing:
     def name(self, name: str) -> str:
         """A channel name as this service sees it: the prefix, then the name."""
         return self.settings.channel_prefix + name
+
+    def grouped(self, events: EventTransport) -> EventTransport:
+        """``events`` with this service's consumer group names as the broker sees them: where
+        group names are one namespace for the whole cluster (Kafka), the channel prefix goes
+        on them too, so two prefixes sharing a cluster never share a group. Elsewhere a group
+        lives inside its (prefixed) topic or stream already and keeps its name."""
+        prefix = self.settings.channel_prefix
+        if not prefix or not events.capabilities.cluster_wide_groups:
+            return events
+        return cast(EventTransport, _PrefixedGroups(events, lambda group: prefix + group))
 
     def queue_of(self, contract: type[Contract]) -> str:
         """The queue a command is sent to (point-to-point)."""
@@ -57,3 +69,38 @@ class Routing:
             exchange = self.name(route.exchange or name)
             for group in route.groups:
                 yield f"{exchange}.{group}", exchange
+
+
+class _PrefixedGroups:
+    """An event transport whose group arguments are renamed (subscribe, seek, backlog); every
+    other attribute is the wrapped transport's own."""
+
+    def __init__(self, inner: EventTransport, rename: Callable[[str], str]) -> None:
+        self._inner, self._rename = inner, rename
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def subscribe(
+        self,
+        topic: str,
+        group: str,
+        handler: DeliveryHandler,
+        *,
+        start: Start = "earliest",
+        workers: int = 1,
+    ) -> Subscription:
+        return self._inner.subscribe(
+            topic, self._rename(group), handler, start=start, workers=workers
+        )
+
+    def seek(self, topic: str, group: str, to: Start) -> None:
+        self._inner.seek(topic, self._rename(group), to)
+
+    def backlog(self, channel: str, group: str | None) -> dict[str, int]:
+        backlog = getattr(self._inner, "backlog", None)
+        if backlog is None:
+            return {}
+        return cast(
+            dict[str, int], backlog(channel, None if group is None else self._rename(group))
+        )

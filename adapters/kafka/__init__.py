@@ -55,6 +55,7 @@ CAPABILITIES: Capabilities = Capabilities(
     replay=True,
     request_reply=False,
     survives_restart=True,
+    cluster_wide_groups=True,
 )
 
 from interchange.adapters.kafka.transport import KafkaEventTransport, probe  # noqa: E402
