@@ -63,6 +63,7 @@ class KafkaEventTransport:
         """Publishing gives up half a second after librdkafka reports every broker down, and
         after ``within`` without acknowledgements, instead of after ``publish_timeout``."""
         self.publisher.fail_fast(within)
+        self.topics.fail_fast()  # a topic not used yet: its metadata request too
 
     def publish(self, topic: str, message: TransportMessage) -> None:
         self.publish_many(topic, [message])
