@@ -14,7 +14,9 @@ import pytest
 
 from interchange import Bus, Settings
 from interchange.adapters import BackendUnavailable, open_spool
+from interchange.connectors.http import gateway
 from interchange.contracts import Event
+from tests.http.test_gateway import EXPOSED, OrderPlaced
 
 
 class Metered(Event, name="fault.kafka.new_topic.metered", version=1):
@@ -103,4 +105,32 @@ def test_without_fallback_an_unseen_topic_fails_within_publish_timeout(
 
         assert elapsed < WITHIN + MARGIN, f"failed after {elapsed:.1f}s"
     finally:
+        bus.close()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("fallback", [True, False], ids=["with fallback", "without"])
+def test_the_gateway_answers_within_the_bound_for_an_unseen_topic(
+    unreachable_kafka: tuple[str, str], redis_url: str, serve, fallback: bool
+) -> None:
+    url, _ = unreachable_kafka
+    # with a fallback publish_timeout keeps its 30 s: only fallback_timeout may bound the call
+    backends = {"commands": "memory://", "events": f"{url}?publish_timeout={WITHIN}"}
+    if fallback:
+        backends = {"commands": "memory://", "events": url, "fallback": redis_url}
+        backends["fallback_timeout"] = WITHIN
+    bus = Bus(Settings(backends=backends, channel_prefix=f"unseen-{uuid.uuid4().hex[:8]}."))
+    spool = open_spool(redis_url)
+    line = f"events:publish:{bus.topic_of(OrderPlaced)}"
+    client = serve(gateway(bus, EXPOSED))
+    try:
+        started = time.monotonic()
+        answer = client.post("/events/http.order_placed", json={"order_id": "A-1"})
+        elapsed = time.monotonic() - started
+
+        assert answer.status_code == (202 if fallback else 503), answer.text
+        assert elapsed < WITHIN + MARGIN, f"answered after {elapsed:.1f}s"
+    finally:
+        spool.remove(line, [spool_id for spool_id, _ in spool.head(line, 10)])
+        spool.close()
         bus.close()
