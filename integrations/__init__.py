@@ -16,6 +16,7 @@ from interchange.contracts import Command, Contract, Envelope, Event
 from interchange.dead_letters import DeadLetterRecord
 from interchange.dedupe import DedupeStore, MemoryDedupeStore
 from interchange.dispatch import Reject, RetryLater
+from interchange.environment import ConfigurationWarning
 from interchange.errors import (
     BackendUnavailable,
     BrokerUnavailable,
@@ -30,6 +31,7 @@ from interchange.errors import (
     UnknownBackend,
     UnknownContract,
 )
+from interchange.registrations import DuplicateHandler, InvalidRoute
 
 __all__ = [
     "BackendUnavailable",
@@ -37,15 +39,18 @@ __all__ = [
     "BrokerUnavailable",
     "Bus",
     "Command",
+    "ConfigurationWarning",
     "Contract",
     "ContractError",
     "DeadLetterRecord",
     "DecodeError",
     "DedupeStore",
     "DuplicateContract",
+    "DuplicateHandler",
     "Envelope",
     "Event",
     "HandlerContext",
+    "InvalidRoute",
     "MalformedMessage",
     "MemoryDedupeStore",
     "Position",

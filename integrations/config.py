@@ -18,6 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from interchange.environment import warn_unknown_variables
+
 DEFAULT_FILE = "interchange.toml"
 CONFIG_FILE_VARIABLE = "INTERCHANGE_CONFIG_FILE"
 """Names the file ``load_settings()`` reads when given none (``interchange run --config`` sets
@@ -327,6 +329,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file's values arrive as init values; the environment must override them.
+        warn_unknown_variables(settings_cls, os.environ)  # one no setting reads: misspelled?
         return env_settings, init_settings
 
     def route(self, name: str) -> Route:

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from interchange import Bus, Command, Event, Settings
 from interchange.adapters import BackendUnavailable
@@ -28,6 +29,17 @@ class Restock(Command, name="files.restock", version=1):
 class Shipped(Event, name="files.shipped", version=1):
     parcel: str
     depot: str
+
+
+class Address(BaseModel):
+    lines: list[str]
+    city: str
+
+
+class Pack(Command, name="files.pack", version=1):
+    box: str
+    items: list[str]
+    to: Address
 
 
 class Sent:
@@ -174,6 +186,28 @@ def test_xml_records_are_streamed_and_a_doctype_is_refused(tmp_path):
     assert line == "0"  # the file as a whole
     assert reason.startswith("XML refused: DTDForbidden")
     assert (folder.archive / "evil.xml").exists()
+
+
+def test_xml_records_fill_list_fields_from_one_element_or_many_nested_models_too(tmp_path):
+    """A record with one <items> element read as a string where the contract wants a list
+    (rejected), and repeated elements kept only the last: now both become the list."""
+    folder, sent, _ = _folder(tmp_path, format="xml", record="pack", contract="files.pack")
+    (folder.folder / "packs.xml").write_text(
+        "<?xml version='1.0'?><packs>"
+        "<pack><box>B1</box><items>tea</items>"
+        "<to><lines>1 Main St</lines><city>Oslo</city></to></pack>"
+        "<pack><box>B2</box><items>tea</items><items>cup</items>"
+        "<to><lines>Flat 2</lines><lines>9 High St</lines><city>Bergen</city></to></pack>"
+        "</packs>"
+    )
+    assert folder.poll_once() == 2
+    assert not (folder.archive / "packs.xml.rejects.csv").exists()
+    assert sent.items == [
+        Pack(box="B1", items=["tea"], to=Address(lines=["1 Main St"], city="Oslo")),
+        Pack(
+            box="B2", items=["tea", "cup"], to=Address(lines=["Flat 2", "9 High St"], city="Bergen")
+        ),
+    ]
 
 
 def test_an_identical_file_dropped_again_sends_nothing(tmp_path):

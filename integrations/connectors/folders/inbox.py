@@ -39,6 +39,7 @@ from interchange.bus import Bus
 from interchange.config import DropFolderConnector
 from interchange.connectors.folders.formats import BadFile, records, require_xml
 from interchange.connectors.sql.rounds import Rounds
+from interchange.connectors.xml_fields import shaped
 from interchange.contracts import Command, Contract, Event
 
 log = logging.getLogger("interchange.connectors.folders")
@@ -231,6 +232,8 @@ class DropFolder(Rounds):
         fields = {mapping.get(name, name): value for name, value in record.items()}
         if mapping:
             fields = {field: fields[field] for field in mapping.values() if field in fields}
+        if self.config.format == "xml":  # one <tag> under a list field: a one-element list
+            fields = shaped(fields, self.contract)
         return self.contract.model_validate(fields)
 
     def _send(self, batch: list[tuple[int, Contract]], digest: str) -> int:
