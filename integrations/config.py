@@ -7,7 +7,6 @@ Nested keys use a double underscore in the environment:
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from interchange.adapters.urls import did_you_mean
 from interchange.environment import warn_unknown_variables
 
 DEFAULT_FILE = "interchange.toml"
@@ -143,8 +143,8 @@ class WebhookEndpoint(BaseModel):
     @classmethod
     def _known_start(cls, value: str) -> str:
         if value not in WEBHOOK_STARTS:
-            guess = difflib.get_close_matches(value, WEBHOOK_STARTS, n=1)
-            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            guess = did_you_mean(value, WEBHOOK_STARTS)
+            hint = f" (did you mean {guess!r}?)" if guess else ""
             raise ValueError(
                 f"start {value!r} is not one of {', '.join(map(repr, WEBHOOK_STARTS))}{hint}"
             )
