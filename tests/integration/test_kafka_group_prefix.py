@@ -8,6 +8,7 @@ import uuid
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from interchange import Reject
 from interchange.contracts import Event
 from interchange.testing import Recorder, wait_until
 
@@ -47,3 +48,20 @@ def test_two_prefixes_with_the_same_group_name_get_two_groups_each_its_own_event
     for recorder, prefix in zip(received, prefixes, strict=True):  # unkeyed: any order
         assert sorted((e.env, e.n) for e in recorder.contracts) == [(prefix, n) for n in range(3)]
     assert group not in _group_ids(admin)
+
+
+def test_a_dead_letter_names_the_group_as_the_service_does(kafka_bus):
+    bus = kafka_bus()  # a prefix of its own, so the group's id on Kafka carries it
+    group = f"audit-{uuid.uuid4().hex[:8]}"
+    read = []
+
+    @bus.subscribes(Invoiced, group=group)
+    def refuse(event: Invoiced) -> None:
+        raise Reject(f"no invoice {event.n}")
+
+    bus.handles_dead_letters(Invoiced)(read.append)
+    with bus:
+        bus.publish(Invoiced(env="x", n=7))
+        wait_until(lambda: len(read) == 1, timeout=60)
+
+    assert (read[0].group, read[0].reason) == (group, "no invoice 7")
