@@ -100,7 +100,8 @@ def test_tail_prints_only_what_arrives_after_it_started_in_every_partition(kafka
         bus.close()
 
     printed = [line["data"]["n"] for line in lines]
-    assert len(printed) == 5
-    assert printed[0] >= old, f"tail printed history: {printed}"
+    assert min(printed) >= old, f"tail printed history: {printed}"
     assert printed == list(range(printed[0], printed[0] + 5))  # the next ones, once, in order
-    assert [line["data"]["n"] for line in history] == list(range(old))
+    # across partitions a replay's order is the records' millisecond timestamps: the history,
+    # published at once, may share them
+    assert sorted(line["data"]["n"] for line in history) == list(range(old))
