@@ -73,7 +73,7 @@ class Bus(Routing):
                 self.settings, self.commands, self.events
             )
         self.meters = Metrics()  # what this Bus counted: metrics(), the ops port's /metrics
-        self.commands, self.events = metered(self.commands, self.events, self.meters)
+        self.commands, self.events = metered(self.commands, self.grouped(self.events), self.meters)
         self.commands, self.events = traced(self.commands, self.events, self.settings.tracing)
         self.dedupe = dedupe or open_dedupe(self.settings.dedupe, ttl=self.settings.dedupe_ttl)
         self._command_codec = self._codec(self.commands.capabilities.header_prefix)

@@ -23,11 +23,13 @@ from pydantic import (
     PositiveInt,
     PrivateAttr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from interchange.adapters.errors import ConfigurationError
+from interchange.adapters.urls import did_you_mean
 from interchange.environment import warn_unknown_variables
 
 DEFAULT_FILE = "interchange.toml"
@@ -162,6 +164,24 @@ class WebhookEndpoint(BaseModel):
     allow_private: bool = False
     """Deliver to loopback or private addresses (refused otherwise: a webhook URL must not
     reach into this service's own network unless meant to)."""
+    start: str = "latest"
+    """Where the endpoint's group begins the first time it runs (a group that committed
+    resumes where it stopped): ``latest``, the events published from the moment the endpoint
+    is attached (registered) on; ``earliest``, every event the log still holds."""
+
+    @field_validator("start")
+    @classmethod
+    def _known_start(cls, value: str) -> str:
+        if value not in WEBHOOK_STARTS:
+            guess = did_you_mean(value, WEBHOOK_STARTS)
+            hint = f" (did you mean {guess!r}?)" if guess else ""
+            raise ValueError(
+                f"start {value!r} is not one of {', '.join(map(repr, WEBHOOK_STARTS))}{hint}"
+            )
+        return value
+
+
+WEBHOOK_STARTS = ("latest", "earliest")
 
 
 SqlName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
@@ -262,6 +282,9 @@ class DropFolderConnector(BaseModel):
     stable_checks: PositiveInt = 3
     poll_interval: PositiveFloat = 1.0
     batch: PositiveInt = 500
+    ledger_days: PositiveFloat = 30.0
+    """How long a finished file's content hash is remembered in ``archive/.finished``: an
+    identical file dropped again within it sends nothing; older entries are forgotten."""
 
 
 class FileSinkConnector(BaseModel):

@@ -24,6 +24,8 @@
     Reject, RetryLater             raised by a handler: dead-letter now, or retry after a delay
     ServiceError                   ``interchange run``: the service's own module or factory
                                    raised while loading (its traceback is the cause)
+    PollerError                    (a RuntimeError) a table poller's round failed; retried
+    └── UnseenTransactions         it cannot see every transaction of its database
     ConfigurationWarning           (a UserWarning, warned, not raised) configuration that is
                                    probably a mistake: an INTERCHANGE_* variable no setting
                                    reads, a route for a contract never declared
@@ -58,6 +60,18 @@ from interchange.environment import ConfigurationWarning
 from interchange.registrations import DuplicateHandler, InvalidRoute
 from interchange.runtime import BrokersUnreachable, ServiceError
 
+
+class PollerError(RuntimeError):
+    """A table poller's round failed: its database did not answer, or refused a statement.
+    Nothing was marked; the round is tried again."""
+
+
+class UnseenTransactions(PollerError):
+    """The poller cannot see every transaction of its database (a session of another role
+    without ``pg_read_all_stats``, or ``track_activities`` off): it reads nothing rather than
+    risk passing a row such a transaction commits later."""
+
+
 __all__ = [
     "BackendUnavailable",
     "BrokersUnreachable",
@@ -72,6 +86,7 @@ __all__ = [
     "InvalidURL",
     "MalformedMessage",
     "NoConverter",
+    "PollerError",
     "PublishRejected",
     "Reject",
     "RequestTimeout",
@@ -81,4 +96,5 @@ __all__ = [
     "TransportError",
     "UnknownBackend",
     "UnknownContract",
+    "UnseenTransactions",
 ]

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -72,7 +73,7 @@ class Sent:
         return self._publish_many(items, ids=ids, keys=keys, **options)
 
 
-def _folder(tmp_path: Path, **options) -> tuple[DropFolder, Sent, Bus]:
+def _folder(tmp_path: Path, clock=time.time, **options) -> tuple[DropFolder, Sent, Bus]:
     bus = Bus(Settings(backends={"commands": f"memory://{uuid.uuid4().hex}"}))
     values = {
         "name": "shop",
@@ -82,7 +83,7 @@ def _folder(tmp_path: Path, **options) -> tuple[DropFolder, Sent, Bus]:
         **options,
     }
     sent = Sent(bus)
-    return DropFolder(bus, DropFolderConnector(**values)), sent, bus
+    return DropFolder(bus, DropFolderConnector(**values), clock=clock), sent, bus
 
 
 def _rejects(folder: DropFolder, name: str) -> list[list[str]]:
@@ -259,3 +260,61 @@ def test_a_started_folder_is_woken_by_a_drop_before_its_poll_interval(tmp_path):
         wait_until(lambda: len(sent.ids) == 1, 10)  # watchfiles woke it, not the 30 s poll
     finally:
         folder.stop()
+
+
+class Clock:
+    """Wall-clock time the test moves on: days pass in a test of a second."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_ledger_holds_about_one_retention_window_over_many_files(tmp_path):
+    clock = Clock()
+    folder, sent, _ = _folder(tmp_path, clock, ledger_days=1)
+    ledger = folder.archive / ".finished"
+    longest = 0
+    for n in range(200):  # a file an hour for 200 hours: about 24 within one day
+        clock.now += 3600
+        (folder.folder / f"f{n:03}.csv").write_text(f"sku,quantity\nF-{n},{n}\n")
+        assert folder.poll_once() == 1
+        longest = max(longest, len(ledger.read_text().splitlines()))
+    assert len(sent.ids) == 200
+    assert longest <= 34, f"the ledger reached {longest} lines for 25 files within a day"
+    assert len(list(folder.archive.glob("f*.csv"))) == 200  # retention forgets, never deletes
+
+
+def test_a_file_finished_within_the_window_is_not_read_again_after_a_restart(tmp_path):
+    clock = Clock()
+    folder, sent, bus = _folder(tmp_path, clock, ledger_days=1)
+    (folder.folder / "stock.csv").write_text("sku,quantity\nA-1,1\n")
+    assert folder.poll_once() == 1
+    clock.now += 23 * 3600  # within the day: a restart still knows the content
+    restarted = DropFolder(bus, folder.config, clock=clock)
+    (folder.folder / "again.csv").write_text("sku,quantity\nA-1,1\n")
+    assert restarted.poll_once() == 0
+    assert len(sent.ids) == 1
+    clock.now += 2 * 3600  # past the day: forgotten, read again with the very same id
+    restarted = DropFolder(bus, folder.config, clock=clock)
+    assert len((folder.archive / ".finished").read_text().splitlines()) == 0
+    (folder.folder / "third.csv").write_text("sku,quantity\nA-1,1\n")
+    assert restarted.poll_once() == 1
+    assert sent.ids == [sent.ids[0]] * 2
+
+
+def test_a_ledger_written_before_retention_is_kept_and_stamped_at_start(tmp_path):
+    clock = Clock()
+    first, sent, bus = _folder(tmp_path, clock, ledger_days=1)
+    (first.folder / "stock.csv").write_text("sku,quantity\nA-1,1\n")
+    assert first.poll_once() == 1
+    ledger = first.archive / ".finished"
+    ledger.write_text(ledger.read_text().split()[0] + "\n")  # the old format: the hash alone
+    clock.now += 5 * 86400
+    restarted = DropFolder(bus, first.config, clock=clock)
+    assert ledger.read_text().split()[1] == f"{clock.now:.0f}"  # its window starts now
+    (first.folder / "again.csv").write_text("sku,quantity\nA-1,1\n")
+    assert restarted.poll_once() == 0
+    assert len(sent.ids) == 1
