@@ -19,7 +19,7 @@ from interchange.dispatch import Reject, RetryLater
 from interchange.environment import ConfigurationWarning
 from interchange.errors import (
     BackendUnavailable,
-    BrokerUnavailable,
+    ConfigurationError,
     ContractError,
     DecodeError,
     DuplicateContract,
@@ -36,9 +36,9 @@ from interchange.registrations import DuplicateHandler, InvalidRoute
 __all__ = [
     "BackendUnavailable",
     "Backends",
-    "BrokerUnavailable",
     "Bus",
     "Command",
+    "ConfigurationError",
     "ConfigurationWarning",
     "Contract",
     "ContractError",

@@ -301,7 +301,7 @@ class Bus(Routing):
         """Check the routes, then start every handler's consumers on worker threads. Idempotent."""
         self._checks.check_routes()
         self.workers.start(prepare=self._declare_broadcast_groups)
-        if self.drainer is not None:
+        if self.drainer is not None and self.workers.started:  # (not when stopped meanwhile)
             self.drainer.start()
         return self
 

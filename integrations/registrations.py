@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from interchange.adapters import Capabilities, Position
+from interchange.adapters import Capabilities, ConfigurationError, Position
 from interchange.adapters.urls import did_you_mean
 from interchange.config import Settings
 from interchange.contracts import Contract, Event, Registry
@@ -42,7 +42,7 @@ class DuplicateHandler(ValueError):
     """A second handler for a channel and group that one Bus already consumes."""
 
 
-class InvalidRoute(ValueError):
+class InvalidRoute(ConfigurationError):
     """A route that cannot work with its contract: a partition key the contract lacks."""
 
 

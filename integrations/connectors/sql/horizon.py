@@ -44,6 +44,9 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, func, select, text
 
+# defined with every other error in interchange.errors (importable without the sql extra)
+from interchange.errors import UnseenTransactions
+
 log = logging.getLogger("interchange.connectors.poller")
 
 _ACTIVITY = text(
@@ -63,17 +66,6 @@ _ACTIVITY = text(
 )
 """Every other session of this database: how many we cannot see, and when each running
 transaction began (``query_start`` for a statement whose transaction is being set up)."""
-
-
-class PollerError(RuntimeError):
-    """A table poller's round failed: its database did not answer, or refused a statement.
-    Nothing was marked; the round is tried again."""
-
-
-class UnseenTransactions(PollerError):
-    """The poller cannot see every transaction of its database (a session of another role
-    without ``pg_read_all_stats``, or ``track_activities`` off): it reads nothing rather than
-    risk passing a row such a transaction commits later."""
 
 
 def require_exact_horizon(

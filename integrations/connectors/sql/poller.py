@@ -50,15 +50,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from interchange.bus import Bus
 from interchange.config import TablePollerConnector
-from interchange.connectors.sql.horizon import (
-    Horizon,
-    PollerError,
-    UnseenTransactions,
-    require_exact_horizon,
-)
+from interchange.connectors.sql.horizon import Horizon, require_exact_horizon
 from interchange.connectors.sql.rounds import Rounds
 from interchange.connectors.sql.tables import engine_for
 from interchange.contracts import Event
+from interchange.errors import PollerError, UnseenTransactions
 
 log = logging.getLogger("interchange.connectors.poller")
 
