@@ -30,7 +30,7 @@ from interchange.adapters.backends import (
 from interchange.adapters.capabilities import Capabilities
 from interchange.adapters.errors import (
     BackendUnavailable,
-    BrokerUnavailable,
+    ConfigurationError,
     InvalidURL,
     PublishRejected,
     RequestTimeout,
@@ -78,9 +78,9 @@ __all__ = [
     "SCHEMES",
     "Ack",
     "BackendUnavailable",
-    "BrokerUnavailable",
     "Capabilities",
     "CommandTransport",
+    "ConfigurationError",
     "DeadLetter",
     "DedupeStore",
     "Delivery",

@@ -10,7 +10,6 @@ schemes that do, with a "did you mean".
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass
 from typing import Any, cast
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 
 from interchange.adapters.errors import UnknownBackend
 from interchange.adapters.protocols import CommandTransport, DedupeStore, EventTransport, Spool
-from interchange.adapters.urls import redact
+from interchange.adapters.urls import did_you_mean, redact
 
 ROLES = {
     "commands": "command backend",
@@ -56,8 +55,8 @@ def _opener(url: str, role: str) -> Any:
     scheme = urlsplit(url).scheme
     known = serving(role)
     if scheme not in known:
-        guess = difflib.get_close_matches(scheme, known, n=1)
-        hint = f"; did you mean {guess[0]!r}?" if guess else ""
+        guess = did_you_mean(scheme, known)
+        hint = f"; did you mean {guess!r}?" if guess else ""
         raise UnknownBackend(
             f"no {ROLES[role]} for scheme {scheme!r} in {redact(url)!r}{hint}; "
             f"known schemes for a {ROLES[role]}: {', '.join(known)}"

@@ -27,3 +27,6 @@ class Capabilities:
     """Commands support request/response."""
     survives_restart: bool
     """Consumers and publishers carry on by themselves after a broker restart."""
+    cluster_wide_groups: bool = False
+    """Consumer group names are one namespace for the whole cluster (Kafka's group.id), not
+    kept inside their topic or stream: the Bus puts its channel prefix on them too."""

@@ -6,12 +6,14 @@ place, so callers never catch ``amqp.exceptions`` or ``KafkaException``.
     │                        circuit open with no fallback); nothing was stored
     ├── PublishRejected      the broker answered but did not take the message (nack,
     │                        unroutable / no queue bound, reply target gone)
-    ├── RequestTimeout       no reply arrived within the request's timeout
-    ├── UnknownBackend       a URL scheme no adapter serves (also a ValueError)
-    └── InvalidURL           an option the backend does not know, or a value it cannot take
-                             (also a ValueError)
+    └── RequestTimeout       no reply arrived within the request's timeout
 
-``BrokerUnavailable`` is another name for BackendUnavailable.
+    ConfigurationError       a wrong setting: retrying cannot help (also a ValueError)
+    ├── UnknownBackend       a URL scheme no adapter serves
+    └── InvalidURL           an option the backend does not know, or a value it cannot take
+
+A configuration error is not a TransportError: code that retries on transport errors (a broker
+that may come back) must not retry a typo.
 """
 
 from __future__ import annotations
@@ -30,9 +32,6 @@ class BackendUnavailable(TransportError):
     """The backend could not be reached; the message was not stored."""
 
 
-BrokerUnavailable = BackendUnavailable
-
-
 class PublishRejected(TransportError):
     """The backend was reached but refused or could not route the message."""
 
@@ -41,9 +40,14 @@ class RequestTimeout(TransportError):
     """A request got no reply in time. A reply arriving later is discarded."""
 
 
-class UnknownBackend(TransportError, ValueError):
+class ConfigurationError(ValueError):
+    """A setting is wrong (a URL, an option, a value): nothing was attempted, and trying again
+    gives the same answer. Its message names what is wrong; secrets in URLs are redacted."""
+
+
+class UnknownBackend(ConfigurationError):
     """No adapter serves this URL scheme."""
 
 
-class InvalidURL(TransportError, ValueError):
+class InvalidURL(ConfigurationError):
     """A backend URL names an option its backend does not know, or a value it cannot take."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from interchange.adapters.errors import BackendUnavailable
 from interchange.adapters.message import Delivery, DeliveryHandler, Outcome, Retry
@@ -47,6 +47,52 @@ class Backoff:
         self.next = min(self.next * 2, self.limit)
 
 
+T = TypeVar("T")
+
+
+class Abandonable(Generic[T]):
+    """A blocking call (a connect that waits out its timeout) run on a helper thread, so the
+    consumer loop that needs it can still answer a stop within a tenth of a second.
+
+    ``result(stop)`` returns the call's value, raises its error, or returns None once ``stop``
+    is set first; the call then finishes on its own and ``discard`` gets what it returns (a
+    connection to drop)."""
+
+    def __init__(self, name: str, call: Callable[[], T], discard: Callable[[T], None]) -> None:
+        self._call, self._discard = call, discard
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._call()
+        except BaseException as error:  # handed to the caller, or dropped once abandoned
+            self._error = error
+        with self._lock:
+            self._done.set()
+            abandoned = self._abandoned
+        if abandoned and self._value is not None:
+            try:
+                self._discard(self._value)
+            except Exception:
+                log.debug("discarding an abandoned result failed", exc_info=True)
+
+    def result(self, stop: threading.Event) -> T | None:
+        while not self._done.wait(0.1):
+            if stop.is_set():
+                with self._lock:
+                    if not self._done.is_set():
+                        self._abandoned = True
+                        return None
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class ConsumerThread:
     """Runs ``step(stop)`` until closed. ``step`` must return within about a second so that
     close() is prompt; it is never interrupted in the middle of a delivery."""
@@ -65,12 +111,16 @@ class ConsumerThread:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._step(self._stop)
-            except Exception:  # a transport bug must not silently end consumption
-                log.exception("consumer step failed on %s", self._thread.name)
-                self._stop.wait(CRASH_DELAY)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._step(self._stop)
+                except Exception:  # a transport bug must not silently end consumption
+                    log.exception("consumer step failed on %s", self._thread.name)
+                    self._stop.wait(CRASH_DELAY)
+        except BaseException as error:  # SystemExit from a handler: the thread ends, say so
+            log.critical("consumer %s ended: %r (alive is False now)", self._thread.name, error)
+            raise
         if self._on_exit is not None:
             try:
                 self._on_exit()
@@ -99,6 +149,21 @@ class ConsumerThread:
         self._stop.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+
+
+class OnThread:
+    """A consumer whose loop is ``self.thread``: its name and whether it still runs (the
+    ``Subscription`` protocol's ``name`` and ``alive``)."""
+
+    thread: ConsumerThread
+
+    @property
+    def name(self) -> str:
+        return self.thread.name
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.alive
 
 
 class Stoppable(Protocol):

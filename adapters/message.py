@@ -74,7 +74,10 @@ class Position:
     read. A partition it does not name is read from its oldest record.
 
     Every event delivery carries one (``Delivery.position``): starting there reads that record
-    and what follows it — for a replay, the rest of that replay, across partitions. Backends
+    and what follows it — for a replay, the rest of that replay, across partitions: a replayed
+    delivery's position names every partition the topic had when the replay began, one with
+    nothing (left) to read in the window at the window's start, so none is read again from
+    its oldest record. A group delivery's position names its own partition only. Backends
     choose what an offset is (Kafka: the record's offset; memory: its index; Redis: its stream
     entry id, encoded): take positions from deliveries, or, on Kafka, name offsets explicitly:
     ``Position.at({0: 120, 1: 97})``.

@@ -40,6 +40,16 @@ elsewhere a TypeError). A group that already committed resumes where it left off
 class Subscription(Protocol):
     """One running consumer."""
 
+    @property
+    def name(self) -> str:
+        """Says which consumer this is (its thread's name: backend, channel, group)."""
+
+    @property
+    def alive(self) -> bool:
+        """Whether its loop still runs: False once it ended, closed or dead (a handler that
+        raised SystemExit ends its thread). Readiness (/readyz) and
+        ``interchange_consumers_running`` read it; a reconnecting consumer is alive."""
+
     def stop(self) -> None:
         """Take no further message; returns at once. The delivery in hand is still finished,
         and settled, before the consumer ends (``close`` waits for that)."""

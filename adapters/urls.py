@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -21,6 +21,13 @@ from interchange.adapters.errors import InvalidURL
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "kafka": 9092, "redis": 6379, "rediss": 6379}
 MASK = "***"
 _SECRET = re.compile(r"password|secret|token|key", re.IGNORECASE)
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str | None:
+    """The known name a misspelled ``name`` most likely meant (difflib's closest match), or
+    None: the one "did you mean" behind every unknown name Interchange reports."""
+    guess = difflib.get_close_matches(name, list(known), n=1)
+    return guess[0] if guess else None
 
 
 def redact(url: str) -> str:
@@ -85,8 +92,8 @@ def split_options(
             driver[name] = value
         else:
             known = sorted(model.model_fields)
-            guess = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            guess = did_you_mean(name, known)
+            hint = f" (did you mean {guess!r}?)" if guess else ""
             raise InvalidURL(
                 f"unknown {parts.scheme}:// option {name!r}{hint}; "
                 f"known options: {', '.join(known) or 'none'}"

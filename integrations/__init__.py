@@ -16,9 +16,10 @@ from interchange.contracts import Command, Contract, Envelope, Event
 from interchange.dead_letters import DeadLetterRecord
 from interchange.dedupe import DedupeStore, MemoryDedupeStore
 from interchange.dispatch import Reject, RetryLater
+from interchange.environment import ConfigurationWarning
 from interchange.errors import (
     BackendUnavailable,
-    BrokerUnavailable,
+    ConfigurationError,
     ContractError,
     DecodeError,
     DuplicateContract,
@@ -30,22 +31,26 @@ from interchange.errors import (
     UnknownBackend,
     UnknownContract,
 )
+from interchange.registrations import DuplicateHandler, InvalidRoute
 
 __all__ = [
     "BackendUnavailable",
     "Backends",
-    "BrokerUnavailable",
     "Bus",
     "Command",
+    "ConfigurationError",
+    "ConfigurationWarning",
     "Contract",
     "ContractError",
     "DeadLetterRecord",
     "DecodeError",
     "DedupeStore",
     "DuplicateContract",
+    "DuplicateHandler",
     "Envelope",
     "Event",
     "HandlerContext",
+    "InvalidRoute",
     "MalformedMessage",
     "MemoryDedupeStore",
     "Position",

@@ -35,6 +35,7 @@ from interchange.drain import Drainer, with_fallback
 from interchange.encoding import Encoder, Keys, expect_class
 from interchange.handlers import EventLoops, as_handler, as_reader
 from interchange.metrics import Metrics, metered
+from interchange.registrations import Admission
 from interchange.routing import Routing
 from interchange.runtime import DEFAULT_GRACE, serve
 from interchange.tracing import consumer_tracing, traced
@@ -43,7 +44,6 @@ from interchange.workers import Handler, Registration, Workers
 
 C = TypeVar("C", bound=Contract)
 F = TypeVar("F", bound=Callable[..., Any])
-R = TypeVar("R", bound=Callable[..., Any])
 
 
 class Bus(Routing):
@@ -73,16 +73,15 @@ class Bus(Routing):
                 self.settings, self.commands, self.events
             )
         self.meters = Metrics()  # what this Bus counted: metrics(), the ops port's /metrics
-        self.commands, self.events = metered(self.commands, self.events, self.meters)
+        self.commands, self.events = metered(self.commands, self.grouped(self.events), self.meters)
         self.commands, self.events = traced(self.commands, self.events, self.settings.tracing)
         self.dedupe = dedupe or open_dedupe(self.settings.dedupe, ttl=self.settings.dedupe_ttl)
         self._command_codec = self._codec(self.commands.capabilities.header_prefix)
         self._event_codec = self._codec(self.events.capabilities.header_prefix)
         self.encoder = Encoder(self.settings, self, self._command_codec, self._event_codec)
         self.workers = Workers()
-        self.handlers: list[Handler] = []
-        """Every handler registered, as registered (``interchange.testing.isolated`` copies
-        them onto a Bus of its own)."""
+        self._checks = Admission(self.settings, self.events.capabilities, contracts)
+        self.handlers: list[Handler] = self._checks.handlers  # as registered, checked
         self._loops = EventLoops()
 
     @classmethod
@@ -204,11 +203,11 @@ class Bus(Routing):
         def register(func: F) -> F:
             exchange = None if group is None else self.exchange_of(contract)
             queue = self.group_queue_of(contract, group) if group else self.queue_of(contract)
+            self._checks.admit(queue, Handler("handles", contract, func, group, concurrency, retry))
             handler = self._dispatcher(contract, func, queue, group, self._command_codec, retry)
             consume = functools.partial(self.commands.consume, queue, handler, exchange=exchange)
             count = concurrency or self.settings.concurrency
             self.workers.register(Registration(queue, consume, count))
-            self.handlers.append(Handler("handles", contract, func, group, concurrency, retry))
             return func
 
         return register
@@ -230,6 +229,8 @@ class Bus(Routing):
 
         def register(func: F) -> F:
             topic = self.topic_of(contract)
+            registered = Handler("subscribes", contract, func, group, concurrency, retry, start)
+            self._checks.admit(topic, registered)
             handler = self._dispatcher(contract, func, topic, group, self._event_codec, retry)
             # one group member whose workers keep order per partition key (adapters/keyed.py)
             workers = concurrency or self.settings.concurrency
@@ -237,25 +238,24 @@ class Bus(Routing):
                 self.events.subscribe, topic, group, handler, start=start, workers=workers
             )
             self.workers.register(Registration(topic, join, 1))
-            registered = Handler("subscribes", contract, func, group, concurrency, retry, start)
-            self.handlers.append(registered)
             return func
 
         return register
 
     def handles_dead_letters(
         self, contract: type[Contract], *, group: str | None = None
-    ) -> Callable[[R], R]:
+    ) -> Callable[[F], F]:
         """Register a reader of the contract's dead-letter channel (for ``group``'s queue when
         given): ``(record)``, plain or ``async def``, given a DeadLetterRecord with the reason.
         A reader that raises is retried like a handler, then its dead letter moves on to the
         channel's own ``.dlq``."""
         expect_class(contract, Contract, "handles_dead_letters", "handles_dead_letters")
 
-        def register(func: R) -> R:
+        def register(func: F) -> F:
+            channel = self.dead_letter_channel_of(contract, group)
+            self._checks.admit(channel, Handler("handles_dead_letters", contract, func, group))
             reader = as_reader(func, self._loops)
             retry = self.settings.route(contract.contract_name).retry or self.settings.retry
-            channel = self.dead_letter_channel_of(contract, group)
             start: Callable[[], Subscription]
             if issubclass(contract, Event):
                 read = dead_letter_reader(reader, self._event_codec, retry)
@@ -265,7 +265,6 @@ class Bus(Routing):
                 read = dead_letter_reader(reader, self._command_codec, retry)
                 start = functools.partial(self.commands.consume, channel, read)
             self.workers.register(Registration(channel, start, 1))
-            self.handlers.append(Handler("handles_dead_letters", contract, func, group))
             return func
 
         return register
@@ -299,9 +298,10 @@ class Bus(Routing):
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> Bus:
-        """Start every registered handler's consumers on worker threads. Idempotent."""
+        """Check the routes, then start every handler's consumers on worker threads. Idempotent."""
+        self._checks.check_routes()
         self.workers.start(prepare=self._declare_broadcast_groups)
-        if self.drainer is not None:
+        if self.drainer is not None and self.workers.started:  # (not when stopped meanwhile)
             self.drainer.start()
         return self
 

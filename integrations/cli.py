@@ -152,15 +152,25 @@ def run(
     ops_port: OpsPortOption = None,
     ops_host: OpsHostOption = "127.0.0.1",
     log_format: LogFormatOption = "text",
+    wait_for_brokers: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            metavar="SECONDS",
+            help="at start, try a broker that does not answer again for up to this long "
+            "(default 0: once); exit 3 when it still does not",
+        ),
+    ] = 0.0,
 ) -> None:
     """Run a service: import its module (found from the current directory), start its
-    consumers, and serve until SIGTERM or SIGINT, which stop taking messages and let handlers
-    in flight finish within the grace period (a second signal stops at once). With --workers N,
-    N processes run under a supervisor that replaces one that dies. --ops-port P serves
-    /healthz, /readyz and /metrics (with --workers: every worker's added up on P, worker k's
-    own on P + 1 + k)."""
+    consumers, print "serving" once they run, and serve until SIGTERM or SIGINT, which stop
+    taking messages and let handlers in flight finish within the grace period (a second signal
+    stops at once). A broker that does not answer at start is tried again for
+    --wait-for-brokers seconds; then exit 3. With --workers N, N processes run under a
+    supervisor that replaces one that dies. --ops-port P serves /healthz, /readyz and /metrics
+    (with --workers: every worker's added up on P, worker k's own on P + 1 + k)."""
     from interchange.config import CONFIG_FILE_VARIABLE
-    from interchange.runtime import Supervisor, load_target
+    from interchange.runtime import BrokersUnreachable, Supervisor, load_target, serve
 
     _log_to(console, level="INFO", log_format=log_format)
     if config is not None:
@@ -170,6 +180,7 @@ def run(
     if workers > 1:
         command = [sys.executable, "-m", "interchange", "run", target, "--grace", str(grace)]
         command += ["--ops-host", ops_host, "--log-format", log_format]
+        command += ["--wait-for-brokers", str(wait_for_brokers)]
 
         from interchange.ops_workers import WorkersOps, worker_port
 
@@ -188,12 +199,26 @@ def run(
                 gathered.close()
         raise typer.Exit(code)
     bus = load_target(target)
-    console.print(f"serving {target} (pid {os.getpid()})")
+    backends = bus.settings.backends
+    named = {"commands": backends.commands, "events": backends.events}
+    if backends.fallback:
+        named["fallback"] = backends.fallback
+    on = ", ".join(f"{side} {redact(url)}" for side, url in named.items())
+    console.print(f"starting {target} (pid {os.getpid()}) on {on}", soft_wrap=True)
     if ops_port is not None:
         from interchange.ops import serve_ops
 
         console.print(f"ops: {serve_ops(bus, ops_port, ops_host).url}/metrics")
-    raise typer.Exit(0 if bus.run_forever(grace) else 1)
+
+    def serving() -> None:
+        console.print(f"serving {target} (pid {os.getpid()}) on {on}", soft_wrap=True)
+
+    try:
+        finished = serve(bus, grace, wait_for_brokers=wait_for_brokers, on_serving=serving)
+    except BrokersUnreachable as error:
+        typer.echo(f"interchange: error: {one_line(error)}", err=True)
+        raise typer.Exit(3) from None
+    raise typer.Exit(0 if finished else 1)
 
 
 @app.command()
@@ -283,7 +308,10 @@ def outbox_init(
     from interchange.config import OutboxConnector
     from interchange.connectors.sql import create_outbox, engine_for
 
-    configured = load_settings(config).connectors.outbox
+    connectors = load_settings(config).connectors
+    if url is None:
+        connectors.check_complete()  # [connectors.outbox] given in part: say what it lacks
+    configured = connectors.outbox
     if url is None and configured is None:
         raise ValueError("no database: give --url or declare [connectors.outbox] url = ...")
     chosen = OutboxConnector(
@@ -378,6 +406,10 @@ def _log_to(out: Console, level: str = "WARNING", log_format: str = "text") -> N
             )
         )
     else:
+        # rich imports these at a handler's first line: two threads logging their first lines
+        # at once (a SIGTERM while the start thread warns) raced in that import and one failed
+        import rich.containers
+        import rich.table  # noqa: F401
         from rich.logging import RichHandler
 
         handler = RichHandler(console=out, show_time=False, show_path=False, markup=False)
@@ -391,11 +423,33 @@ missing extra): one line and exit code 2, never a traceback."""
 
 
 def main() -> None:
+    from interchange.runtime import ServiceError
+
     try:
         app()
+    except ServiceError as error:  # before USER_ERRORS: the service's bug may be a ValueError
+        typer.echo(user_traceback(error.__cause__), err=True, nl=False)
+        typer.echo(f"interchange: error: {error}", err=True)
+        raise SystemExit(1) from None
     except USER_ERRORS as error:
         typer.echo(f"interchange: error: {one_line(error)}", err=True)
         raise SystemExit(2) from None
+
+
+def user_traceback(error: BaseException | None) -> str:
+    """The traceback of an error raised in a user's code, from the first frame that is not
+    ours or the import machinery's down to where it was raised."""
+    import importlib
+    import traceback
+
+    if error is None:
+        return ""
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = (str(Path(__file__).parent / "runtime.py"), str(importlib.__file__), "<frozen importlib")
+    while len(frames) > 1 and frames[0].filename.startswith(ours):
+        frames = traceback.StackSummary.from_list(frames[1:])
+    head = "Traceback (most recent call last):\n"
+    return "".join([head, *frames.format(), *traceback.format_exception_only(error)])
 
 
 def one_line(error: Exception) -> str:
@@ -403,12 +457,10 @@ def one_line(error: Exception) -> str:
     (URLs in messages were redacted where they were raised)."""
     from pydantic import ValidationError
 
-    if isinstance(error, ValidationError):
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
-            for e in error.errors(include_input=False, include_url=False)
-        )
-        return f"invalid configuration: {problems}"
+    from interchange.config import InvalidSettings
+
+    if isinstance(error, ValidationError):  # settings built without load_settings
+        return str(InvalidSettings.from_validation(error))
     if isinstance(error, FileNotFoundError) and error.filename:
         return f"no such file: {error.filename}"
     return " ".join(str(error).split()) or type(error).__name__

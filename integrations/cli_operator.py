@@ -268,17 +268,23 @@ def tail(
     group: GroupOption = None,
     count: Annotated[int | None, typer.Option(min=1, help="stop after this many")] = None,
     interval: Annotated[float, typer.Option(min=0.05, help="seconds between looks")] = 1.0,
+    since: Annotated[
+        str | None,
+        typer.Option(help="earliest, or an ISO 8601 time (default: now, nothing before)"),
+    ] = None,
 ) -> None:
-    """Follow, one JSON object a line, what arrives from now on: an event contract's topic
-    (or with --dead-letters its dead letters), a command's dead letters (its queue's, or
-    --group's). Joins no consumer group and moves nothing; Ctrl-C stops."""
+    """Follow, one JSON object a line, what arrives from now on (or from --since): an event
+    contract's topic (or with --dead-letters its dead letters), a command's dead letters (its
+    queue's, or --group's). Joins no consumer group and moves nothing; Ctrl-C stops."""
     from interchange.contracts import Event
 
+    start = when(since) or datetime.now(UTC)
     with _bus_for(contract, config, module) as (bus, model):
         if issubclass(model, Event) and not dead_letters:
-            lines = _follow_log(bus, model, interval)
+            lines = _follow_log(bus, model, interval, start)
         else:
-            lines = _follow_dead_letters(bus, model, group, interval)
+            after = None if start == "earliest" else start
+            lines = _follow_dead_letters(bus, model, group, interval, after)
         try:
             for printed, line in enumerate(lines, start=1):
                 sys.stdout.write(json.dumps(line) + "\n")
@@ -289,14 +295,16 @@ def tail(
             return
 
 
-def _follow_log(bus: Bus, model: Any, interval: float) -> Iterator[dict[str, Any]]:
-    """Records appended to the contract's topic from now on, read again from the last one's
-    position every ``interval`` (a replay each time: no group, no offset)."""
+def _follow_log(bus: Bus, model: Any, interval: float, start: Any) -> Iterator[dict[str, Any]]:
+    """Records of the contract's topic from ``start`` on, read again from the last one's
+    position every ``interval`` (a replay each time: no group, no offset). That position
+    names every partition, so a partition that had nothing new is not read from its oldest
+    record."""
     from interchange.contracts import Codec, DecodeError
 
     codec = Codec(bus.events.capabilities.header_prefix, contracts=bus.contracts)
     topic = bus.topic_of(model)
-    since: Any = datetime.now(UTC)
+    since: Any = start
     last: str | None = None
     while True:
         for delivery in bus.events.replay(topic, since=since):
@@ -319,13 +327,12 @@ def _follow_log(bus: Bus, model: Any, interval: float) -> Iterator[dict[str, Any
 
 
 def _follow_dead_letters(
-    bus: Bus, model: Any, group: str | None, interval: float
+    bus: Bus, model: Any, group: str | None, interval: float, started: datetime | None
 ) -> Iterator[dict[str, Any]]:
-    """Dead letters not seen before, looked for every ``interval`` (on RabbitMQ each look takes
-    them and returns them)."""
+    """Dead letters given up at or after ``started`` (None: all) not seen before, looked for
+    every ``interval`` (on RabbitMQ each look takes them and returns them)."""
     from interchange.dlq import Selection, dead_letters
 
-    started = datetime.now(UTC)
     seen: set[str] = set()
     while True:
         for record in dead_letters(bus, model, Selection(group=group, since=started)):

@@ -14,13 +14,46 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from interchange.adapters.errors import ConfigurationError
+from interchange.adapters.urls import did_you_mean
+from interchange.environment import warn_unknown_variables
 
 DEFAULT_FILE = "interchange.toml"
 CONFIG_FILE_VARIABLE = "INTERCHANGE_CONFIG_FILE"
 """Names the file ``load_settings()`` reads when given none (``interchange run --config`` sets
 it for the service it imports); otherwise ``./interchange.toml`` when present."""
+
+
+class InvalidSettings(ConfigurationError):
+    """The settings do not validate. The message lists every problem on one line as
+    ``field.path: what is wrong`` (input values are never echoed: they may be secrets)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration: " + "; ".join(problems))
+        self.problems = problems
+
+    @classmethod
+    def from_validation(cls, error: ValidationError) -> InvalidSettings:
+        return cls(
+            [
+                f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+                for e in error.errors(include_input=False, include_url=False)
+            ]
+        )
 
 
 class Backends(BaseModel):
@@ -131,6 +164,24 @@ class WebhookEndpoint(BaseModel):
     allow_private: bool = False
     """Deliver to loopback or private addresses (refused otherwise: a webhook URL must not
     reach into this service's own network unless meant to)."""
+    start: str = "latest"
+    """Where the endpoint's group begins the first time it runs (a group that committed
+    resumes where it stopped): ``latest``, the events published from the moment the endpoint
+    is attached (registered) on; ``earliest``, every event the log still holds."""
+
+    @field_validator("start")
+    @classmethod
+    def _known_start(cls, value: str) -> str:
+        if value not in WEBHOOK_STARTS:
+            guess = did_you_mean(value, WEBHOOK_STARTS)
+            hint = f" (did you mean {guess!r}?)" if guess else ""
+            raise ValueError(
+                f"start {value!r} is not one of {', '.join(map(repr, WEBHOOK_STARTS))}{hint}"
+            )
+        return value
+
+
+WEBHOOK_STARTS = ("latest", "earliest")
 
 
 SqlName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
@@ -234,6 +285,9 @@ class DropFolderConnector(BaseModel):
     stable_checks: PositiveInt = 3
     poll_interval: PositiveFloat = 1.0
     batch: PositiveInt = 500
+    ledger_days: PositiveFloat = 30.0
+    """How long a finished file's content hash is remembered in ``archive/.finished``: an
+    identical file dropped again within it sends nothing; older entries are forgotten."""
 
 
 class FileSinkConnector(BaseModel):
@@ -253,9 +307,38 @@ class FileSinkConnector(BaseModel):
 
 
 class Connectors(BaseModel):
-    """``[connectors]``: the legacy doors ``interchange bridge`` runs in one process."""
+    """``[connectors]``: the legacy doors ``interchange bridge`` runs in one process.
+
+    A section lacking a required field (e.g. only ``INTERCHANGE_CONNECTORS__HTTP__API_KEYS``
+    exported, for a service whose file has no ``[connectors.http]``) does not invalidate the
+    settings of commands that never use connectors: it is left out (None, or an empty list)
+    and ``check_complete()``, called by what runs connectors, reports it. Unknown keys and
+    invalid values still fail at once."""
 
     model_config = ConfigDict(extra="forbid")
+    _incomplete: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _defer_incomplete(cls, data: Any, handler: ModelWrapValidatorHandler[Connectors]) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as error:
+            problems = error.errors(include_input=False, include_url=False)
+            if not isinstance(data, dict) or any(p["type"] != "missing" for p in problems):
+                raise
+            sections = {p["loc"][0] for p in problems}
+            complete = handler({k: v for k, v in data.items() if k not in sections})
+            complete._incomplete = [
+                f"connectors.{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems
+            ]
+            return complete
+
+    def check_complete(self) -> None:
+        """Raise InvalidSettings naming every required field a connector section lacks."""
+        if self._incomplete:
+            raise InvalidSettings(self._incomplete)
+
     http: HttpConnector | None = None
     webhooks: list[WebhookEndpoint] = Field(default_factory=list)
     outbox: OutboxConnector | None = None
@@ -311,6 +394,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file's values arrive as init values; the environment must override them.
+        warn_unknown_variables(settings_cls, os.environ)  # one no setting reads: misspelled?
         return env_settings, init_settings
 
     def route(self, name: str) -> Route:
@@ -345,7 +429,7 @@ def load_settings(config: str | Path | Mapping[str, Any] | Settings | None = Non
         named = os.environ.get(CONFIG_FILE_VARIABLE)
         config = named or (DEFAULT_FILE if Path(DEFAULT_FILE).exists() else {})
     if isinstance(config, Mapping):
-        return Settings(**dict(config))
+        return _validated(dict(config))
     path = Path(config)
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".toml":
@@ -353,7 +437,14 @@ def load_settings(config: str | Path | Mapping[str, Any] | Settings | None = Non
     elif path.suffix in (".yaml", ".yml"):
         data = yaml.safe_load(text) or {}
     else:
-        raise ValueError(f"config file {path} must end in .toml, .yaml or .yml")
+        raise ConfigurationError(f"config file {path} must end in .toml, .yaml or .yml")
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a table of settings")
-    return Settings(**data)
+        raise ConfigurationError(f"config file {path} must hold a table of settings")
+    return _validated(data)
+
+
+def _validated(data: dict[str, Any]) -> Settings:
+    try:
+        return Settings(**data)
+    except ValidationError as error:
+        raise InvalidSettings.from_validation(error) from None

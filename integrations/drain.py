@@ -19,9 +19,18 @@ from typing import Any
 
 from interchange.adapters import CommandTransport, EventTransport, Spool, TransportError, open_spool
 from interchange.adapters.failover import FailoverCommandTransport, FailoverEventTransport
+from interchange.adapters.logs import RateLimit
 from interchange.config import Settings
 
 log = logging.getLogger("interchange")
+paused = logging.getLogger("interchange.drain")
+"""Says a side's drain could not reach the spool: every ``drain_interval`` while the fallback
+is down, so one line per side per ``logs.EVERY`` seconds, with how many were held back."""
+paused.addFilter(RateLimit())
+
+
+_STOP_WITHIN = 1.0
+"""Seconds stop() waits for the drain round under way."""
 
 
 class Drainer:
@@ -46,7 +55,7 @@ class Drainer:
             try:
                 forwarded += side.drain(progress=progress)
             except TransportError as error:  # the spool itself is unreachable: try later
-                log.warning("drain of %s paused: %s", side.side, error)
+                paused.warning("drain of %s paused: %s", side.side, error)
         return forwarded
 
     def start(self) -> None:
@@ -60,7 +69,8 @@ class Drainer:
         self.report()
         while not self._stop.wait(self.interval):
             self.drain()
-            self.report()
+            if not self._stop.is_set():
+                self.report()
 
     def report(self) -> None:
         """Tell other processes (``interchange health``) this Bus's circuit states. The report
@@ -78,14 +88,28 @@ class Drainer:
             log.debug("failover status not reported: %s", error)
 
     def stop(self) -> None:
+        """Stop draining within about a second. A round still waiting for a silent spool or
+        primary (up to ``fallback_timeout``) is left to end on its own: it deletes nothing
+        that was not forwarded, and what it had not deleted is drained again later (consumers
+        dedupe). Waiting for it held a SIGTERM past the grace period."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(30)
-            self._thread = None
-            try:
-                self.spool.report(self.process, None, ttl=0)
-            except TransportError as error:
-                log.debug("failover status not withdrawn: %s", error)
+            self._thread.join(_STOP_WITHIN)
+            ended, self._thread = not self._thread.is_alive(), None
+            if not ended:
+                log.info("a drain round still waits for a broker: left to end on its own")
+                return  # the spool does not answer: its status report expires on its own
+            # withdrawn at once where Redis answers; a silent one is not waited for past a
+            # second (the report expires on its own)
+            withdrawing = threading.Thread(target=self._withdraw, daemon=True)
+            withdrawing.start()
+            withdrawing.join(_STOP_WITHIN)
+
+    def _withdraw(self) -> None:
+        try:
+            self.spool.report(self.process, None, ttl=0)
+        except TransportError as error:
+            log.debug("failover status not withdrawn: %s", error)
 
     def depth(self) -> int:
         return int(self.spool.depth())

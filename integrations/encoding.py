@@ -12,6 +12,7 @@ from typing import Any
 from interchange.adapters import TransportMessage
 from interchange.config import Settings
 from interchange.contracts import Codec, Command, Contract, Envelope, Event, converters
+from interchange.registrations import refuse_missing_key
 from interchange.routing import Routing
 from interchange.versions import EXTENSION
 
@@ -114,10 +115,14 @@ class Encoder:
         given: list[str | None] = list(keys) if keys is not None else [None] * len(events)
         if route.partition_key:
             field = route.partition_key
-            given = [
-                k if k is not None else str(getattr(e, field))
-                for k, e in zip(given, events, strict=True)
-            ]
+            try:
+                given = [
+                    k if k is not None else str(getattr(e, field))
+                    for k, e in zip(given, events, strict=True)
+                ]
+            except AttributeError:
+                refuse_missing_key(first, field)
+                raise
         encoded = self.events.encode_many(events, event_ids, given, source=self.settings.source)
         messages = [
             TransportMessage(message_id, body, headers, key)
@@ -143,7 +148,11 @@ class Encoder:
         expect(event, Event, "publish", "send")
         route = self.settings.route(event.contract_name)
         if route.partition_key and "key" not in options:
-            options["key"] = str(getattr(event, route.partition_key))
+            try:
+                options["key"] = str(getattr(event, route.partition_key))
+            except AttributeError:
+                refuse_missing_key(event, route.partition_key)
+                raise
         versions = route.versions or [event.contract_version]
         base_id = options.pop("id", None) or next_id()
         headers = dict(options.pop("headers", None) or {})

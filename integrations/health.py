@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from interchange.adapters import TransportError, probe, redact
+from interchange.adapters import ConfigurationError, TransportError, probe, redact
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ def check(urls: list[str], timeout: float = 5.0) -> list[Health]:
         started = time.monotonic()
         try:
             detail, up = probe(url, timeout), True
-        except (TransportError, ImportError) as error:
+        except (TransportError, ConfigurationError, ImportError) as error:
             detail, up = str(error), False
         results.append(Health(redact(url), up, detail, time.monotonic() - started))
     return results

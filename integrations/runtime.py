@@ -1,10 +1,16 @@
 """Running a service: a Bus in the foreground until a signal, and a supervisor of worker
 processes (``interchange run module:bus --workers N``).
 
+Start: the consumers are started (declaring what they read) on a thread of their own, so a
+signal is answered while a broker does not; a broker that does not answer is tried again, with
+backoff, for up to ``wait_for_brokers`` seconds, then BrokersUnreachable.
+
 Shutdown, on SIGTERM or SIGINT: consumers stop taking messages, the handlers in flight finish
 within the grace period, what finished is acknowledged or committed, the transports flush, and
 the process exits 0 (1 when a handler outlived the grace period: its message comes again, to
-this service or another). A second signal stops at once.
+this service or another). A second signal stops at once. Closing the transports gets what is
+left of the grace period (at least a second): every message a publish returned for was
+already confirmed by its broker, so a close that a silent broker holds is left behind.
 """
 
 from __future__ import annotations
@@ -22,10 +28,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from interchange.adapters.errors import BackendUnavailable, TransportError
+from interchange.adapters.lifecycle import Abandonable, Backoff
+
 log = logging.getLogger("interchange.runtime")
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 DEFAULT_GRACE = 30.0
+
+
+class BrokersUnreachable(BackendUnavailable):
+    """The consumers could not start: a broker did not answer within ``wait_for_brokers``
+    seconds (``interchange run --wait-for-brokers``; exit code 3). The cause says why."""
 
 
 class Runnable(Protocol):
@@ -45,32 +59,84 @@ def importable_from_here() -> None:
         sys.path.insert(0, here)
 
 
+class ServiceError(Exception):
+    """The service's own code raised while it was loaded (its module imported, its factory
+    called): a bug in that code, shown with its traceback (``__cause__``), not a setting."""
+
+
 def load_target(target: str) -> Any:
     """The object ``package.module:attribute`` names; a callable that is not a Bus (a factory)
-    is called to make one. Raises ValueError saying what is wrong."""
+    is called to make one. Raises ValueError saying what is wrong with ``target``, and
+    ServiceError (the original as its cause) when the service's own code raised."""
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"{target!r} is not module:attribute (e.g. myservice.app:bus)")
     importable_from_here()
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not module_name.startswith(error.name):
+            raise ServiceError(f"importing {module_name} raised {error!r}") from error
+        raise  # the service's module itself is not there: a wrong target, one line
+    except Exception as error:  # the user's module ran and raised: their bug, their traceback
+        raise ServiceError(f"importing {module_name} raised {error!r}") from error
     found: Any = module
     for part in attribute.split("."):
         if not hasattr(found, part):
             raise ValueError(f"module {module_name!r} has no attribute {attribute!r}")
         found = getattr(found, part)
     if not hasattr(found, "run_forever") and callable(found):
-        found = found()
+        try:
+            found = found()
+        except Exception as error:
+            raise ServiceError(f"calling {target} raised {error!r}") from error
     if not hasattr(found, "run_forever"):
         raise ValueError(f"{target} is {type(found).__name__}, not a Bus")
     return found
 
 
+def start_within(bus: Runnable, wait: float, stopping: threading.Event) -> bool:
+    """Start ``bus``, trying again with backoff while a broker does not answer, for up to
+    ``wait`` seconds (0: once). False when ``stopping`` was set first (answered within a tenth
+    of a second; the start under way is abandoned). Raises BrokersUnreachable."""
+    deadline = time.monotonic() + wait
+    backoff = Backoff(first=0.5, limit=5.0)
+
+    def start() -> bool:
+        bus.start()
+        return True
+
+    while True:
+        try:
+            return Abandonable("interchange-start", start, _nothing).result(stopping) is not None
+        except TransportError as error:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                waited = f" within {wait:g}s" if wait else ""
+                raise BrokersUnreachable(f"the brokers did not answer{waited}: {error}") from error
+            log.warning("a broker does not answer (%s); trying again for %.0fs", error, left)
+            backoff.next = min(backoff.next, left)
+            backoff.wait(stopping)
+            if stopping.is_set():
+                return False
+
+
+def _nothing(started: object) -> None:
+    """An abandoned start that completes late: serve() has already stopped the bus."""
+
+
 def serve(
-    bus: Runnable, grace: float = DEFAULT_GRACE, until: threading.Event | None = None
+    bus: Runnable,
+    grace: float = DEFAULT_GRACE,
+    until: threading.Event | None = None,
+    *,
+    wait_for_brokers: float = 0.0,
+    on_serving: Callable[[], None] | None = None,
 ) -> bool:
-    """Start ``bus`` and block until SIGTERM or SIGINT (or ``until`` is set), then shut down
-    gracefully within ``grace`` seconds. Returns True when every handler in flight finished.
-    Signals are handled only when called from the main thread."""
+    """Start ``bus`` (see ``start_within``; ``on_serving`` is called once its consumers run)
+    and block until SIGTERM or SIGINT (or ``until`` is set), then shut down gracefully within
+    ``grace`` seconds. Returns True when every handler in flight finished. Signals are handled
+    only when called from the main thread."""
     stopping = until or threading.Event()
     received: list[int] = []
 
@@ -87,14 +153,22 @@ def serve(
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         previous = {number: signal.signal(number, on_signal) for number in SIGNALS}
+    started = False
     try:
-        bus.start()
-        while not stopping.wait(0.5):
-            pass
+        started = start_within(bus, wait_for_brokers, stopping)
+        if started:
+            if on_serving is not None:
+                on_serving()
+            while not stopping.wait(0.5):
+                pass
     finally:
+        deadline = time.monotonic() + grace
         finished = bus.stop(grace)
         if finished:
-            bus.close()  # flush what was accepted, release connections
+            # a start abandoned midway may hold a transport's lock while it waits for its
+            # broker: closing then gets a second, not the rest of the grace
+            left = deadline - time.monotonic() if started else 0.0
+            _close_within(bus, max(1.0, left))
         for number, handler in previous.items():
             signal.signal(number, handler)
     if not finished:
@@ -102,6 +176,17 @@ def serve(
         # comes again — to this service's next run or another worker.
         log.error("a handler outlived the %.0fs grace period: its message will come again", grace)
     return finished
+
+
+def _close_within(bus: Runnable, seconds: float) -> None:
+    """Close (flush, release connections) on a thread of its own, waiting ``seconds`` at most:
+    a broker that does not answer must not hold the exit (every publish that returned was
+    confirmed already; what is left is the connections' goodbyes)."""
+    closing = threading.Thread(target=bus.close, name="interchange-close", daemon=True)
+    closing.start()
+    closing.join(seconds)
+    if closing.is_alive():
+        log.warning("closing took over %.1fs (a broker does not answer): not waited for", seconds)
 
 
 class Supervisor:

@@ -43,6 +43,8 @@ class Workers:
         self._registrations: list[Registration] = []
         self._running: list[Subscription] = []
         self._started = False
+        self._starting = False
+        self._generation = 0  # bumped by stop(): a start still under way is then abandoned
         self._lock = threading.Lock()
 
     @property
@@ -53,10 +55,7 @@ class Workers:
         """(name, alive) of every consumer started: a dead thread is a consumer not running."""
         with self._lock:
             running = list(self._running)
-        return [
-            (str(getattr(s, "name", type(s).__name__)), bool(getattr(s, "alive", True)))
-            for s in running
-        ]
+        return [(s.name, s.alive) for s in running]
 
     def register(self, registration: Registration) -> None:
         with self._lock:
@@ -65,24 +64,60 @@ class Workers:
                 self._running.extend(registration.start())
 
     def start(self, prepare: Callable[[], None]) -> None:
-        """Run ``prepare`` (declarations), then start every consumer. Idempotent."""
+        """Run ``prepare`` (declarations), then start every consumer. Idempotent. On an error,
+        the consumers this call started are stopped and the error raised, so it can be called
+        again. The lock is not held while a broker is waited for: ``stop()`` from another
+        thread (a SIGTERM while a broker does not answer) stops what started so far at once,
+        and this call then stops what it starts afterwards and returns."""
         with self._lock:
-            if self._started:
+            if self._started or self._starting:
                 return
+            self._starting, generation = True, self._generation
+        try:
             prepare()
-            for registration in self._registrations:
-                self._running.extend(registration.start())
-            self._started = True
+            index = 0
+            while True:
+                with self._lock:
+                    if self._generation != generation:
+                        return  # stopped meanwhile
+                    if index == len(self._registrations):
+                        self._started = True
+                        return
+                    registration = self._registrations[index]
+                index += 1
+                started = registration.start()
+                with self._lock:
+                    current = self._generation == generation
+                    if current:
+                        self._running.extend(started)
+                if not current:
+                    _stop_all(started, 10.0)
+                    return
+        except BaseException:
+            with self._lock:
+                current = self._generation == generation
+            if current:
+                self.stop()
+            raise
+        finally:
+            with self._lock:
+                if self._generation == generation:
+                    self._starting = False
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop every consumer: all take no further message at once, then each finishes the
         delivery in hand within ``timeout`` seconds in all. True when all finished in time."""
         with self._lock:
             running, self._running = self._running, []
-            self._started = False
-        for subscription in running:
-            subscription.stop()
-        deadline = time.monotonic() + timeout
-        for subscription in running:
-            subscription.close(max(0.0, deadline - time.monotonic()))
-        return time.monotonic() < deadline
+            self._started = self._starting = False
+            self._generation += 1
+        return _stop_all(running, timeout)
+
+
+def _stop_all(running: list[Subscription], timeout: float) -> bool:
+    for subscription in running:
+        subscription.stop()
+    deadline = time.monotonic() + timeout
+    for subscription in running:
+        subscription.close(max(0.0, deadline - time.monotonic()))
+    return time.monotonic() < deadline

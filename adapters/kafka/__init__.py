@@ -16,7 +16,8 @@ Connection string
     ``kafka://host:9092[,host2:9092][?option=value...]``.
 Options (URL query)
     ``partitions`` (3), ``replication_factor`` (min(3, brokers)), ``retention_ms`` (broker's),
-    ``publish_timeout`` (30 s: also bounds topic creation and metadata requests),
+    ``publish_timeout`` (30 s: bounds a whole publish, topic metadata and creation included;
+    failing fast, the failover's ``within`` bounds it instead),
     ``queued_kbytes`` (8192: a member's prefetch bound). Any option containing a dot is handed
     to librdkafka as is (``security.protocol``, ``sasl.mechanism``, ``sasl.username``,
     ``sasl.password``, ``ssl.ca.location``...) and never logged; any other is refused.
@@ -54,6 +55,7 @@ CAPABILITIES: Capabilities = Capabilities(
     replay=True,
     request_reply=False,
     survives_restart=True,
+    cluster_wide_groups=True,
 )
 
 from interchange.adapters.kafka.transport import KafkaEventTransport, probe  # noqa: E402

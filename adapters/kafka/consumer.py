@@ -36,7 +36,7 @@ from confluent_kafka import (
 
 from interchange.adapters.kafka.wire import position, start_millis, to_delivery
 from interchange.adapters.keyed import KeyedWorkers, Watermarks, Work
-from interchange.adapters.lifecycle import ConsumerThread, run_handler
+from interchange.adapters.lifecycle import ConsumerThread, OnThread, run_handler
 from interchange.adapters.message import (
     ACK,
     DeadLetter,
@@ -57,7 +57,7 @@ _NOT_NOW = (KafkaError._UNKNOWN_PARTITION, KafkaError._STATE)
 """store_offsets refusals for a partition not (or no longer, or not yet) known as assigned."""
 
 
-class GroupMember:
+class GroupMember(OnThread):
     def __init__(
         self,
         config: dict[str, Any],

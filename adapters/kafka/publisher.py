@@ -50,8 +50,15 @@ class Publisher:
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
             self._down_since = time.monotonic()
 
-    def publish(self, topic: str, messages: list[TransportMessage]) -> None:
-        """Produce every message, then wait for every delivery report. Raises PublishRejected
+    def budget(self) -> float:
+        """Seconds a publish may take: ``publish_timeout``, or less when failing fast."""
+        return min(self.timeout, self.fail_within or self.timeout)
+
+    def publish(
+        self, topic: str, messages: list[TransportMessage], deadline: float | None = None
+    ) -> None:
+        """Produce every message, then wait for every delivery report, until ``deadline``
+        (time.monotonic(); by default ``budget()`` from now). Raises PublishRejected
         (``.failed`` ids) when the broker refused some, or when the client refused one before
         sending it (too large: it and every later one are ``.failed``, never produced);
         BackendUnavailable when some were not acknowledged in time — those may or may not be
@@ -67,7 +74,7 @@ class Publisher:
                 errors[record_id(record)] = error
 
         started = time.monotonic()
-        deadline = started + min(self.timeout, self.fail_within or self.timeout)
+        deadline = started + self.budget() if deadline is None else deadline
         produced, refused = 0, cast(TransportError | None, None)
         for message in messages:
             headers = to_headers(message)

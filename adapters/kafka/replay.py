@@ -96,17 +96,15 @@ def replay(
     ``until``), merged across partitions in time order; per partition in offset order."""
     consumer = reader(config)
     try:
-        ranges = {
-            p: r
-            for p, r in positions(
-                consumer, topic, since, timeout, str(config["bootstrap.servers"])
-            ).items()
-            if r[0] < r[1]
-        }
+        window = positions(consumer, topic, since, timeout, str(config["bootstrap.servers"]))
+        ranges = {p: r for p, r in window.items() if r[0] < r[1]}
         if not ranges:
             return
         consumer.assign([TopicPartition(topic, p, first) for p, (first, _) in ranges.items()])
-        yield from _merged(consumer, ranges, until, timeout)
+        # the cursor names every partition, those with nothing to read too (at the window's
+        # start): resuming from a record's position must not read them from their oldest record
+        start = {partition: first for partition, (first, _) in window.items()}
+        yield from _merged(consumer, ranges, start, until, timeout)
     finally:
         consumer.close()
 
@@ -114,13 +112,15 @@ def replay(
 def _merged(
     consumer: Consumer,
     ranges: dict[int, tuple[int, int]],
+    start: dict[int, int],
     until: datetime | None,
     idle_timeout: float,
 ) -> Iterator[Delivery]:
-    """Yield records in (timestamp, partition, offset) order, holding at most one unyielded
-    record per partition once each has one."""
+    """Yield records of ``ranges`` in (timestamp, partition, offset) order, holding at most one
+    unyielded record per partition once each has one. Each carries the replay's cursor from
+    ``start`` (every partition of the window, read or not)."""
     limit = int(until.timestamp() * 1000) if until is not None else None
-    unread = {partition: first for partition, (first, _) in ranges.items()}
+    unread = dict(start)
     """Per partition, the offset of its first record not yet yielded: the replay's cursor."""
     open_partitions = set(ranges)
     heads: list[tuple[int, int, int, Any]] = []  # (timestamp, partition, offset, record)

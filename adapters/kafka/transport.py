@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
@@ -62,14 +63,18 @@ class KafkaEventTransport:
         """Publishing gives up half a second after librdkafka reports every broker down, and
         after ``within`` without acknowledgements, instead of after ``publish_timeout``."""
         self.publisher.fail_fast(within)
+        self.topics.fail_fast()  # a topic not used yet: its metadata request too
 
     def publish(self, topic: str, message: TransportMessage) -> None:
         self.publish_many(topic, [message])
 
     def publish_many(self, topic: str, messages: list[TransportMessage]) -> None:
         self.consumers.check_open()
-        self.topics.ensure(topic)
-        self.publisher.publish(topic, messages)
+        # one deadline for the whole call: the topic's metadata and creation (a topic this
+        # process has not used yet), producing and the delivery reports all share it
+        deadline = time.monotonic() + self.publisher.budget()
+        self.topics.ensure(topic, deadline)
+        self.publisher.publish(topic, messages, deadline)
 
     # -- consuming ------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from interchange.adapters.keyed import KeyedWorkers, Watermarks, Work
-from interchange.adapters.lifecycle import ConsumerThread, run_handler
+from interchange.adapters.lifecycle import ConsumerThread, OnThread, run_handler
 from interchange.adapters.memory import wire
 from interchange.adapters.memory.broker import Entry, Group, Queue, Topic
 from interchange.adapters.message import (
@@ -97,7 +97,7 @@ def group_member(
     return ConsumerThread(f"memory-subscribe-{topic}-{group}", step)
 
 
-class KeyedMember:
+class KeyedMember(OnThread):
     """A group member handling records on several workers, in order per partition key
     (keyed.py). It holds the group's turn for its whole life, so the group reads through it
     alone, and moves the group's offset only past records that are all done."""

@@ -20,7 +20,13 @@ from typing import Any
 import kombu
 
 from interchange.adapters.errors import TransportError
-from interchange.adapters.lifecycle import Backoff, ConsumerThread, run_handler
+from interchange.adapters.lifecycle import (
+    Abandonable,
+    Backoff,
+    ConsumerThread,
+    OnThread,
+    run_handler,
+)
 from interchange.adapters.message import (
     Ack,
     DeadLetter,
@@ -35,6 +41,14 @@ from interchange.adapters.rabbitmq.wire import from_amqp
 from interchange.adapters.urls import redact
 
 log = logging.getLogger("interchange.adapters.rabbitmq")
+
+
+_CLOSE_WITHIN = 1.0
+"""Seconds a consumer's connection close waits for the broker's close-ok."""
+
+
+def _drop(opened: tuple[kombu.Connection, Any]) -> None:
+    opened[0].collect()
 
 
 _delivering = threading.local()
@@ -63,7 +77,7 @@ class Links:
     """Declare a plain queue (a dead-letter queue)."""
 
 
-class Connected:
+class Connected(OnThread):
     """A thread that owns one connection and consumes on it; reconnects with backoff."""
 
     def __init__(self, links: Links, name: str) -> None:
@@ -71,6 +85,7 @@ class Connected:
         self.connection: kombu.Connection | None = None
         self.channel: Any = None
         self._backoff = Backoff()
+        self._name = name  # the loop may run before self.thread is assigned
         self.thread = ConsumerThread(name, self._step, on_exit=self._flush_on_exit)
 
     def setup(self, channel: Any) -> None:
@@ -88,12 +103,28 @@ class Connected:
     def _pending(self) -> bool:
         return False
 
+    def _open(self) -> tuple[kombu.Connection, Any]:
+        connection = self.links.connect()
+        try:
+            channel = connection.channel()
+            self.setup(channel)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                connection.collect()
+            raise
+        return connection, channel
+
     def _step(self, stop: threading.Event) -> None:
         try:
             if self.channel is None:
-                self.connection = self.links.connect()
-                self.channel = self.connection.channel()
-                self.setup(self.channel)
+                # Connecting retries for up to connect_timeout (10 s), and one attempt against a
+                # black hole waits all of it: on a thread of its own, so a stop is answered
+                # meanwhile (it held SIGTERM past the grace period, with no handler running).
+                opening = Abandonable(f"{self._name}-connect", self._open, _drop)
+                opened = opening.result(stop)
+                if opened is None:
+                    return  # stopping; the connection, if one comes, is dropped
+                self.connection, self.channel = opened
                 self._backoff.reset()
             try:
                 # owing acks, look again soon: they go out once nothing more arrives
@@ -105,7 +136,7 @@ class Connected:
         except (*CONNECTION_ERRORS, *CHANNEL_ERRORS) as error:
             log.warning(
                 "%s lost its connection to %s: %s; reconnecting in %.1fs",
-                self.thread.name,
+                self._name,
                 redact(self.links.url),
                 error,
                 self._backoff.next,
@@ -115,11 +146,18 @@ class Connected:
 
     def _release(self, graceful: bool = True) -> None:
         connection, self.connection, self.channel = self.connection, None, None
-        if connection is not None:
-            # A broken connection is dropped without the close handshake, which waits for the
-            # broker with no timeout (a black hole held it for minutes).
+        if connection is None:
+            return
+        if graceful:
+            # The close handshake waits for the broker's close-ok with no timeout of its own (a
+            # black hole held it for minutes, and a SIGTERM with it): a second, then dropped.
             with contextlib.suppress(Exception):
-                connection.release() if graceful else connection.collect()
+                connection._connection.transport.sock.settimeout(_CLOSE_WITHIN)  # no connect
+                connection.release()
+                return
+        # a broken connection is dropped without the handshake
+        with contextlib.suppress(Exception):
+            connection.collect()
 
     def stop(self) -> None:
         self.thread.stop()

@@ -30,7 +30,7 @@ from typing import Any
 import redis
 
 from interchange.adapters.keyed import KeyedWorkers, Work
-from interchange.adapters.lifecycle import Backoff, ConsumerThread, run_handler
+from interchange.adapters.lifecycle import Backoff, ConsumerThread, OnThread, run_handler
 from interchange.adapters.message import (
     Ack,
     DeadLetter,
@@ -45,6 +45,8 @@ from interchange.adapters.redis.wire import to_delivery, to_fields
 
 log = logging.getLogger("interchange.adapters.redis")
 _BLOCK_MS = 500
+READ_BLOCK = _BLOCK_MS / 1000
+"""Seconds a read waits for new entries: the client readers are given answers within it."""
 _BATCH = 100
 """Entries read per XREADGROUP (and acknowledged together): 20 held a queue consumer to
 ~13k/s, a round trip per 20 entries (measured)."""
@@ -54,7 +56,7 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-class _Reader:
+class _Reader(OnThread):
     def __init__(
         self,
         client: Any,  # redis.Redis; its replies are typed as sync/async unions
@@ -71,6 +73,7 @@ class _Reader:
         self.consumer = consumer_name()
         self._next_claim = 0.0
         self._backoff = Backoff()
+        self._name = name  # the loop may run before self.thread is assigned
         self.thread = ConsumerThread(name, self._step)
 
     def _step(self, stop: threading.Event) -> None:
@@ -84,7 +87,7 @@ class _Reader:
             self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
         except UNREACHABLE as error:
             log.warning(
-                "%s lost Redis: %s; retrying in %.1fs", self.thread.name, error, self._backoff.next
+                "%s lost Redis: %s; retrying in %.1fs", self._name, error, self._backoff.next
             )
             self._backoff.wait(stop)
 

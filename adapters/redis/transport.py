@@ -19,7 +19,7 @@ from interchange.adapters.lifecycle import Consumers
 from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
 from interchange.adapters.protocols import Start, Verdict
 from interchange.adapters.redis import CAPABILITIES
-from interchange.adapters.redis.consumer import LogReader, QueueReader
+from interchange.adapters.redis.consumer import READ_BLOCK, LogReader, QueueReader
 from interchange.adapters.redis.errors import mapped
 from interchange.adapters.redis.options import client_url
 from interchange.adapters.redis.wire import (
@@ -66,6 +66,16 @@ class _RedisTransport:
             self.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15
         )
         self.publishing: Any = self.client  # appends; its own, impatient client once fail_fast
+        # Consumers read with a client whose calls end within a second of their block: with the
+        # 10 s timeout (and redis-py's retries) a read behind a black hole held a stop that long
+        # and SIGTERM past its grace. A reader that fails backs off and reads again.
+        self.reading: Any = redis.Redis.from_url(
+            self.url,
+            socket_timeout=READ_BLOCK + 1.0,
+            socket_connect_timeout=1.0,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=15,
+        )
         self.consumers = Consumers()
         self._groups: set[tuple[str, str]] = set()
         self._streams: dict[str, str] = {}
@@ -135,6 +145,7 @@ class _RedisTransport:
 
     def close(self) -> None:
         self.consumers.close()
+        self.reading.close()
         self.client.close()
         if self.publishing is not self.client:
             self.publishing.close()
@@ -177,7 +188,7 @@ class RedisCommandTransport(_RedisTransport):
     ) -> QueueReader:
         self.declare(queue, exchange=exchange)
         reader = QueueReader(
-            self.client,
+            self.reading,
             exchange or queue,
             queue,
             handler,
@@ -269,7 +280,7 @@ class RedisEventTransport(_RedisTransport):
         self.consumers.check_open()
         self._group(topic, group, last_delivered_before(start))
         reader = LogReader(
-            self.client,
+            self.reading,
             topic,
             group,
             handler,

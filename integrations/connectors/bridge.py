@@ -114,6 +114,7 @@ def run_bridge(
     """Serve until a signal; returns the exit code. ``ops``: (port, host) of the ops port, if
     one is wanted."""
     connectors = settings.connectors
+    connectors.check_complete()  # a section given only in part (say, from the environment)
     if not any(getattr(connectors, name) for name in Connectors.model_fields):
         names = ", ".join(f"connectors.{name}" for name in Connectors.model_fields)
         raise ValueError(f"the configuration declares no connector: add one of {names}")

@@ -7,10 +7,12 @@ import csv
 import io
 import json
 import threading
+import time
 import uuid
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from interchange import Bus, Command, Event, Settings
 from interchange.adapters import BackendUnavailable
@@ -28,6 +30,17 @@ class Restock(Command, name="files.restock", version=1):
 class Shipped(Event, name="files.shipped", version=1):
     parcel: str
     depot: str
+
+
+class Address(BaseModel):
+    lines: list[str]
+    city: str
+
+
+class Pack(Command, name="files.pack", version=1):
+    box: str
+    items: list[str]
+    to: Address
 
 
 class Sent:
@@ -60,7 +73,7 @@ class Sent:
         return self._publish_many(items, ids=ids, keys=keys, **options)
 
 
-def _folder(tmp_path: Path, **options) -> tuple[DropFolder, Sent, Bus]:
+def _folder(tmp_path: Path, clock=time.time, **options) -> tuple[DropFolder, Sent, Bus]:
     bus = Bus(Settings(backends={"commands": f"memory://{uuid.uuid4().hex}"}))
     values = {
         "name": "shop",
@@ -70,7 +83,7 @@ def _folder(tmp_path: Path, **options) -> tuple[DropFolder, Sent, Bus]:
         **options,
     }
     sent = Sent(bus)
-    return DropFolder(bus, DropFolderConnector(**values)), sent, bus
+    return DropFolder(bus, DropFolderConnector(**values), clock=clock), sent, bus
 
 
 def _rejects(folder: DropFolder, name: str) -> list[list[str]]:
@@ -176,6 +189,28 @@ def test_xml_records_are_streamed_and_a_doctype_is_refused(tmp_path):
     assert (folder.archive / "evil.xml").exists()
 
 
+def test_xml_records_fill_list_fields_from_one_element_or_many_nested_models_too(tmp_path):
+    """A record with one <items> element read as a string where the contract wants a list
+    (rejected), and repeated elements kept only the last: now both become the list."""
+    folder, sent, _ = _folder(tmp_path, format="xml", record="pack", contract="files.pack")
+    (folder.folder / "packs.xml").write_text(
+        "<?xml version='1.0'?><packs>"
+        "<pack><box>B1</box><items>tea</items>"
+        "<to><lines>1 Main St</lines><city>Oslo</city></to></pack>"
+        "<pack><box>B2</box><items>tea</items><items>cup</items>"
+        "<to><lines>Flat 2</lines><lines>9 High St</lines><city>Bergen</city></to></pack>"
+        "</packs>"
+    )
+    assert folder.poll_once() == 2
+    assert not (folder.archive / "packs.xml.rejects.csv").exists()
+    assert sent.items == [
+        Pack(box="B1", items=["tea"], to=Address(lines=["1 Main St"], city="Oslo")),
+        Pack(
+            box="B2", items=["tea", "cup"], to=Address(lines=["Flat 2", "9 High St"], city="Bergen")
+        ),
+    ]
+
+
 def test_an_identical_file_dropped_again_sends_nothing(tmp_path):
     folder, sent, _ = _folder(tmp_path)
     (folder.folder / "stock.csv").write_text("sku,quantity\nA-1,1\n")
@@ -225,3 +260,61 @@ def test_a_started_folder_is_woken_by_a_drop_before_its_poll_interval(tmp_path):
         wait_until(lambda: len(sent.ids) == 1, 10)  # watchfiles woke it, not the 30 s poll
     finally:
         folder.stop()
+
+
+class Clock:
+    """Wall-clock time the test moves on: days pass in a test of a second."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_ledger_holds_about_one_retention_window_over_many_files(tmp_path):
+    clock = Clock()
+    folder, sent, _ = _folder(tmp_path, clock, ledger_days=1)
+    ledger = folder.archive / ".finished"
+    longest = 0
+    for n in range(200):  # a file an hour for 200 hours: about 24 within one day
+        clock.now += 3600
+        (folder.folder / f"f{n:03}.csv").write_text(f"sku,quantity\nF-{n},{n}\n")
+        assert folder.poll_once() == 1
+        longest = max(longest, len(ledger.read_text().splitlines()))
+    assert len(sent.ids) == 200
+    assert longest <= 34, f"the ledger reached {longest} lines for 25 files within a day"
+    assert len(list(folder.archive.glob("f*.csv"))) == 200  # retention forgets, never deletes
+
+
+def test_a_file_finished_within_the_window_is_not_read_again_after_a_restart(tmp_path):
+    clock = Clock()
+    folder, sent, bus = _folder(tmp_path, clock, ledger_days=1)
+    (folder.folder / "stock.csv").write_text("sku,quantity\nA-1,1\n")
+    assert folder.poll_once() == 1
+    clock.now += 23 * 3600  # within the day: a restart still knows the content
+    restarted = DropFolder(bus, folder.config, clock=clock)
+    (folder.folder / "again.csv").write_text("sku,quantity\nA-1,1\n")
+    assert restarted.poll_once() == 0
+    assert len(sent.ids) == 1
+    clock.now += 2 * 3600  # past the day: forgotten, read again with the very same id
+    restarted = DropFolder(bus, folder.config, clock=clock)
+    assert len((folder.archive / ".finished").read_text().splitlines()) == 0
+    (folder.folder / "third.csv").write_text("sku,quantity\nA-1,1\n")
+    assert restarted.poll_once() == 1
+    assert sent.ids == [sent.ids[0]] * 2
+
+
+def test_a_ledger_written_before_retention_is_kept_and_stamped_at_start(tmp_path):
+    clock = Clock()
+    first, sent, bus = _folder(tmp_path, clock, ledger_days=1)
+    (first.folder / "stock.csv").write_text("sku,quantity\nA-1,1\n")
+    assert first.poll_once() == 1
+    ledger = first.archive / ".finished"
+    ledger.write_text(ledger.read_text().split()[0] + "\n")  # the old format: the hash alone
+    clock.now += 5 * 86400
+    restarted = DropFolder(bus, first.config, clock=clock)
+    assert ledger.read_text().split()[1] == f"{clock.now:.0f}"  # its window starts now
+    (first.folder / "again.csv").write_text("sku,quantity\nA-1,1\n")
+    assert restarted.poll_once() == 0
+    assert len(sent.ids) == 1

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import BaseModel
 from standardwebhooks import Webhook
 
 from interchange import Bus, Command, Event, Settings
@@ -35,6 +36,17 @@ class OrderPlaced(Event, name="http.order_placed", version=1):
 
 class Hidden(Command, name="http.hidden", version=1):
     x: int
+
+
+class BasketLine(BaseModel):
+    sku: str
+    tags: list[str] = []
+
+
+class PlaceBasket(Command, name="http.place_basket", version=1):
+    basket_id: str
+    lines: list[BasketLine]
+    notes: list[str] | None = None
 
 
 EXPOSED = ["http.place_order", "http.quote", "http.order_placed"]
@@ -77,6 +89,39 @@ def test_xml_bodies_map_to_the_contracts_fields(bus, serve):
         )
         assert orders.wait_for(1) == [PlaceOrder(order_id="X-9", quantity=3)]
     assert answer.status_code == 202
+
+
+def test_one_xml_element_under_a_list_field_is_a_one_element_list_nested_models_too(bus, serve):
+    """XML cannot tell one item of a list from a single value: a basket of one line arrived
+    as an object where a list was due, and was refused with a 422."""
+    baskets = Recorder()
+    bus.handles(PlaceBasket)(baskets)
+    client = serve(gateway(bus, ["http.place_basket"]))
+    one = (
+        b"<basket><basket_id>B-1</basket_id><notes>fragile</notes>"
+        b"<lines><sku>TEA</sku><tags>green</tags></lines></basket>"
+    )
+    two = (
+        b"<basket><basket_id>B-2</basket_id><notes/>"
+        b"<lines><sku>TEA</sku><tags>green</tags><tags>loose</tags></lines>"
+        b"<lines><sku>CUP</sku></lines></basket>"
+    )
+    xml = {"content-type": "application/xml"}
+    with bus:
+        answers = [
+            client.post("/commands/http.place_basket", content=b, headers=xml) for b in (one, two)
+        ]
+        assert [a.status_code for a in answers] == [202, 202], answers[0].json()
+        assert baskets.wait_for(2) == [
+            PlaceBasket(
+                basket_id="B-1", notes=["fragile"], lines=[BasketLine(sku="TEA", tags=["green"])]
+            ),
+            PlaceBasket(
+                basket_id="B-2",
+                notes=[],
+                lines=[BasketLine(sku="TEA", tags=["green", "loose"]), BasketLine(sku="CUP")],
+            ),
+        ]
 
 
 def test_xml_with_a_doctype_or_entities_is_refused_never_resolved(bus, serve):

@@ -252,3 +252,11 @@ def test_one_keys_backoff_never_delays_other_keys(hook):
         seq = [int(b.split(b"-")[1].split(b'"')[0]) for b in mine]
         assert [s for s in seq if s % 5 == n] == list(range(n, 20, 5))
     assert dead == []
+
+
+def test_a_misspelled_start_is_a_config_error_with_a_did_you_mean():
+    with pytest.raises(
+        ValueError, match=r"start 'earlist' is not one of .*did you mean 'earliest'"
+    ):
+        WebhookEndpoint(name="x", url="https://example.com/h", events=["e"], start="earlist")
+    assert WebhookEndpoint(name="x", url="https://example.com/h", events=["e"]).start == "latest"

@@ -74,3 +74,46 @@ def test_every_event_reaches_a_flaky_receiver_in_order_per_key(kafka_url, httpse
     for parcel in ("p0", "p1", "p2", "p3"):
         ns = [n for p, n in arrivals if p == parcel]
         assert ns == list(range(int(parcel[1]), 60, 4)), (parcel, ns)
+
+
+@pytest.mark.parametrize("start", [None, "earliest"])
+def test_a_new_endpoint_gets_the_history_only_when_it_starts_at_earliest(
+    kafka_url, httpserver, start
+):
+    arrived: list[int] = []
+    lock = threading.Lock()
+
+    def receive(request: Request) -> Response:
+        with lock:
+            arrived.append(Weighed.model_validate_json(request.get_data()).n)
+        return Response(b"", 204)
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(receive)
+    bus = Bus(
+        Settings.without_environment(
+            backends={"commands": "memory://hooks", "events": kafka_url},
+            channel_prefix=f"hooks-{uuid.uuid4().hex[:8]}.",
+            routes={"hooks.weighed": {"partition_key": "parcel"}},
+        )
+    )
+    # one key, so one partition, in order: had the history been sent, it came first
+    bus.publish_many([Weighed(parcel="p", n=n) for n in range(5)])
+    options = {} if start is None else {"start": start}
+    sink = WebhookSink(
+        WebhookEndpoint(
+            name="added-later",
+            url=httpserver.url_for("/hook"),
+            events=["hooks.weighed"],
+            allow_private=True,
+            **options,
+        )
+    )
+    sink.attach(bus)
+    try:
+        with bus:
+            bus.publish(Weighed(parcel="p", n=5))  # before the group's member got a partition
+            wait_until(lambda: 5 in arrived, 60)
+    finally:
+        bus.close()
+        sink.close()
+    assert arrived == ([5] if start is None else [0, 1, 2, 3, 4, 5])

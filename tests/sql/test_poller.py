@@ -1,16 +1,23 @@
 """The table poller on SQLite and PostgreSQL: new rows once, updated rows again, shared
-timestamps and microseconds across restarts, bad rows rejected with their reason."""
+timestamps and microseconds across restarts, bad rows rejected with their reason.
+
+On PostgreSQL each module gets a database of its own (``own_postgres_url``): a poller waits for
+every transaction of its database, so another test's transaction left open on the shared one
+would hold these back."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import MetaData, Table, insert, text, update
+from sqlalchemy import MetaData, Table, create_engine, insert, text, update
+from sqlalchemy.engine import make_url
 
 from interchange import Bus, Event, Settings
 from interchange.config import TablePollerConnector
+from interchange.connectors.sql import engine_for
 from interchange.connectors.sql.poller import TablePoller
 
 
@@ -42,20 +49,41 @@ def _forget(engine, table) -> None:
             )
 
 
-@pytest.fixture
-def legacy(database):
-    engine, name = database
-    table = _orders_table(engine, name)
+@pytest.fixture(scope="module")
+def own_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL database of this module's own, dropped at its end."""
+    name = f"poller_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(
+        make_url(postgres_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def legacy(request: pytest.FixtureRequest, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'app.db'}"
+    else:
+        url = request.getfixturevalue("own_postgres_url")
+    engine = engine_for(url)
+    table = _orders_table(engine, f"outbox_{uuid.uuid4().hex[:10]}")
     yield engine, table
     _forget(engine, table)
+    engine.dispose()
 
 
 @pytest.fixture
-def pg_legacy(postgres):
-    engine, name = postgres
-    table = _orders_table(engine, name)
+def pg_legacy(own_postgres_url: str):
+    engine = engine_for(own_postgres_url)
+    table = _orders_table(engine, f"outbox_{uuid.uuid4().hex[:10]}")
     yield engine, table
     _forget(engine, table)
+    engine.dispose()
 
 
 def _bus() -> Bus:
@@ -186,8 +214,9 @@ def test_postgres_a_row_committed_late_with_a_lower_id_is_not_passed_over(pg_leg
 
 
 def test_a_poller_killed_mid_batch_on_kafka_publishes_every_row_with_stable_ids(
-    pg_legacy, postgres_url, kafka_url
+    pg_legacy, own_postgres_url, kafka_url
 ):
+    postgres_url = own_postgres_url
     import subprocess
     import sys
     from pathlib import Path

@@ -49,3 +49,68 @@ def test_version_is_an_option_too():
     assert done.returncode == 0
     assert done.stdout.startswith("interchange ")
     assert done.stdout.split()[1][0].isdigit()
+
+
+def test_a_bug_in_the_services_own_module_shows_its_traceback(tmp_path):
+    (tmp_path / "broken_service.py").write_text(
+        "from interchange import Bus\n\nLIMIT = int('x')\nbus = Bus()\n"
+    )
+    done = _interchange("run", "broken_service:bus", cwd=tmp_path)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert f'File "{tmp_path}/broken_service.py", line 3, in <module>' in done.stderr
+    assert "LIMIT = int('x')" in done.stderr
+    assert "ValueError: invalid literal for int() with base 10: 'x'" in done.stderr
+    # starts at the user's own frame: none of ours, none of the import machinery's
+    assert "interchange/runtime.py" not in done.stderr
+    assert "importlib" not in done.stderr
+    assert lines[-1].startswith("interchange: error: importing broken_service raised ValueError")
+
+
+def test_a_service_module_that_is_not_there_stays_one_line(tmp_path):
+    done = _interchange("run", "no_such_service:bus", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "interchange: error: No module named 'no_such_service'"
+
+
+def _with_env(**variables: str) -> dict[str, str]:
+    import os
+
+    return {**os.environ, **variables}
+
+
+def test_a_connector_secret_in_the_environment_does_not_break_commands_that_use_no_connector(
+    tmp_path,
+):
+    config = tmp_path / "interchange.toml"
+    config.write_text('[backends]\ncommands = "memory://"\nevents = "memory://"\n')
+    env = _with_env(INTERCHANGE_CONNECTORS__HTTP__API_KEYS='{"legacy-shop": "k-123"}')
+    health = subprocess.run(
+        [sys.executable, "-m", "interchange", "health", "-c", str(config)],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert health.returncode == 0, health.stderr
+    assert "Field required" not in health.stdout + health.stderr
+    # the command that runs the connector still says what its section lacks, on one line
+    bridge = subprocess.run(
+        [sys.executable, "-m", "interchange", "bridge", "-c", str(config)],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert bridge.returncode == 2
+    assert bridge.stderr.strip() == (
+        "interchange: error: invalid configuration: connectors.http.expose: Field required"
+    )
+    assert "k-123" not in bridge.stdout + bridge.stderr
+
+
+def test_a_wrong_connector_value_from_the_environment_still_fails_every_command(tmp_path):
+    config = tmp_path / "interchange.toml"
+    config.write_text('[connectors.http]\nexpose = ["orders.place_order"]\n')
+    env = _with_env(INTERCHANGE_CONNECTORS__HTTP__PORT="eighty")
+    done = subprocess.run(
+        [sys.executable, "-m", "interchange", "health", "-c", str(config)],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "connectors.http.port: Input should be a valid integer" in done.stderr

@@ -1,9 +1,14 @@
 """Configuration: files, dicts, environment overrides, validation, backend lookup."""
 
+import os
+import re
+import warnings
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
-from interchange import Bus, Settings, load_settings
+from interchange import Bus, ConfigurationWarning, Settings, load_settings
 from interchange.adapters import UnknownBackend, open_commands
 
 
@@ -115,3 +120,45 @@ def test_the_variables_up_env_prints_are_the_ones_the_bus_reads(monkeypatch):
         monkeypatch.setenv(name, url)
     backends = load_settings({}).backends
     assert (backends.commands, backends.events, backends.fallback) == tuple(urls)
+
+
+def test_a_misspelled_environment_variable_warns_with_the_name_it_probably_meant(monkeypatch):
+    """pydantic-settings ignores a variable that matches no field: the events backend stayed
+    memory:// without a word. Now it warns, naming the variable meant."""
+    monkeypatch.setenv("INTERCHANGE_BACKEND__EVENTS", "kafka://127.0.0.1:9092")
+    monkeypatch.setenv("INTERCHANGE_CHANEL_PREFIX", "x.")
+    with pytest.warns(ConfigurationWarning) as caught:
+        settings = Settings()
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2
+    assert "INTERCHANGE_BACKEND__EVENTS sets no setting" in messages[0]
+    assert "did you mean INTERCHANGE_BACKENDS__EVENTS?" in messages[0]
+    assert "did you mean INTERCHANGE_CHANNEL_PREFIX?" in messages[1]
+    assert settings.backends.events == "memory://"  # ignored, as the warning says
+
+
+def test_no_interchange_variable_the_project_itself_reads_warns(monkeypatch):
+    """Every INTERCHANGE_* name written anywhere in the repository (settings, the pytest
+    plugin's and the broker scripts' own variables) is known; the suite runs warnings as
+    errors, so a new one nobody taught the check would fail here first."""
+    root = Path(__file__).resolve().parents[2]
+    names: set[str] = set()
+    skipped = {".venv", ".git", "build", "node_modules", "__pycache__", ".pytest_cache"}
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if name not in skipped]
+        for path in (Path(folder) / name for name in files):
+            code = path.suffix in {"", ".py", ".sh", ".toml", ".yml", ".yaml", ".json", ".cfg"}
+            if code and path != Path(__file__):  # this file misspells variables on purpose
+                try:
+                    found = re.findall(r"INTERCHANGE_[A-Z0-9_]*[A-Z0-9]", path.read_text())
+                except (UnicodeDecodeError, OSError):
+                    continue
+                names.update(found)
+    assert {"INTERCHANGE_REQUIRE_BROKERS", "INTERCHANGE_AMQP_PORT"} <= names
+    for name in names:
+        key = name.removeprefix("INTERCHANGE_").split("__")[0].lower()
+        if key not in Settings.model_fields:  # settings are known by construction
+            monkeypatch.setenv(name, "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigurationWarning)
+        Settings()

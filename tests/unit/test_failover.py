@@ -156,3 +156,49 @@ def test_consumers_behind_a_fallback_keep_the_backends_own_prefetch():
     wrapped.consume("q", lambda delivery: None, prefetch=7).close()
     wrapped.close()
     assert asked == [None, 7]
+
+
+class UnreachableSpool:
+    """A spool whose Redis does not answer: every call raises."""
+
+    def __getattr__(self, name):
+        def unreachable(*args, **kwargs):
+            raise BackendUnavailable("redis://127.0.0.1:1/0: connection refused")
+
+        return unreachable
+
+
+def test_a_minute_of_fallback_outage_logs_a_few_drain_warnings_counting_the_rest(
+    caplog, monkeypatch
+):
+    import logging
+
+    from interchange.adapters.logs import RateLimit
+    from interchange.drain import Drainer
+
+    now = [1000.0]
+    monkeypatch.setattr(
+        logging.getLogger("interchange.drain"), "filters", [RateLimit(clock=lambda: now[0])]
+    )
+    spool = UnreachableSpool()
+    primary = Switchable(MemoryCommandTransport(f"memory://fo-{uuid.uuid4().hex}"))
+    sides = [
+        FailoverCommandTransport(primary, spool, "commands", cool_down=0),
+        FailoverEventTransport(MemoryEventTransport(), spool, "events", cool_down=0),
+    ]
+    drainer = Drainer(spool, sides, interval=0.5)
+    with caplog.at_level(logging.WARNING, logger="interchange"):
+        for _ in range(120):  # a minute of drain_interval = 0.5 s
+            assert drainer.drain() == 0
+            now[0] += 0.5
+    lines = [r.getMessage() for r in caplog.records if "paused" in r.getMessage()]
+    assert len(lines) == 4, lines  # per side: the first, and one 30 s later
+    assert [line.split(" paused")[0] for line in lines] == [
+        "drain of commands",
+        "drain of events",
+        "drain of commands",
+        "drain of events",
+    ]
+    assert "connection refused" in lines[0]
+    assert lines[2].endswith("(59 more commands line(s) held back)")
+    assert lines[3].endswith("(59 more events line(s) held back)")

@@ -101,6 +101,43 @@ def test_a_handler_with_the_wrong_signature_is_refused_when_registered(make_bus,
     assert bus.handlers == []
 
 
+async def _async_generator(cmd):
+    yield cmd
+
+
+def _generator(cmd, ctx):
+    yield cmd
+
+
+class _GeneratorCall:
+    def __call__(self, cmd):
+        yield cmd
+
+
+@pytest.mark.parametrize(
+    ("handler", "kind"),
+    [
+        (_async_generator, "an async generator"),
+        (_generator, "a generator"),
+        (_GeneratorCall(), "a generator"),
+    ],
+    ids=["async def with yield", "def with yield", "__call__ with yield"],
+)
+def test_a_generator_handler_is_refused_when_registered_not_counted_as_handled(
+    make_bus, handler, kind
+):
+    """Calling a generator function only creates a generator: the body never ran, yet the
+    message was acknowledged as handled. Refused at registration, on every verb."""
+    bus = make_bus()
+    with pytest.raises(TypeError, match=f"is {kind} function .*its body would never run"):
+        bus.handles(Ship)(handler)
+    with pytest.raises(TypeError, match=f"is {kind} function"):
+        bus.subscribes(Shipped, group="g")(handler)
+    with pytest.raises(TypeError, match=f"is {kind} function"):
+        bus.handles_dead_letters(Ship)(handler)
+    assert bus.handlers == []
+
+
 def test_registering_handlers_never_contacts_the_broker():
     port = closed_port()
     settings = Settings(

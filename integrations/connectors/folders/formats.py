@@ -8,7 +8,8 @@ the 1-based line a record starts on, so a rejected record can be found in the fi
   cp1252); values are stripped.
 - XML: every ``record`` element (numbered by its ordinal, not its line), streamed
   (``iterparse``: memory stays flat whatever the file size) through defusedxml, so a DOCTYPE
-  or an entity is refused, never resolved; a record's child elements become its fields.
+  or an entity is refused, never resolved; a record's child elements become its fields (nested
+  ones objects, repeated ones lists: ``xml_fields``), its attributes too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from interchange.config import FixedColumn
+from interchange.connectors.xml_fields import element_data
 
 Record = dict[str, Any]
 
@@ -98,7 +100,8 @@ def read_xml(path: Path, record: str) -> Iterator[tuple[int, Record]]:
                     depth_of_record = depth
                 continue
             if element.tag == record and depth == depth_of_record:
-                fields = {child.tag: (child.text or "").strip() for child in element}
+                data = element_data(element)  # repeated children a list, nested an object
+                fields = data if isinstance(data, dict) else {}
                 fields.update(element.attrib)
                 ordinal += 1
                 yield ordinal, fields  # ElementTree keeps no line numbers: the record's ordinal

@@ -11,7 +11,9 @@ reason, record).
 - A record's message id is the file's content hash and the record's ordinal, so a crash
   mid-file resumes after the last batch the Bus confirmed (``processing/FILE.progress``), and
   any record sent again carries its old id: consumers dedupe it. An identical file dropped
-  again is recognised by its hash (``archive/.finished``) and sends nothing.
+  again is recognised by its hash (``archive/.finished``) and sends nothing, for
+  ``ledger_days`` after the first one finished (the ledger forgets older entries: see
+  ``ledger``).
 - The folder is watched with watchfiles (inotify) where it is installed, and polled every
   ``poll_interval`` in any case.
 - While a file is processed it is locked (``flock``): a second bridge that finds it in
@@ -29,7 +31,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,7 +40,9 @@ from pydantic import ValidationError
 from interchange.bus import Bus
 from interchange.config import DropFolderConnector
 from interchange.connectors.folders.formats import BadFile, records, require_xml
+from interchange.connectors.folders.ledger import Ledger
 from interchange.connectors.sql.rounds import Rounds
+from interchange.connectors.xml_fields import shaped
 from interchange.contracts import Command, Contract, Event
 
 log = logging.getLogger("interchange.connectors.folders")
@@ -58,7 +62,9 @@ def write_atomically(target: Path, content: str) -> None:
 class DropFolder(Rounds):
     """Reads the files dropped into one folder; ``start()`` watches it on a thread."""
 
-    def __init__(self, bus: Bus, config: DropFolderConnector) -> None:
+    def __init__(
+        self, bus: Bus, config: DropFolderConnector, clock: Callable[[], float] = time.time
+    ) -> None:
         super().__init__()
         self.bus, self.config = bus, config
         self.name, self.batch = f"folder-{config.name}", config.batch
@@ -74,7 +80,8 @@ class DropFolder(Rounds):
         self.archive = self.folder / "archive"
         for directory in (self.folder, self.processing, self.archive):
             directory.mkdir(parents=True, exist_ok=True)
-        self.ledger = self.archive / ".finished"
+        self.ledger = Ledger(self.archive / ".finished", config.ledger_days, clock)
+        self.ledger.compact()  # at start: what expired while the bridge was down
         # name -> (size and mtime, sightings unchanged, when last counted)
         self._sightings: dict[str, tuple[tuple[int, int], int, float]] = {}
         self._wake = threading.Event()
@@ -181,13 +188,13 @@ class DropFolder(Rounds):
             return self._read(path, _hash(locked))
 
     def _read(self, path: Path, digest: str) -> int:
-        if digest in self._finished():
+        if digest in self.ledger:
             log.warning(
                 "%s: %s was read before (same content): archived, nothing sent",
                 self.config.name,
                 path.name,
             )
-            self._archive(path, digest)
+            self._archive(path, digest, finished=False)  # its window runs from the first
             return 0
         progress = path.with_name(path.name + ".progress")
         start = _resume_at(progress, digest)
@@ -231,6 +238,8 @@ class DropFolder(Rounds):
         fields = {mapping.get(name, name): value for name, value in record.items()}
         if mapping:
             fields = {field: fields[field] for field in mapping.values() if field in fields}
+        if self.config.format == "xml":  # one <tag> under a list field: a one-element list
+            fields = shaped(fields, self.contract)
         return self.contract.model_validate(fields)
 
     def _send(self, batch: list[tuple[int, Contract]], digest: str) -> int:
@@ -265,26 +274,19 @@ class DropFolder(Rounds):
         if next_ordinal:
             write_atomically(progress, json.dumps({"hash": digest, "next": next_ordinal}))
 
-    def _archive(self, path: Path, digest: str) -> None:
+    def _archive(self, path: Path, digest: str, finished: bool = True) -> None:
         target = self.archive / path.name
         if target.exists():  # a file of that name was archived before: keep both
             target = self.archive / f"{path.stem}.{int(time.time() * 1000)}{path.suffix}"
         rejects = path.with_name(path.name + ".rejects.partial")
         if rejects.exists():
             rejects.replace(target.with_name(target.name + ".rejects.csv"))
-        with self.ledger.open("a", encoding="utf-8") as handle:
-            handle.write(digest + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        if finished:
+            self.ledger.add(digest)
         path.replace(target)
         with contextlib.suppress(FileNotFoundError):
             path.with_name(path.name + ".progress").unlink()
         log.info("%s: %s archived", self.config.name, path.name)
-
-    def _finished(self) -> set[str]:
-        if not self.ledger.exists():
-            return set()
-        return set(self.ledger.read_text(encoding="utf-8").split())
 
 
 def _hash(handle: IO[bytes]) -> str:

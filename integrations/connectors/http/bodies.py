@@ -2,7 +2,8 @@
 
 XML is parsed with defusedxml and any DOCTYPE or entity is refused, never resolved. An element
 with children becomes an object, repeated elements a list, text a string (pydantic then
-validates it as the contract's field, e.g. "3" as an int); the root element names nothing.
+validates it as the contract's field, e.g. "3" as an int); the root element names nothing. A
+single element under a list field is a one-element list (``connectors/xml_fields.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from typing import Any
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
+from pydantic import BaseModel
+
+from interchange.connectors.xml_fields import element_data, shaped
 
 JSON_TYPES = ("application/json",)
 XML_TYPES = ("application/xml", "text/xml")
@@ -34,8 +38,9 @@ def is_json(content_type: str | None) -> bool:
     return kind in JSON_TYPES or kind.endswith("+json")
 
 
-def read(body: bytes, content_type: str | None) -> Any:
-    """The body as JSON-like data, by its content type (none means JSON)."""
+def read(body: bytes, content_type: str | None, model: type[BaseModel] | None = None) -> Any:
+    """The body as JSON-like data, by its content type (none means JSON); XML shaped by the
+    fields of ``model`` when given."""
     kind = media_type(content_type)
     if kind in JSON_TYPES or kind.endswith("+json"):
         try:
@@ -43,7 +48,8 @@ def read(body: bytes, content_type: str | None) -> Any:
         except (ValueError, UnicodeDecodeError) as error:
             raise BadBody(f"body is not valid JSON: {error}") from None
     if kind in XML_TYPES or kind.endswith("+xml"):
-        return _xml(body)
+        data = _xml(body)
+        return data if model is None else shaped(data, model)
     raise BadBody(
         f"unsupported content type {kind!r}: send application/json or application/xml", 415
     )
@@ -58,21 +64,4 @@ def _xml(body: bytes) -> Any:
         ) from None
     except ParseError as error:
         raise BadBody(f"body is not well-formed XML: {error}") from None
-    return _element(root)
-
-
-def _element(element: Any) -> Any:
-    children = list(element)
-    if not children:
-        return (element.text or "").strip()
-    data: dict[str, Any] = {}
-    for child in children:
-        value = _element(child)
-        if child.tag in data:
-            existing = data[child.tag]
-            data[child.tag] = (
-                [*existing, value] if isinstance(existing, list) else [existing, value]
-            )
-        else:
-            data[child.tag] = value
-    return data
+    return element_data(root)

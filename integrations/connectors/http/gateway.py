@@ -202,7 +202,7 @@ async def _answer(
         if bodies.is_json(content_type):  # pydantic parses and validates in one pass
             contract = model.model_validate_json(body)
         else:
-            contract = model.model_validate(bodies.read(body, content_type))
+            contract = model.model_validate(bodies.read(body, content_type, model))
     except bodies.BadBody as bad:
         return _error(bad.status, str(bad))
     except ValidationError as invalid:

@@ -2,9 +2,11 @@
 
 Each endpoint is a consumer group of its own (``webhook.<name>``), so an endpoint that is down
 never stalls the others; within it, a failing event holds its partition, so order per key is
-kept. A delivery is a POST of the contract's JSON with Standard Webhooks headers
-(``webhook-id`` = the message id, a fresh timestamp and one signature per secret, made with the
-``standardwebhooks`` package) and the CloudEvents HTTP binary-mode ``ce-*`` headers.
+kept. A new endpoint starts with the events published once it is attached (``start =
+"latest"``), or with the whole retained log (``"earliest"``). A delivery is a POST of the
+contract's JSON with Standard Webhooks headers (``webhook-id`` = the message id, a fresh
+timestamp and one signature per secret, made with the ``standardwebhooks`` package) and the
+CloudEvents HTTP binary-mode ``ce-*`` headers.
 
 Outcomes: 2xx delivered. Connection errors, timeouts, 5xx and 408 are retried with the
 endpoint's backoff (jitter added); 429 and 503 wait what Retry-After says (seconds or an HTTP
@@ -27,6 +29,7 @@ from urllib.parse import urlsplit
 import httpx
 from standardwebhooks import Webhook
 
+from interchange.adapters import Start
 from interchange.bus import Bus
 from interchange.config import WebhookEndpoint
 from interchange.context import HandlerContext
@@ -79,8 +82,12 @@ class WebhookSink:
         self.gone: str | None = None
 
     def attach(self, bus: Bus) -> None:
-        """Subscribe the endpoint's group to each of its events (registers, starts nothing)."""
+        """Subscribe the endpoint's group to each of its events (registers, starts nothing).
+        With ``start = "latest"`` a group that never committed begins with the events stored
+        from now on: a time, not the log's end when its member joins, so what is published
+        between attaching and the group's first assignment (seconds on Kafka) still goes."""
         group = f"webhook.{self.endpoint.name}"
+        start: Start = "earliest" if self.endpoint.start == "earliest" else datetime.now(UTC)
         for name in self.endpoint.events:
             contract = bus.contracts.latest(name)
             if contract is None:
@@ -90,6 +97,7 @@ class WebhookSink:
             bus.subscribes(
                 contract,
                 group=group,
+                start=start,
                 concurrency=self.endpoint.concurrency,
                 retry=self.endpoint.retry,
             )(self.deliver)

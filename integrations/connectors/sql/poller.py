@@ -10,11 +10,14 @@ Modes:
 
 The high-water mark lives in ``interchange_poller_state`` in the same database and moves only
 after the Bus confirmed the batch (a crash between the two publishes the batch again with the
-same ids: consumers dedupe). On PostgreSQL only rows written by transactions older than the
-oldest one still running are read (their ``xmin`` precedes ``pg_snapshot_xmin``), so a row
-committed late with a lower id or an earlier time is not skipped. A row that does not make a
-valid event is written to ``interchange_poller_rejects`` with its reason, and the poller moves
-on.
+same ids: consumers dedupe). A round is two short transactions, read then mark, and none is
+open while the Bus publishes: a poller waiting on a broker holds back neither vacuum nor the
+horizon of other pollers. On PostgreSQL the mark never passes a row a transaction still running
+can commit (``horizon``). On SQLite one transaction writes at a time, so rows whose id (or time)
+the insert itself assigns become visible in that order and nothing needs waiting for; a time
+the application took before it got the write lock can still commit behind a later one. A row
+that does not make a valid event is written to ``interchange_poller_rejects`` with its reason,
+and the poller moves on.
 """
 
 from __future__ import annotations
@@ -42,16 +45,20 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from interchange.bus import Bus
 from interchange.config import TablePollerConnector
+from interchange.connectors.sql.horizon import Horizon, require_exact_horizon
 from interchange.connectors.sql.rounds import Rounds
 from interchange.connectors.sql.tables import engine_for
 from interchange.contracts import Event
+from interchange.errors import PollerError, UnseenTransactions
 
 log = logging.getLogger("interchange.connectors.poller")
+
+__all__ = ["PollerError", "TablePoller", "UnseenTransactions", "state_tables"]
 
 _STATE = "interchange_poller_state"
 _REJECTS = "interchange_poller_rejects"
@@ -104,34 +111,79 @@ class TablePoller(Rounds):
         unknown = [c for c in needed if c not in self.table.c]
         if unknown:
             raise ValueError(f"poller {config.name!r}: {config.table} has no column {unknown}")
+        self.horizon = None
+        if self.postgres:
+            self.horizon = Horizon(config.name, self.table.c[config.id_column])
+            incrementing = config.mode == "incrementing"
+            require_exact_horizon(
+                self.engine, config.name, config.table, config.id_column, incrementing
+            )
 
     def round(self) -> int:
         return self.poll_once()
 
     def poll_once(self) -> int:
         """Publish the next batch of rows after the high-water mark, then move it; returns
-        how many rows were read (published or rejected)."""
-        with self.engine.begin() as connection:
-            last_time, last_id = self._mark(connection)
-            rows = connection.execute(self._query(last_time, last_id)).all()
-            if not rows:
-                return 0
-            events, ids, keys = [], [], []
-            for row in rows:
-                try:
-                    event = self.contract.model_validate(self._fields(row))
-                except ValidationError as error:
-                    self._reject(connection, row, f"ValidationError: {error}")
-                    continue
-                events.append(event)
-                ids.append(self._message_id(row))
-                keys.append(str(row._mapping[self.config.key_column or self.config.id_column]))
-            if events:
-                self.bus.publish_many(events, ids=ids, keys=keys)  # confirmed, or it raises
-            self._advance(connection, rows[-1])
-            return len(rows)
+        how many rows were read (published or rejected). A database failure is a
+        ``PollerError`` (the driver's error chained), never a raw driver exception."""
+        try:
+            rows = self._read()
+        except SQLAlchemyError as error:
+            raise PollerError(f"poller {self.config.name}: reading failed: {error}") from error
+        if not rows:
+            return 0
+        events, ids, keys, refused = [], [], [], []
+        for row in rows:
+            try:
+                event = self.contract.model_validate(self._fields(row))
+            except ValidationError as error:
+                refused.append((row, f"ValidationError: {error}"))
+                continue
+            events.append(event)
+            ids.append(self._message_id(row))
+            keys.append(str(row._mapping[self.config.key_column or self.config.id_column]))
+        if events:  # no transaction open meanwhile
+            self.bus.publish_many(events, ids=ids, keys=keys)  # confirmed, or it raises
+        try:
+            with self.engine.begin() as connection:
+                for row, reason in refused:
+                    self._reject(connection, row, reason)
+                self._advance(connection, rows[-1])
+        except SQLAlchemyError as error:
+            raise PollerError(
+                f"poller {self.config.name}: the batch was published but its mark did not move "
+                f"(it is published again, same ids): {error}"
+            ) from error
+        return len(rows)
 
     # -- reading -----------------------------------------------------------------------------
+
+    def _read(self) -> Sequence[Row[Any]]:
+        """The next batch after the mark that no running transaction can still precede."""
+        with self.engine.connect() as connection:
+            if self.postgres:
+                # each statement its own snapshot: the rows are read after the activity was,
+                # so every transaction seen ended is visible (never REPEATABLE READ here)
+                connection.execution_options(isolation_level="READ COMMITTED")
+            with connection.begin():
+                return self._read_in(connection)
+
+    def _read_in(self, connection: Connection) -> Sequence[Row[Any]]:
+        last_time, last_id = self._mark(connection)
+        query = self._query(last_time, last_id)
+        if self.horizon is not None:
+            if self.config.mode == "incrementing":
+                ceiling = self.horizon.id_limit(connection)
+                if ceiling is None:
+                    return []
+                query = query.where(self.table.c[self.config.id_column] <= ceiling)
+            else:
+                limit = self.horizon.time_limit(connection)
+                if limit is None:
+                    return []
+                stamp = self.table.c[self.config.timestamp_column]  # type: ignore[index]
+                query = query.where(stamp < limit)
+        return connection.execute(query).all()
 
     def _query(self, last_time: Any, last_id: Any) -> Any:
         ident = self.table.c[self.config.id_column]
@@ -147,15 +199,6 @@ class TablePoller(Rounds):
                     or_(stamp > last_time, and_(stamp == last_time, ident > last_id))
                 )
             query = query.order_by(stamp, ident)
-        if self.postgres:
-            # rows of transactions still running (a lower id, an earlier time) must not be
-            # passed over: read only rows older than the oldest running transaction
-            query = query.where(
-                text(
-                    f"age({self.table.name}.xmin) > "
-                    "age(xid(pg_snapshot_xmin(pg_current_snapshot())))"
-                )
-            )
         return query.limit(self.batch)
 
     def _fields(self, row: Row[Any]) -> dict[str, Any]:

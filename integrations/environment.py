@@ -1,0 +1,85 @@
+"""``INTERCHANGE_*`` environment variables that no setting reads, warned about when settings load.
+
+pydantic-settings ignores an environment variable that matches no field, so a misspelled
+override (``BACKEND__EVENTS`` after the prefix, for ``BACKENDS__EVENTS``) used to leave the
+default in place without a word. A nested key under a known field is already an error
+(every settings model forbids extra keys); what is left is the first name after the prefix.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from interchange.adapters.urls import did_you_mean
+
+PREFIX = "INTERCHANGE_"
+
+OTHER_VARIABLES = frozenset(
+    PREFIX + name
+    for name in (
+        "CONFIG_FILE",  # the file load_settings reads (interchange run --config)
+        "REQUIRE_BROKERS",  # the pytest plugin: a broker test fails instead of skipping
+        "NATIVE_BROKERS",
+        "POSTGRES_URL",
+        "TOXIPROXY_URL",
+        "KAFKA_CLUSTER_URL",
+        "AMQP_CLUSTER_URL",
+        "STATE_DIR",
+        "CACHE_DIR",
+        "REDIS_APPENDFSYNC",
+        "FAULT_REPORT",
+        "KILL_SEED",
+    )
+)
+"""Variables Interchange's own tools read that are not settings: the pytest plugin and test
+fixtures, the broker scripts in ``compose/native``, the fault-test reports."""
+
+_PORT = re.compile(rf"^{PREFIX}(?:[A-Z0-9]+_)+PORT$")  # compose/native's INTERCHANGE_AMQP_PORT...
+
+
+class ConfigurationWarning(UserWarning):
+    """Configuration that is probably a mistake but may be meant: an ``INTERCHANGE_*`` variable
+    no setting reads, a route for a contract this process never declared. Silence it with
+    ``warnings.filterwarnings("ignore", category=ConfigurationWarning)``."""
+
+
+def warn_unknown_variables(model: type[BaseModel], environ: Mapping[str, str]) -> None:
+    """A ConfigurationWarning, with a did-you-mean, for every ``INTERCHANGE_*`` variable in
+    ``environ`` that names no field of ``model`` (the Settings) and none of Interchange's other
+    variables. Names are compared without case, as pydantic-settings reads them."""
+    fields = {name.upper() for name in model.model_fields}
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if not upper.startswith(PREFIX) or upper in OTHER_VARIABLES or _PORT.match(upper):
+            continue
+        if upper[len(PREFIX) :].split("__", 1)[0] in fields:
+            continue
+        # compared without the prefix they all share, which would make any two look alike
+        known = sorted(name[len(PREFIX) :] for name in {*_known(model, PREFIX), *OTHER_VARIABLES})
+        guess = did_you_mean(upper[len(PREFIX) :], known)
+        hint = f"; did you mean {PREFIX}{guess}?" if guess else ""
+        warnings.warn(
+            f"the environment variable {variable} sets no setting and is ignored{hint} "
+            f"(settings are {PREFIX}<KEY>, nested keys joined by __)",
+            ConfigurationWarning,
+            stacklevel=2,
+        )
+
+
+def _known(model: type[BaseModel], prefix: str) -> Iterator[str]:
+    """Every variable that sets a field of ``model``, nested models' fields included."""
+    for name, field in model.model_fields.items():
+        variable = prefix + name.upper()
+        yield variable
+        arms: tuple[Any, ...] = (field.annotation,)
+        if get_origin(field.annotation) in (Union, types.UnionType):  # HttpConnector | None
+            arms = get_args(field.annotation)
+        for arm in arms:
+            if isinstance(arm, type) and issubclass(arm, BaseModel):
+                yield from _known(arm, variable + "__")
