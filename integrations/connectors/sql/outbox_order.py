@@ -71,6 +71,9 @@ def install(connection: Connection, table: str) -> None:
             f"ON {table} (commit_seq, id) WHERE sent_at IS NULL"
         )
     )
+    # the unsent rows in id order: read by nothing here any more, and every row written
+    # (twice: inserted, then stamped) would pay for it
+    connection.execute(text(f"DROP INDEX IF EXISTS {table}_unsent"))
     connection.execute(
         text(
             f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql "
