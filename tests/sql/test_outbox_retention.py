@@ -110,3 +110,21 @@ def test_the_running_relay_purges_on_its_own_and_not_without_retention(database)
         relay.stop()
     assert _ids(engine, table) == [4, 5]
     bus.close()
+
+
+def test_the_bridge_configures_retention_and_0_keeps_sent_rows(tmp_path):
+    from rich.console import Console
+
+    from interchange.config import Connectors
+    from interchange.connectors.bridge import _loops
+
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    bus = _bus()
+    for hours, kept in ((0, None), (6, timedelta(hours=6))):
+        connectors = Connectors.model_validate({"outbox": {"url": url, "retention_hours": hours}})
+        [relay] = _loops(connectors, bus, Console(quiet=True))
+        assert relay.retention == kept
+    default = Connectors.model_validate({"outbox": {"url": url}})
+    assert default.outbox is not None
+    assert default.outbox.retention_hours == 24
+    bus.close()
