@@ -208,3 +208,34 @@ def test_an_outbox_of_an_older_version_is_migrated_by_the_relay_its_rows_first(p
     with engine.connect() as connection:
         assert outbox_order.installed(connection, table)
     bus.close()
+
+
+def test_a_plain_sql_writer_with_only_insert_privileges_gets_its_rows_stamped(postgres):
+    engine, table = postgres
+    create_outbox(engine, table)
+    role = f"writer_{uuid.uuid4().hex[:10]}"
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE ROLE {role}"))
+        connection.execute(text(f"GRANT INSERT ON {table} TO {role}"))
+        connection.execute(text(f"GRANT USAGE ON SEQUENCE {table}_id_seq TO {role}"))
+    try:
+        for seq in (1, 2):
+            with engine.begin() as connection:
+                connection.execute(text(f"SET LOCAL ROLE {role}"))
+                connection.execute(
+                    text(
+                        f"INSERT INTO {table} (aggregate_type, aggregate_id, contract, version, "
+                        "payload) VALUES ('order', 'o', 'sql.order_placed', 1, :payload)"
+                    ),
+                    {"payload": f'{{"order": "o", "seq": {seq}}}'},
+                )
+        with engine.connect() as connection:
+            stamps = connection.execute(
+                text(f"SELECT commit_seq FROM {table} ORDER BY id")
+            ).scalars()
+            first, second = list(stamps)
+        assert 0 < first < second, "stamped in commit order, as the function's owner"
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP OWNED BY {role}"))
+            connection.execute(text(f"DROP ROLE {role}"))

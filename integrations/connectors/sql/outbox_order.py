@@ -13,12 +13,12 @@ undoes its increment), and every snapshot sees a prefix of them — a relay neve
 N+1 without N. A transaction that has not finished committing is invisible with its rows.
 
 The cost: committing outbox writers are serialized from their trigger to the end of their
-commit (its WAL flush included). Plain-SQL writers need nothing but INSERT: the function runs
-as its owner (SECURITY DEFINER, a fixed search_path). Rows that exist before the migration,
-and rows of a writer that disables triggers (``session_replication_role = replica``), keep
-``commit_seq`` 0: published first, in id order. Needs no server setting (no
-``wal_level=logical``, no ``track_commit_timestamp``): privileges to create a table, a
-function and a trigger, once.
+commit (its WAL flush included). Plain-SQL writers need nothing but INSERT (and USAGE on the
+id sequence): the function runs as its owner (SECURITY DEFINER, a fixed search_path). Rows
+that exist before the migration, and rows of a writer that disables triggers
+(``session_replication_role = replica``), keep ``commit_seq`` 0: published first, in id
+order. Needs no server setting (no ``wal_level=logical``, no ``track_commit_timestamp``):
+privileges to create a table, a function and a trigger, once.
 """
 
 from __future__ import annotations
