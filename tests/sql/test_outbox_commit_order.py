@@ -22,12 +22,14 @@ from collections import defaultdict
 import psycopg
 import pytest
 from sqlalchemy import MetaData, text
+from sqlalchemy.engine import make_url
 
 from interchange import Bus, Settings
 from interchange.connectors.sql import (
     OutboxRelay,
     add_to_outbox,
     create_outbox,
+    engine_for,
     outbox_order,
     outbox_table,
 )
@@ -236,6 +238,32 @@ def test_a_plain_sql_writer_with_only_insert_privileges_gets_its_rows_stamped(po
             first, second = list(stamps)
         assert 0 < first < second, "stamped in commit order, as the function's owner"
     finally:
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP OWNED BY {role}"))
+            connection.execute(text(f"DROP ROLE {role}"))
+
+
+def test_a_relay_that_may_not_migrate_an_old_outbox_says_what_to_run(postgres, postgres_url):
+    engine, table = postgres
+    metadata = MetaData()  # the table as the version before commit order made it
+    outbox_table(table, metadata)
+    dead_letter_table(table, metadata)
+    metadata.create_all(engine)
+    role = f"relay_{uuid.uuid4().hex[:10]}"
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE ROLE {role}"))
+        connection.execute(text(f"GRANT SELECT, UPDATE ON {table} TO {role}"))
+    url = make_url(postgres_url).update_query_dict({"options": f"-c role={role}"})
+    weak = engine_for(url.render_as_string(hide_password=False))
+    bus = Bus(Settings(backends={"commands": "memory://", "events": "memory://"}))
+    try:
+        with pytest.raises(outbox_order.OutboxNotMigrated) as refused:
+            OutboxRelay(bus, weak, table=table).relay_once()
+        assert f"interchange outbox init --table {table}" in str(refused.value)
+        assert "permission denied" in str(refused.value) or "must be owner" in str(refused.value)
+    finally:
+        bus.close()
+        weak.dispose()
         with engine.begin() as connection:
             connection.execute(text(f"DROP OWNED BY {role}"))
             connection.execute(text(f"DROP ROLE {role}"))

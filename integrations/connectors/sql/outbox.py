@@ -43,6 +43,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, Table, func, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from interchange.adapters import BackendUnavailable
 from interchange.bus import Bus
@@ -237,10 +238,18 @@ class OutboxRelay(Rounds):
     def _migrate(self) -> None:
         """An outbox created by an older version has no commit order yet: add it (needs the
         privileges ``interchange outbox init`` needs, once)."""
-        with self.engine.begin() as connection:
-            if not outbox_order.installed(connection, self.outbox.name):
-                log.warning("%s: adding commit order to the outbox table", self.name)
-                outbox_order.install(connection, self.outbox.name)
+        table = self.outbox.name
+        try:
+            with self.engine.begin() as connection:
+                if not outbox_order.installed(connection, table):
+                    log.warning("%s: adding commit order to the outbox table", self.name)
+                    outbox_order.install(connection, table)
+        except DBAPIError as error:
+            raise outbox_order.OutboxNotMigrated(
+                f"outbox {table} has no commit order (created by an older version) and adding "
+                f"it failed: {error.orig}. Run `interchange outbox init --table {table}` as a "
+                "role that may create tables, functions and triggers on it (its owner)"
+            ) from error
         self._ordered = True
 
     def _decode(self, row: Row) -> Contract:
