@@ -267,3 +267,21 @@ def test_a_relay_that_may_not_migrate_an_old_outbox_says_what_to_run(postgres, p
         with engine.begin() as connection:
             connection.execute(text(f"DROP OWNED BY {role}"))
             connection.execute(text(f"DROP ROLE {role}"))
+
+
+def test_a_row_written_with_triggers_disabled_is_published_ahead_of_stamped_rows(postgres):
+    engine, table = postgres
+    create_outbox(engine, table)
+    insert = text(
+        f"INSERT INTO {table} (aggregate_type, aggregate_id, contract, version, payload) "
+        "VALUES ('order', 'o', 'sql.order_placed', 1, :payload)"
+    )
+    with engine.begin() as connection:
+        connection.execute(insert, {"payload": '{"order": "o", "seq": 1}'})
+    with engine.begin() as connection:
+        connection.execute(text("SET LOCAL session_replication_role = replica"))
+        connection.execute(insert, {"payload": '{"order": "o", "seq": 2}'})
+    bus = Bus(Settings(backends={"commands": "memory://", "events": "memory://"}))
+    assert OutboxRelay(bus, engine, table=table).relay_once() == 2
+    assert [e.seq for e in bus.replay(OrderPlaced)] == [2, 1]  # type: ignore[attr-defined]
+    bus.close()
