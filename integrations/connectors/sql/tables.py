@@ -111,7 +111,9 @@ def dead_letter_table(outbox: str, metadata: MetaData | None = None) -> Table:
 
 
 def create_outbox(engine: Engine, name: str = "interchange_outbox") -> None:
-    """Create the outbox and its dead-letter table (``interchange outbox init``). Idempotent."""
+    """Create the outbox and its dead-letter table (``interchange outbox init``); on
+    PostgreSQL also its NOTIFY trigger and its commit order (outbox_order), which migrates an
+    outbox of an older version. Idempotent."""
     metadata = MetaData()
     outbox_table(name, metadata)
     dead_letter_table(name, metadata)
