@@ -186,7 +186,9 @@ def test_an_outbox_of_an_older_version_is_migrated_by_the_relay_its_rows_first(p
                 aggregate_id="o",
                 table=table,
             )
-    bus = Bus(Settings(backends={"commands": "memory://", "events": "memory://"}))
+    bus = Bus(
+        Settings(backends={"commands": "memory://", "events": f"memory://{uuid.uuid4().hex}"})
+    )
     relay = OutboxRelay(bus, engine, table=table)
     first, second = engine.connect(), engine.connect()
     try:
@@ -255,7 +257,9 @@ def test_a_relay_that_may_not_migrate_an_old_outbox_says_what_to_run(postgres, p
         connection.execute(text(f"GRANT SELECT, UPDATE ON {table} TO {role}"))
     url = make_url(postgres_url).update_query_dict({"options": f"-c role={role}"})
     weak = engine_for(url.render_as_string(hide_password=False))
-    bus = Bus(Settings(backends={"commands": "memory://", "events": "memory://"}))
+    bus = Bus(
+        Settings(backends={"commands": "memory://", "events": f"memory://{uuid.uuid4().hex}"})
+    )
     try:
         with pytest.raises(outbox_order.OutboxNotMigrated) as refused:
             OutboxRelay(bus, weak, table=table).relay_once()
@@ -281,7 +285,9 @@ def test_a_row_written_with_triggers_disabled_is_published_ahead_of_stamped_rows
     with engine.begin() as connection:
         connection.execute(text("SET LOCAL session_replication_role = replica"))
         connection.execute(insert, {"payload": '{"order": "o", "seq": 2}'})
-    bus = Bus(Settings(backends={"commands": "memory://", "events": "memory://"}))
+    bus = Bus(
+        Settings(backends={"commands": "memory://", "events": f"memory://{uuid.uuid4().hex}"})
+    )
     assert OutboxRelay(bus, engine, table=table).relay_once() == 2
     assert [e.seq for e in bus.replay(OrderPlaced)] == [2, 1]  # type: ignore[attr-defined]
     bus.close()
