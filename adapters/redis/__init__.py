@@ -2,10 +2,11 @@
 
 Features
     commands: a stream per queue read by one consumer group (competing consumers); broadcast: a
-    stream per exchange with one group per subscribing queue (created at ``$``, like a binding;
-    no group means unroutable); acknowledged with XACK after the handler; retries stay pending
-    and are claimed back after their delay; entries of dead consumers taken over with XAUTOCLAIM;
-    dead letters to ``<queue>.dlq``; request/response over a reply list with timeout.
+    stream per exchange, ``<exchange>:broadcast`` (never a queue's stream, even of the same
+    name), with one group per subscribing queue (created at ``$``, like a binding; no group
+    means unroutable: PublishRejected); acknowledged with XACK after the handler; retries stay
+    pending and are claimed back after their delay; entries of dead consumers taken over with
+    XAUTOCLAIM; dead letters to ``<queue>.dlq``; request/response over a reply list with timeout.
     events: a stream per topic, a consumer group per group, start at ``0``, ``$``, an offset or
     a time; replay with XRANGE; seek with XGROUP SETID; dead letters to ``<topic>.dlq``.
     ``probe`` for ``interchange health`` (reports the fsync policy); ``RedisDedupeStore``.

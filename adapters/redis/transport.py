@@ -32,6 +32,15 @@ from interchange.adapters.redis.wire import (
 )
 
 _REPLY_TTL_MS = 60_000
+_EXCHANGE_SUFFIX = ":broadcast"
+
+
+def exchange_stream(exchange: str) -> str:
+    """The stream an exchange's broadcasts are appended to. Never the stream of the queue of
+    the same name: by default a command's queue and its exchange are both named after the
+    contract, and on one stream point-to-point consumers would read broadcasts (and delete
+    them from under the broadcast groups) while every broadcast group read the sends."""
+    return exchange + _EXCHANGE_SUFFIX
 
 
 def probe(url: str, timeout: float = 5.0) -> str:
@@ -69,7 +78,7 @@ class _RedisTransport:
         self.consumers = Consumers()
         self._groups: set[tuple[str, str]] = set()
         self._streams: dict[str, str] = {}
-        """Broadcast group queue -> the exchange's stream it reads (declared here)."""
+        """Broadcast group queue -> the exchange stream it reads (declared here)."""
 
     def _group(self, stream: str, group: str, start: str) -> None:
         """Create a consumer group unless it exists; an existing group keeps its position."""
@@ -148,9 +157,11 @@ class RedisCommandTransport(_RedisTransport):
         self.consumers.check_open()
         # a queue keeps what was sent before it had consumers; a broadcast group, like a
         # binding, only what is broadcast after it exists
-        self._group(exchange or queue, queue, "$" if exchange else "0")
-        if exchange is not None:
-            self._streams[queue] = exchange
+        if exchange is None:
+            self._group(queue, queue, "0")
+        else:
+            self._group(exchange_stream(exchange), queue, "$")
+            self._streams[queue] = exchange_stream(exchange)
 
     def send(self, queue: str, message: TransportMessage) -> None:
         self.send_many(queue, [message])
@@ -161,11 +172,12 @@ class RedisCommandTransport(_RedisTransport):
 
     def broadcast(self, exchange: str, message: TransportMessage) -> None:
         self.consumers.check_open()
+        stream = exchange_stream(exchange)
         with mapped(self.url, f"broadcast to {exchange!r}"):
-            groups = self.client.xinfo_groups(exchange) if self.client.exists(exchange) else []
+            groups = self.client.xinfo_groups(stream) if self.client.exists(stream) else []
             if not groups:
                 raise PublishRejected(f"no queue is bound to exchange {exchange!r}: unroutable")
-            self.publishing.xadd(exchange, to_fields(message))
+            self.publishing.xadd(stream, to_fields(message))
 
     def consume(
         self,
@@ -178,7 +190,7 @@ class RedisCommandTransport(_RedisTransport):
         self.declare(queue, exchange=exchange)
         reader = QueueReader(
             self.client,
-            exchange or queue,
+            queue if exchange is None else exchange_stream(exchange),
             queue,
             handler,
             queue,
