@@ -11,7 +11,11 @@ from interchange.adapters.urls import Options, split_options, with_query
 
 class RedisOptions(Options):
     claim_idle: PositiveFloat = 30.0
-    """Seconds an entry stays pending before another consumer takes it over."""
+    """Seconds an entry stays pending before another consumer takes it over; an event group
+    member whose reading loop makes no progress that long gives up the group's lease."""
+    lease_ttl: PositiveFloat = 10.0
+    """Seconds an event group's lease outlives its holder's last renewal: how long the group
+    waits for a member that died before another takes over."""
     maxlen: PositiveInt | None = None
     """Trim event streams to this many entries (never past what a group still needs)."""
     retention_ms: PositiveInt | None = None

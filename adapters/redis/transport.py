@@ -19,8 +19,9 @@ from interchange.adapters.lifecycle import Consumers
 from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
 from interchange.adapters.protocols import Start, Verdict
 from interchange.adapters.redis import CAPABILITIES
-from interchange.adapters.redis.consumer import LogReader, QueueReader
+from interchange.adapters.redis.consumer import QueueReader
 from interchange.adapters.redis.errors import mapped
+from interchange.adapters.redis.log_reader import LogReader
 from interchange.adapters.redis.options import client_url
 from interchange.adapters.redis.wire import (
     first_id,
@@ -289,6 +290,7 @@ class RedisEventTransport(_RedisTransport):
             self.options.claim_idle,
             f"redis-subscribe-{topic}-{group}",
             workers=workers,
+            lease_ttl=self.options.lease_ttl,
         )
         return self.consumers.add(reader)
 

@@ -1,0 +1,118 @@
+"""The lease that lets one member of an event consumer group read it at a time.
+
+Redis gives a group's new entries to whichever member asks first, so members of one group
+handle one key's events at the same time and out of order. Kafka keeps a key's order because
+a partition has one reader per group; here the group's one stream is that partition, and the
+lease says who its reader is. It is a key in Redis, ``interchange:lease:<stream>|<group>``,
+holding the owner's consumer name with a TTL (``lease_ttl``): the owner renews it from a
+heartbeat thread every third of the TTL, and the others try to take it as often. A member
+that dies stops renewing, and another takes over at most ``lease_ttl`` later.
+
+``held()`` answers locally: the lease counts as held until ``lease_ttl`` after the moment the
+last successful renewal was *sent*, which is never later than Redis's own expiry. A member
+checks it before handling each entry, so one that lost the lease (Redis unreachable for the
+TTL) handles no further entry. A member whose reading loop makes no progress for
+``stuck_after`` seconds (a handler that hangs) stops renewing too, as Kafka drops a member
+past ``max.poll.interval.ms``: the group goes on without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Any
+
+import redis
+
+log = logging.getLogger("interchange.adapters.redis")
+
+# take the lease if free, or renew it if ours: atomically, in Redis
+_TAKE = (
+    "local holder = redis.call('GET', KEYS[1]) "
+    "if holder == ARGV[1] or not holder then "
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0"
+)
+_GIVE_BACK = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"
+
+
+def lease_key(stream: str, group: str) -> str:
+    return f"interchange:lease:{stream}|{group}"
+
+
+class GroupLease:
+    """One member's side of a group's lease: ``start()`` the heartbeat, ``held()`` before each
+    entry, ``touch()`` as the reading loop makes progress, ``close()`` to give it back."""
+
+    def __init__(
+        self, client: Any, stream: str, group: str, owner: str, ttl: float, stuck_after: float
+    ) -> None:
+        self.client, self.key, self.owner = client, lease_key(stream, group), owner
+        self.ttl, self.stuck_after = ttl, stuck_after
+        self._take = client.register_script(_TAKE)
+        self._give_back = client.register_script(_GIVE_BACK)
+        self._valid_until = 0.0
+        self._progress = time.monotonic()
+        self._changed = threading.Event()  # set when the lease was taken
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{group}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def held(self) -> bool:
+        return time.monotonic() < self._valid_until
+
+    def touch(self) -> None:
+        """The reading loop made progress: worth renewing for."""
+        self._progress = time.monotonic()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the lease; True once held."""
+        if self.held():
+            return True
+        self._changed.wait(timeout)
+        self._changed.clear()
+        return self.held()
+
+    def _beat(self) -> None:
+        while True:
+            self.renew()
+            if self._stop.wait(self.ttl / 3):
+                return
+
+    def renew(self) -> bool:
+        """Take or renew the lease; True if this member holds it now."""
+        if time.monotonic() - self._progress > self.stuck_after:
+            if self.held():
+                log.warning(
+                    "%s made no progress for %.0fs: giving up the lease of %s",
+                    self.owner,
+                    self.stuck_after,
+                    self.key,
+                )
+            self._valid_until = 0.0
+            return False
+        sent = time.monotonic()
+        try:
+            taken = bool(self._take(keys=[self.key], args=[self.owner, int(self.ttl * 1000)]))
+        except redis.RedisError as error:  # held() lapses on its own at the TTL
+            log.warning("cannot renew the lease %s: %s", self.key, error)
+            return self.held()
+        was_held = self.held()
+        self._valid_until = sent + self.ttl if taken else 0.0
+        if taken and not was_held:
+            self._changed.set()
+        return taken
+
+    def close(self, give_back: bool = True) -> None:
+        """Stop renewing; with ``give_back`` (nothing of this member's is still running) hand
+        the lease back, so another member takes over at once rather than after the TTL."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        self._valid_until = 0.0
+        if give_back:
+            with contextlib.suppress(redis.RedisError):  # else it expires on its own
+                self._give_back(keys=[self.key], args=[self.owner])

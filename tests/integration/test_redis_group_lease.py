@@ -1,0 +1,112 @@
+"""On Redis one member of an event group reads at a time, under a lease (adapters/redis/lease.py):
+how a member takes over, and how it stops once the lease is not its own."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from interchange.adapters import ACK, Delivery, EventTransport, TransportMessage, open_events
+from interchange.adapters.redis.lease import lease_key
+from interchange.testing import wait_until
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def names() -> tuple[str, str]:
+    run = uuid.uuid4().hex[:8]
+    return f"lease-{run}", f"group-{run}"
+
+
+@pytest.fixture
+def opened(redis_url: str) -> Iterator[list[EventTransport]]:
+    transports: list[EventTransport] = []
+    yield transports
+    for transport in transports:
+        transport.close()
+
+
+def _open(redis_url: str, opened: list[EventTransport], options: str) -> EventTransport:
+    transport = open_events(f"{redis_url}?{options}")
+    opened.append(transport)
+    return transport
+
+
+def _publish(events: EventTransport, topic: str, n: int) -> list[str]:
+    ids = [f"m{i}-{uuid.uuid4().hex[:6]}" for i in range(n)]
+    events.publish_many(topic, [TransportMessage(i, b"x", key="one-key") for i in ids])
+    return ids
+
+
+def test_a_new_member_first_finishes_what_the_previous_reader_left_pending_in_order(
+    redis_url, opened, names
+):
+    topic, group = names
+    events = _open(redis_url, opened, "lease_ttl=1")
+    ids = _publish(events, topic, 10)
+    client = events.client  # type: ignore[attr-defined]
+    client.xgroup_create(topic, group, id="0")
+    client.xreadgroup(group, "dead-member", {topic: ">"}, count=5)  # took five, then died
+    got: list[Delivery] = []
+    events.subscribe(topic, group, lambda d: got.append(d) or ACK)
+    wait_until(lambda: len(got) == 10, 20, message=lambda: f"got {len(got)}")
+    assert [d.message.id for d in got] == ids, "the dead member's five first, then the rest"
+    assert [d.attempt for d in got[:6]] == [2, 2, 2, 2, 2, 1]
+
+
+def test_a_member_that_lost_the_lease_handles_nothing_more_until_it_holds_it_again(
+    redis_url, opened, names
+):
+    topic, group = names
+    events = _open(redis_url, opened, "lease_ttl=1")
+    client = events.client  # type: ignore[attr-defined]
+    ids = _publish(events, topic, 5)
+    key = lease_key(topic, group)
+    release = threading.Event()
+    got: list[tuple[str, bytes | None]] = []  # (id, who held the lease while it was handled)
+
+    def handler(delivery: Delivery):
+        got.append((delivery.message.id, client.get(key)))
+        if len(got) == 1:
+            release.wait(20)
+        return ACK
+
+    member = events.subscribe(topic, group, handler)
+    wait_until(lambda: len(got) == 1, 20)
+    client.set(key, b"another-member")  # the lease lapsed and another member took it
+    wait_until(lambda: not member.lease.held(), 10)  # type: ignore[attr-defined]
+    release.set()
+    wait_until(lambda: client.xpending(topic, group)["pending"] == 4, 10)  # the first acked
+    client.delete(key)  # the other member gives it back
+    wait_until(lambda: len(got) == 5, 20, message=lambda: f"got {got}")
+    assert [i for i, _ in got] == ids
+    assert b"another-member" not in [holder for _, holder in got[1:]], got
+
+
+def test_a_member_stuck_in_a_handler_gives_up_the_group_after_claim_idle(redis_url, opened, names):
+    topic, group = names
+    stuck = _open(redis_url, opened, "lease_ttl=1&claim_idle=1")
+    ids = _publish(stuck, topic, 5)
+    hung, release = [], threading.Event()
+
+    def hang(delivery: Delivery):
+        hung.append(delivery)
+        release.wait(30)
+        return ACK
+
+    stuck.subscribe(topic, group, hang)
+    wait_until(lambda: len(hung) == 1, 20)  # it read all five, and hangs on the first
+    other = _open(redis_url, opened, "lease_ttl=1&claim_idle=1")
+    got: list[Delivery] = []
+    other.subscribe(topic, group, lambda d: got.append(d) or ACK)
+    ids += _publish(stuck, topic, 5)  # new entries: not before the five the stuck one holds
+    try:
+        wait_until(lambda: len(got) == 10, 20, message=lambda: f"got {len(got)}")
+    finally:
+        release.set()
+    assert [d.message.id for d in got] == ids, "the hung entry again first, then the rest"
+    assert got[0].attempt == 2
