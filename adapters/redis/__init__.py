@@ -8,12 +8,17 @@ Features
     pending and are claimed back after their delay; entries of dead consumers taken over with
     XAUTOCLAIM; dead letters to ``<queue>.dlq``; request/response over a reply list with timeout.
     events: a stream per topic, a consumer group per group, start at ``0``, ``$``, an offset or
-    a time; replay with XRANGE; seek with XGROUP SETID; dead letters to ``<topic>.dlq``.
+    a time; replay with XRANGE; seek with XGROUP SETID; dead letters to ``<topic>.dlq``. One
+    member of a group reads at a time, holding the group's lease (``interchange:lease:<topic>|
+    <group>``, a key with a TTL its holder renews); a new holder first finishes, oldest first,
+    the entries earlier holders left pending, then reads new ones.
     ``probe`` for ``interchange health`` (reports the fsync policy); ``RedisDedupeStore``.
 Connection string
     ``redis://[:password@]host:6379/0``, ``rediss://...`` for TLS.
 Options (URL query; redis-py's own URL options pass through, anything else is refused)
-    ``claim_idle`` (30): seconds an entry stays pending before another consumer takes it over;
+    ``claim_idle`` (30): seconds an entry stays pending before another consumer takes it over,
+    and an event member's reading loop may make no progress before it gives up the lease;
+    ``lease_ttl`` (10): seconds an event group waits for a holder that stopped renewing;
     ``maxlen`` and ``retention_ms``: trim event streams to a length or an age — never past an
     entry some group has not yet read or acknowledged (XTRIM would delete it from under them).
 Guarantees
@@ -22,8 +27,15 @@ Guarantees
     redis-py retries a command after a timeout, so an XADD may land twice: consumers dedupe by id.
     Acknowledged command entries are deleted; event streams are trimmed only when asked.
     With ``workers > 1`` an event member acknowledges each entry when done, in order per key.
+    Events: each group handles a topic's entries in publish order, so in order per key, with
+    any number of members (the others wait as standbys) — unless a holder that lost the lease
+    (Redis unreachable for ``lease_ttl``, or no progress for ``claim_idle``) was still in a
+    handler: that one entry is handled again by the next holder (deduped by id) and its first
+    run may end after the next holder's later ones. A member checks the lease before each
+    entry and handles none once it lost it.
 
-Rooms: ``transport`` (the protocol verbs, trimming), ``consumer`` (group readers), ``stores``
+Rooms: ``transport`` (the protocol verbs, trimming), ``consumer`` (group readers; the event
+member is ``log_reader``, its group's lease ``lease``), ``stores``
 (the failover spool and the shared dedupe store), ``wire`` (TransportMessage ⇄ stream entry,
 stream positions), ``errors`` (driver exceptions → ours), ``options``.
 """

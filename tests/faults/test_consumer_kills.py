@@ -256,8 +256,11 @@ def test_redis_group_members_killed_in_turn_keep_each_keys_events_in_order(
         producer.close()
     in_order = handled()
     effects.delete(key)
+    topic = f"{prefix}{ParcelWeighed.contract_name}"
+    readers = [c for c in effects.xinfo_consumers(topic, group) if c["name"]]
     assert publish_errors == []
     assert kills >= 4
+    assert len(readers) >= 2, "the group changed hands at least once"
     assert sorted(in_order) == list(range(CHURN_EVENTS)), "every event's effect exactly once"
     per_key: dict[int, list[int]] = {}
     for seq in in_order:
