@@ -1,6 +1,7 @@
 """Conformance at the Bus, with default routes: a command's queue and its exchange are both
 named after the contract, so only a backend that keeps them apart passes. The transport-level
-tests name them differently and never saw one that mixed them up (Redis did)."""
+tests name them differently and never saw one that mixed them up (Redis did). Events: every
+group reads every event of a default-named topic, each key in publish order."""
 
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ from typing import Any
 
 import pytest
 
-from interchange import Bus, Command, Settings
-from interchange.adapters import CommandTransport, PublishRejected
+from interchange import Bus, Command, Event, Settings
+from interchange.adapters import CommandTransport, EventTransport, PublishRejected
 from interchange.testing import wait_until
 
 
 class Ping(Command, name="conformance.bus.ping", version=1):
+    n: int
+
+
+class Weighed(Event, name="conformance.bus.weighed", version=1):
+    parcel: str
     n: int
 
 
@@ -27,9 +33,9 @@ class Seen:
         self.lock = threading.Lock()
         self.numbers: list[int] = []
 
-    def __call__(self, command: Ping) -> None:
+    def __call__(self, message: Ping | Weighed) -> None:
         with self.lock:
-            self.numbers.append(command.n)
+            self.numbers.append(message.n)
 
     def got(self) -> list[int]:
         with self.lock:
@@ -40,22 +46,29 @@ class Seen:
         return self.got()
 
 
-@pytest.fixture
-def bus_on(commands: CommandTransport) -> Iterator[Callable[..., Bus]]:
-    """A Bus on the backend's command transport, default routes, a channel prefix of its own."""
+def _buses(**transports: Any) -> Iterator[Callable[..., Bus]]:
+    """Buses on the backend's transport, default routes, a channel prefix of their own."""
     made: list[Bus] = []
 
     def make(**settings: Any) -> Bus:
         prefix = f"conf-bus-{uuid.uuid4().hex[:10]}."
-        bus = Bus(
-            Settings.without_environment(channel_prefix=prefix, **settings), commands=commands
-        )
+        bus = Bus(Settings.without_environment(channel_prefix=prefix, **settings), **transports)
         made.append(bus)
         return bus
 
     yield make
     for bus in made:
         bus.close()
+
+
+@pytest.fixture
+def bus_on(commands: CommandTransport) -> Iterator[Callable[..., Bus]]:
+    yield from _buses(commands=commands)
+
+
+@pytest.fixture
+def events_bus_on(events: EventTransport) -> Iterator[Callable[..., Bus]]:
+    yield from _buses(events=events)
 
 
 def test_with_default_routes_sends_reach_only_the_queue_and_broadcasts_only_the_groups(bus_on):
@@ -88,3 +101,23 @@ def test_broadcast_with_no_group_bound_is_rejected_even_when_the_queue_exists(bu
             bus.broadcast(Ping(n=2))
         bus.send(Ping(n=3))
         assert point.wait_for(3) == [1, 3]
+
+
+def test_with_default_routes_every_group_reads_every_event_each_key_in_order(events_bus_on):
+    bus = events_bus_on(routes={Weighed.contract_name: {"partition_key": "parcel"}})
+    groups = {"billing": Seen(), "audit": Seen()}
+    for group, seen in groups.items():
+        bus.subscribes(Weighed, group=group)(seen)
+    with bus:
+        bus.publish_many([Weighed(parcel=f"p{n % 4}", n=n) for n in range(40)])
+        wait_until(
+            lambda: all(len(seen.got()) >= 40 for seen in groups.values()),
+            60,
+            message=lambda: f"{ {g: len(s.got()) for g, s in groups.items()} }",
+        )
+    for seen in groups.values():
+        numbers = seen.got()
+        assert sorted(numbers) == list(range(40))
+        for parcel in range(4):
+            of_parcel = [n for n in numbers if n % 4 == parcel]
+            assert of_parcel == sorted(of_parcel), f"p{parcel} out of order: {of_parcel}"
