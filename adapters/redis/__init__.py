@@ -17,7 +17,7 @@ Connection string
     ``redis://[:password@]host:6379/0``, ``rediss://...`` for TLS.
 Options (URL query; redis-py's own URL options pass through, anything else is refused)
     ``claim_idle`` (30): seconds an entry stays pending before another consumer takes it over,
-    and an event member's reading loop may make no progress before it gives up the lease;
+    and an event member may finish no entry it has in hand before it gives up the lease;
     ``lease_ttl`` (10): seconds an event group waits for a holder that stopped renewing;
     ``maxlen`` and ``retention_ms``: trim event streams to a length or an age — never past an
     entry some group has not yet read or acknowledged (XTRIM would delete it from under them).
@@ -29,7 +29,7 @@ Guarantees
     With ``workers > 1`` an event member acknowledges each entry when done, in order per key.
     Events: each group handles a topic's entries in publish order, so in order per key, with
     any number of members (the others wait as standbys) — unless a holder that lost the lease
-    (Redis unreachable for ``lease_ttl``, or no progress for ``claim_idle``) was still in a
+    (Redis unreachable for ``lease_ttl``, or no entry finished for ``claim_idle``) was in a
     handler: that one entry is handled again by the next holder (deduped by id) and its first
     run may end after the next holder's later ones. A member checks the lease before each
     entry and handles none once it lost it.

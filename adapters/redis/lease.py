@@ -6,13 +6,13 @@ a partition has one reader per group; here the group's one stream is that partit
 lease says who its reader is. It is a key in Redis, ``interchange:lease:<stream>|<group>``,
 holding the owner's consumer name with a TTL (``lease_ttl``): the owner renews it from a
 heartbeat thread every third of the TTL, and the others try to take it as often. A member
-that dies stops renewing, and another takes over at most ``lease_ttl`` later.
+that dies stops renewing, and another takes over ``lease_ttl`` later (a third more at most).
 
 ``held()`` answers locally: the lease counts as held until ``lease_ttl`` after the moment the
 last successful renewal was *sent*, which is never later than Redis's own expiry. A member
 checks it before handling each entry, so one that lost the lease (Redis unreachable for the
-TTL) handles no further entry. A member whose reading loop makes no progress for
-``stuck_after`` seconds (a handler that hangs) stops renewing too, as Kafka drops a member
+TTL) handles no further entry. A member that finishes no entry for ``stuck_after`` seconds
+while it has some in hand (a handler that hangs) stops renewing too, as Kafka drops a member
 past ``max.poll.interval.ms``: the group goes on without it.
 """
 
@@ -65,7 +65,8 @@ class GroupLease:
         return time.monotonic() < self._valid_until
 
     def touch(self) -> None:
-        """The reading loop made progress: worth renewing for."""
+        """The member made progress (finished an entry, or has none in hand): worth renewing
+        for."""
         self._progress = time.monotonic()
 
     def wait(self, timeout: float) -> bool:

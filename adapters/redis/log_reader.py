@@ -61,7 +61,8 @@ class LogReader(_Reader):
         if lease is None:  # the reading thread started before __init__ finished
             stop.wait(0.05)
             return
-        lease.touch()
+        if self.lanes is None or not self.lanes.unsettled:
+            lease.touch()  # idle is progress too; with work in hand, a settled entry is
         if not lease.held():
             self._lost()
             lease.wait(_BLOCK_MS / 1000)
@@ -96,8 +97,10 @@ class LogReader(_Reader):
         entries = [(entry_id, fields) for entry_id, fields in entries if fields is not None]
         if not entries:  # (fields None: deleted while pending)
             return []
+        with self._held_lock:  # this member's own in that range are listed too
+            room = len(entries) + len(self._held) + _BATCH
         listed = self.client.xpending_range(
-            self.stream, self.group, entries[0][0], entries[-1][0], 10 * _BATCH, self.consumer
+            self.stream, self.group, entries[0][0], entries[-1][0], room, self.consumer
         )
         counts = {pending["message_id"]: int(pending["times_delivered"]) for pending in listed}
         return [(entry_id, fields, counts.get(entry_id, 1)) for entry_id, fields in entries]
@@ -154,6 +157,8 @@ class LogReader(_Reader):
 
     def _settle(self, work: Work, delivery: Delivery, outcome: Outcome) -> None:
         entry_id: bytes = work.token
+        if self.lease is not None:
+            self.lease.touch()
         with self.client.pipeline(transaction=True) as pipe:
             if isinstance(outcome, DeadLetter):
                 self.dead_letter(pipe, delivery, outcome)

@@ -12,7 +12,7 @@ from interchange.adapters.urls import Options, split_options, with_query
 class RedisOptions(Options):
     claim_idle: PositiveFloat = 30.0
     """Seconds an entry stays pending before another consumer takes it over; an event group
-    member whose reading loop makes no progress that long gives up the group's lease."""
+    member that finishes no entry that long while it has some in hand gives up the lease."""
     lease_ttl: PositiveFloat = 10.0
     """Seconds an event group's lease outlives its holder's last renewal: how long the group
     waits for a member that died before another takes over."""

@@ -42,8 +42,9 @@ def _publish(events: EventTransport, topic: str, n: int) -> list[str]:
     return ids
 
 
+@pytest.mark.parametrize("workers", [1, 4])
 def test_a_new_member_first_finishes_what_the_previous_reader_left_pending_in_order(
-    redis_url, opened, names
+    redis_url, opened, names, workers
 ):
     topic, group = names
     events = _open(redis_url, opened, "lease_ttl=1")
@@ -52,7 +53,7 @@ def test_a_new_member_first_finishes_what_the_previous_reader_left_pending_in_or
     client.xgroup_create(topic, group, id="0")
     client.xreadgroup(group, "dead-member", {topic: ">"}, count=5)  # took five, then died
     got: list[Delivery] = []
-    events.subscribe(topic, group, lambda d: got.append(d) or ACK)
+    events.subscribe(topic, group, lambda d: got.append(d) or ACK, workers=workers)
     wait_until(lambda: len(got) == 10, 20, message=lambda: f"got {len(got)}")
     assert [d.message.id for d in got] == ids, "the dead member's five first, then the rest"
     assert [d.attempt for d in got[:6]] == [2, 2, 2, 2, 2, 1]
@@ -87,7 +88,10 @@ def test_a_member_that_lost_the_lease_handles_nothing_more_until_it_holds_it_aga
     assert b"another-member" not in [holder for _, holder in got[1:]], got
 
 
-def test_a_member_stuck_in_a_handler_gives_up_the_group_after_claim_idle(redis_url, opened, names):
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_member_stuck_in_a_handler_gives_up_the_group_after_claim_idle(
+    redis_url, opened, names, workers
+):
     topic, group = names
     stuck = _open(redis_url, opened, "lease_ttl=1&claim_idle=1")
     ids = _publish(stuck, topic, 5)
@@ -98,11 +102,11 @@ def test_a_member_stuck_in_a_handler_gives_up_the_group_after_claim_idle(redis_u
         release.wait(30)
         return ACK
 
-    stuck.subscribe(topic, group, hang)
+    stuck.subscribe(topic, group, hang, workers=workers)
     wait_until(lambda: len(hung) == 1, 20)  # it read all five, and hangs on the first
     other = _open(redis_url, opened, "lease_ttl=1&claim_idle=1")
     got: list[Delivery] = []
-    other.subscribe(topic, group, lambda d: got.append(d) or ACK)
+    other.subscribe(topic, group, lambda d: got.append(d) or ACK, workers=workers)
     ids += _publish(stuck, topic, 5)  # new entries: not before the five the stuck one holds
     try:
         wait_until(lambda: len(got) == 10, 20, message=lambda: f"got {len(got)}")
