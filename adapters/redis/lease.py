@@ -5,8 +5,9 @@ handle one key's events at the same time and out of order. Kafka keeps a key's o
 a partition has one reader per group; here the group's one stream is that partition, and the
 lease says who its reader is. It is a key in Redis, ``interchange:lease:<stream>|<group>``,
 holding the owner's consumer name with a TTL (``lease_ttl``): the owner renews it from a
-heartbeat thread every third of the TTL, and the others try to take it as often. A member
-that dies stops renewing, and another takes over ``lease_ttl`` later (a third more at most).
+heartbeat thread every third of the TTL, and the others try to take it as often (every second
+at least). A member that dies stops renewing, and another takes over ``lease_ttl`` later; one
+that closes gives the lease back, and another takes over within a second.
 
 ``held()`` answers locally: the lease counts as held until ``lease_ttl`` after the moment the
 last successful renewal was *sent*, which is never later than Redis's own expiry. A member
@@ -79,8 +80,9 @@ class GroupLease:
 
     def _beat(self) -> None:
         while True:
-            self.renew()
-            if self._stop.wait(self.ttl / 3):
+            held = self.renew()
+            # a standby looks at least every second: a lease given back is taken at once
+            if self._stop.wait(self.ttl / 3 if held else min(self.ttl / 3, 1.0)):
                 return
 
     def renew(self) -> bool:

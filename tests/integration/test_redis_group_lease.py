@@ -114,3 +114,19 @@ def test_a_member_stuck_in_a_handler_gives_up_the_group_after_claim_idle(
         release.set()
     assert [d.message.id for d in got] == ids, "the hung entry again first, then the rest"
     assert got[0].attempt == 2
+
+
+def test_a_member_that_closes_hands_the_group_over_at_once(redis_url, opened, names):
+    topic, group = names
+    first = _open(redis_url, opened, "lease_ttl=30")  # a handover by expiry would take 30 s
+    second = _open(redis_url, opened, "lease_ttl=30")
+    before, after = [], []
+    first.subscribe(topic, group, lambda d: before.append(d) or ACK)
+    ids = _publish(first, topic, 3)
+    wait_until(lambda: len(before) == 3, 20)
+    second.subscribe(topic, group, lambda d: after.append(d) or ACK)  # a standby
+    opened.remove(first)
+    first.close()
+    ids += _publish(second, topic, 3)
+    wait_until(lambda: len(after) == 3, 20, message=lambda: f"got {len(after)}")
+    assert [d.message.id for d in before + after] == ids
