@@ -27,6 +27,8 @@ from typing import Any
 
 import redis
 
+from interchange.adapters.redis.partitions import Share
+
 log = logging.getLogger("interchange.adapters.redis")
 
 # take the lease if free, or renew it if ours: atomically, in Redis
@@ -47,10 +49,21 @@ class GroupLease:
     entry, ``touch()`` as the reading loop makes progress, ``close()`` to give it back."""
 
     def __init__(
-        self, client: Any, stream: str, group: str, owner: str, ttl: float, stuck_after: float
+        self,
+        client: Any,
+        stream: str,
+        group: str,
+        owner: str,
+        ttl: float,
+        stuck_after: float,
+        share: Share | None = None,
     ) -> None:
         self.client, self.key, self.owner = client, lease_key(stream, group), owner
-        self.ttl, self.stuck_after = ttl, stuck_after
+        self.ttl, self.stuck_after, self.share = ttl, stuck_after, share
+        self._yielding = False
+        self._yield_lock = threading.Lock()  # a renewal never re-takes a lease handed back
+        """Given up locally for another member (over this member's share of partitions), still
+        renewed in Redis until the reader stopped and ``hand_back()`` deleted it."""
         self._take = client.register_script(_TAKE)
         self._give_back = client.register_script(_GIVE_BACK)
         self._valid_until = 0.0
@@ -95,19 +108,51 @@ class GroupLease:
                     self.stuck_after,
                     self.key,
                 )
-            self._valid_until = 0.0
+            self._drop()
             return False
         sent = time.monotonic()
         try:
+            with self._yield_lock:
+                if self._yielding:  # others stay out until the reader has stopped
+                    self._take(keys=[self.key], args=[self.owner, int(self.ttl * 1000)])
+                    return False
+            if self.share is not None:
+                self.share.look(self.ttl)
+                if self.held() and self.share.over():
+                    self._drop()
+                    self._yielding = True
+                    return False
+                if not self.held() and not self.share.may_take():
+                    return False
             taken = bool(self._take(keys=[self.key], args=[self.owner, int(self.ttl * 1000)]))
         except redis.RedisError as error:  # held() lapses on its own at the TTL
             log.warning("cannot renew the lease %s: %s", self.key, error)
             return self.held()
         was_held = self.held()
-        self._valid_until = sent + self.ttl if taken else 0.0
-        if taken and not was_held:
+        if not taken:
+            self._drop()
+            return False
+        self._valid_until = sent + self.ttl
+        if self.share is not None:
+            self.share.took(self.key)
+        if not was_held:
             self._changed.set()
-        return taken
+        return True
+
+    def _drop(self) -> None:
+        self._valid_until = 0.0
+        if self.share is not None:
+            self.share.left(self.key)
+
+    def hand_back(self) -> None:
+        """The reader stopped after the lease was given up for another member: delete it, so
+        that member takes it at once."""
+        with self._yield_lock:
+            if self._yielding:
+                with contextlib.suppress(redis.RedisError):  # else it expires on its own
+                    self._give_back(keys=[self.key], args=[self.owner])
+                self._yielding = False
+        self._yield_lock = threading.Lock()  # a renewal never re-takes a lease handed back
 
     def close(self, give_back: bool = True) -> None:
         """Stop renewing; with ``give_back`` (nothing of this member's is still running) hand
@@ -115,7 +160,7 @@ class GroupLease:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(5)
-        self._valid_until = 0.0
+        self._drop()
         if give_back:
             with contextlib.suppress(redis.RedisError):  # else it expires on its own
                 self._give_back(keys=[self.key], args=[self.owner])

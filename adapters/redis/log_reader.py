@@ -14,16 +14,20 @@ holds only its key. Losing the lease drops the work queued behind the running en
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
 from typing import Any
 
+import redis
+
 from interchange.adapters.keyed import KeyedWorkers, Work
 from interchange.adapters.lifecycle import run_handler
 from interchange.adapters.message import DeadLetter, Delivery, DeliveryHandler, Outcome, Retry
-from interchange.adapters.redis.consumer import _BATCH, _BLOCK_MS, _Reader
+from interchange.adapters.redis.consumer import _BATCH, _BLOCK_MS, _Reader, consumer_name
 from interchange.adapters.redis.lease import GroupLease
+from interchange.adapters.redis.partitions import Share, partition_streams
 
 Entry = tuple[bytes, dict[bytes, bytes], int]
 """An entry's id, its fields, and how many times the group delivered it."""
@@ -43,6 +47,7 @@ class LogReader(_Reader):
         name: str,
         workers: int = 1,
         lease_ttl: float = 10.0,
+        share: Share | None = None,
     ) -> None:
         self.lanes: KeyedWorkers | None = None
         if workers > 1:  # before the reading thread starts
@@ -53,7 +58,8 @@ class LogReader(_Reader):
         self._cursor = b"0-0"  # how far the take-over went through the pending entries
         self.lease: GroupLease | None = None  # once the consumer's name is known
         super().__init__(client, stream, group, handler, channel, claim_idle, name)
-        self.lease = GroupLease(client, stream, group, self.consumer, lease_ttl, claim_idle)
+        owner = self.consumer if share is None else share.member  # the process, in Redis
+        self.lease = GroupLease(client, stream, group, owner, lease_ttl, claim_idle, share)
         self.lease.start()
 
     def work(self, stop: threading.Event) -> None:
@@ -64,7 +70,8 @@ class LogReader(_Reader):
         if self.lanes is None or not self.lanes.unsettled:
             lease.touch()  # idle is progress too; with work in hand, a settled entry is
         if not lease.held():
-            self._lost()
+            if self._lost():
+                lease.hand_back()  # if it was given up for another member: now it may take it
             lease.wait(_BLOCK_MS / 1000)
             return
         if self.lanes is not None:
@@ -105,15 +112,17 @@ class LogReader(_Reader):
         counts = {pending["message_id"]: int(pending["times_delivered"]) for pending in listed}
         return [(entry_id, fields, counts.get(entry_id, 1)) for entry_id, fields in entries]
 
-    def _lost(self) -> None:
+    def _lost(self) -> bool:
         """The lease is not (or no longer) this member's: forget what it had not started, and
-        start over from the pending entries when it holds the lease again."""
+        start over from the pending entries when it holds the lease again. True when none of
+        its entries is still running."""
         self._caught_up, self._cursor = False, b"0-0"
-        if self.lanes is not None:
-            if self.lanes.unsettled:
-                self.lanes.drop(lambda _key: True)
-            with self._held_lock:
-                self._held.clear()
+        if self.lanes is None:
+            return True  # the one handler runs on this very thread: it is between entries
+        ended = not self.lanes.unsettled or self.lanes.drop(lambda _key: True)
+        with self._held_lock:
+            self._held.clear()
+        return ended
 
     def handle(self, entry_id: bytes, fields: dict[bytes, bytes], delivered: int) -> bool:
         while True:
@@ -182,3 +191,51 @@ class LogReader(_Reader):
             # a handler still running keeps the lease until it lapses: no one else may
             # handle the entries after its own meanwhile
             self.lease.close(give_back=ended)
+
+
+class PartitionedReader:
+    """One member of a group on a topic of several partition streams: a LogReader per
+    partition, each reading only while it holds that partition's lease, and all of them
+    together holding no more than this member's share (partitions.py)."""
+
+    def __init__(
+        self,
+        client: Any,
+        topic: str,
+        group: str,
+        handler: DeliveryHandler,
+        claim_idle: float,
+        name: str,
+        *,
+        partitions: int,
+        workers: int,
+        lease_ttl: float,
+    ) -> None:
+        self.share = Share(client, topic, group, consumer_name(), partitions)
+        self.readers = [
+            LogReader(
+                client,
+                stream,
+                group,
+                handler,
+                topic,
+                claim_idle,
+                f"{name}-p{partition}",
+                workers=workers,
+                lease_ttl=lease_ttl,
+                share=self.share,
+            )
+            for partition, stream in enumerate(partition_streams(topic, partitions))
+        ]
+
+    def stop(self) -> None:
+        for reader in self.readers:
+            reader.stop()
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.stop()
+        deadline = time.monotonic() + timeout
+        for reader in self.readers:
+            reader.close(max(0.0, deadline - time.monotonic()))
+        with contextlib.suppress(redis.RedisError):  # it expires on its own
+            self.share.leave()

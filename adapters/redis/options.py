@@ -16,6 +16,9 @@ class RedisOptions(Options):
     lease_ttl: PositiveFloat = 10.0
     """Seconds an event group's lease outlives its holder's last renewal: how long the group
     waits for a member that died before another takes over."""
+    partitions: PositiveInt = 1
+    """Streams per event topic: a group's members read that many at once, each key in order;
+    keep it the same for every process of a topic (it decides which stream a key goes to)."""
     maxlen: PositiveInt | None = None
     """Trim event streams to this many entries (never past what a group still needs)."""
     retention_ms: PositiveInt | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -21,8 +20,10 @@ from interchange.adapters.protocols import Start, Verdict
 from interchange.adapters.redis import CAPABILITIES
 from interchange.adapters.redis.consumer import QueueReader
 from interchange.adapters.redis.errors import mapped
-from interchange.adapters.redis.log_reader import LogReader
+from interchange.adapters.redis.log_reader import LogReader, PartitionedReader
 from interchange.adapters.redis.options import client_url
+from interchange.adapters.redis.partitions import by_partition, merged, partition_streams
+from interchange.adapters.redis.trimming import trim_stream
 from interchange.adapters.redis.wire import (
     first_id,
     last_delivered_before,
@@ -138,9 +139,13 @@ class _RedisTransport:
             low = "(" + entries[-1][0].decode()
 
     def _append(self, stream: str, messages: list[TransportMessage], doing: str) -> None:
+        self._append_split({stream: messages}, doing)
+
+    def _append_split(self, split: dict[str, list[TransportMessage]], doing: str) -> None:
         """XADD every message in one round trip; returns once Redis answered for all."""
         with mapped(self.url, doing), self.publishing.pipeline(transaction=False) as pipe:
-            stage_appends(pipe, stream, messages)
+            for stream, messages in split.items():
+                stage_appends(pipe, stream, messages)
             pipe.execute()
 
     def close(self) -> None:
@@ -232,43 +237,39 @@ class RedisCommandTransport(_RedisTransport):
 
 
 class RedisEventTransport(_RedisTransport):
-    """Events on Redis Streams: a stream per topic, a consumer group per group, XRANGE replay,
-    trimming only on request and never past what a group still needs."""
+    """Events on Redis Streams: a stream per topic partition (partitions.py), a consumer group
+    per group, XRANGE replay, trimming only on request and never past what a group needs."""
+
+    def _partitions(self, topic: str) -> list[str]:
+        return partition_streams(topic, self.options.partitions)
 
     def publish(self, topic: str, message: TransportMessage) -> None:
         self.publish_many(topic, [message])
 
     def publish_many(self, topic: str, messages: list[TransportMessage]) -> None:
         self.consumers.check_open()
-        self._append(topic, messages, f"publish to {topic!r}")
+        split = by_partition(self._partitions(topic), messages)
+        self._append_split(split, f"publish to {topic!r}")
         if self.options.maxlen is not None or self.options.retention_ms is not None:
             self.trim(topic)
 
     def trim(self, topic: str) -> int:
-        """Apply ``maxlen`` / ``retention_ms``, but never past the first entry a group still
-        needs: its oldest pending entry, or the first after its last-delivered id. Returns how
-        many entries were deleted."""
+        """Apply ``maxlen`` / ``retention_ms`` to each partition, but never past the first
+        entry a group still needs (trimming.py). Returns how many entries were deleted."""
         with mapped(self.url, f"trim {topic!r}"):
-            cut = self._wanted_cut(topic)
-            if cut is None:
-                return 0
-            for group in self.client.xinfo_groups(topic):
-                oldest = self.client.xpending(topic, group["name"])["min"]
-                needed = _id(oldest) if oldest else _after(_id(group["last-delivered-id"]))
-                cut = min(cut, needed)
-            # exact: approximate trimming ("~") only drops whole 100-entry nodes
-            return int(self.client.xtrim(topic, minid=f"{cut[0]}-{cut[1]}", approximate=False))
+            return sum(
+                trim_stream(self.client, stream, self.options.retention_ms, self.options.maxlen)
+                for stream in self._partitions(topic)
+            )
 
-    def _wanted_cut(self, topic: str) -> tuple[int, int] | None:
-        cuts = []
-        retention_ms, maxlen = self.options.retention_ms, self.options.maxlen
-        if retention_ms is not None:
-            cuts.append((int(time.time() * 1000) - retention_ms, 0))
-        if maxlen is not None:
-            newest = self.client.xrevrange(topic, count=maxlen)
-            if len(newest) == maxlen:
-                cuts.append(_id(newest[-1][0]))
-        return max(cuts) if cuts else None
+    def backlog(self, channel: str, group: str | None) -> dict[str, int]:
+        if self.options.partitions == 1:
+            return super().backlog(channel, group)
+        found: dict[str, int] = {}
+        for partition, stream in enumerate(self._partitions(channel)):
+            for count in super().backlog(stream, group).values():
+                found[str(partition)] = count
+        return found
 
     def subscribe(
         self,
@@ -278,34 +279,57 @@ class RedisEventTransport(_RedisTransport):
         *,
         start: Start = "earliest",
         workers: int = 1,
-    ) -> LogReader:
+    ) -> LogReader | PartitionedReader:
         self.consumers.check_open()
-        self._group(topic, group, last_delivered_before(start))
+        for stream in self._partitions(topic):
+            self._group(stream, group, last_delivered_before(start))
+        name, claim_idle = f"redis-subscribe-{topic}-{group}", self.options.claim_idle
+        lease_ttl, partitions = self.options.lease_ttl, self.options.partitions
+        if partitions > 1:
+            return self.consumers.add(
+                PartitionedReader(
+                    self.client,
+                    topic,
+                    group,
+                    handler,
+                    claim_idle,
+                    name,
+                    partitions=partitions,
+                    workers=workers,
+                    lease_ttl=lease_ttl,
+                )
+            )
         reader = LogReader(
             self.client,
             topic,
             group,
             handler,
             topic,
-            self.options.claim_idle,
-            f"redis-subscribe-{topic}-{group}",
+            claim_idle,
+            name,
             workers=workers,
-            lease_ttl=self.options.lease_ttl,
+            lease_ttl=lease_ttl,
         )
         return self.consumers.add(reader)
 
     def replay(
         self, topic: str, *, since: Start = "earliest", until: datetime | None = None
     ) -> Iterator[Delivery]:
+        """Every partition's entries, merged in id (time) order."""
         self.consumers.check_open()
         low, high = first_id(since), last_id(until)
         if low == "+":
             return
+        for stream, entry_id, fields in merged(
+            self._partitions(topic), lambda stream: self._read(stream, low, high)
+        ):
+            yield to_delivery(stream, entry_id, fields, channel=topic)
+
+    def _read(self, stream: str, low: str, high: str) -> Iterator[tuple[bytes, Any]]:
         while True:
-            with mapped(self.url, f"read {topic!r}"):
-                entries = self.client.xrange(topic, min=low, max=high, count=500)
-            for entry_id, fields in entries:
-                yield to_delivery(topic, entry_id, fields, channel=topic)
+            with mapped(self.url, f"read {stream!r}"):
+                entries = self.client.xrange(stream, min=low, max=high, count=500)
+            yield from entries
             if len(entries) < 500:
                 return
             low = "(" + entries[-1][0].decode()
@@ -313,16 +337,7 @@ class RedisEventTransport(_RedisTransport):
     def seek(self, topic: str, group: str, to: Start) -> None:
         self.consumers.check_open()
         position = last_delivered_before(to)
-        self._group(topic, group, position)
-        with mapped(self.url, f"seek group {group!r} on {topic!r}"):
-            self.client.xgroup_setid(topic, group, position)
-
-
-def _id(raw: bytes | str) -> tuple[int, int]:
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    millis, _, seq = text.partition("-")
-    return int(millis), int(seq or 0)
-
-
-def _after(entry: tuple[int, int]) -> tuple[int, int]:
-    return entry[0], entry[1] + 1
+        for stream in self._partitions(topic):
+            self._group(stream, group, position)
+            with mapped(self.url, f"seek group {group!r} on {stream!r}"):
+                self.client.xgroup_setid(stream, group, position)

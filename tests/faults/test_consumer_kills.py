@@ -179,29 +179,31 @@ CHURN_EVERY = 2.0
 
 @pytest.mark.redis
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("concurrency", [1, 4])
+@pytest.mark.parametrize(("concurrency", "partitions"), [(1, 1), (4, 1), (1, 4)])
 def test_redis_group_members_killed_in_turn_keep_each_keys_events_in_order(
-    concurrency, redis_url, tmp_path
+    concurrency, partitions, redis_url, tmp_path
 ):
     """Three worker processes in one group on Redis; every 2 s the oldest is SIGKILLed and a new
     one joins, while 3,000 keyed events are published. Nothing is lost, no effect repeats, and
     each key's effects are in publish order: only one member reads the group at a time (a
     lease of ``lease_ttl``), and a new holder finishes what the previous one left pending, in
-    order, before it reads anything new."""
+    order, before it reads anything new. With ``partitions=4`` the topic is four streams with
+    a lease each, shared out among the members."""
     run = uuid.uuid4().hex[:8]
     prefix, group = f"churn-{run}.", f"weighing-{run}"
     effects = redis.Redis.from_url(redis_url)
     key = f"{prefix}effects"
+    url = f"{redis_url}?partitions={partitions}"
     producer = Bus(
         Settings.without_environment(
-            backends={"commands": f"memory://{run}", "events": redis_url}, channel_prefix=prefix
+            backends={"commands": f"memory://{run}", "events": url}, channel_prefix=prefix
         )
     )
     log = tmp_path / "workers.log"
     members: list[subprocess.Popen[bytes]] = []
 
     def join() -> None:
-        arguments = ["events", redis_url + "?claim_idle=1&lease_ttl=1", redis_url, prefix, group]
+        arguments = ["events", url + "&claim_idle=1&lease_ttl=1", redis_url, prefix, group]
         with log.open("ab") as stderr:
             stderr.write(f"--- member {len(members)} ---\n".encode())
             stderr.flush()
@@ -257,7 +259,8 @@ def test_redis_group_members_killed_in_turn_keep_each_keys_events_in_order(
     in_order = handled()
     effects.delete(key)
     topic = f"{prefix}{ParcelWeighed.contract_name}"
-    readers = [c for c in effects.xinfo_consumers(topic, group) if c["name"]]
+    streams = [topic, *(f"{topic}:{i}" for i in range(1, partitions))]
+    readers = {c["name"] for s in streams for c in effects.xinfo_consumers(s, group)}
     assert publish_errors == []
     assert kills >= 4
     assert len(readers) >= 2, "the group changed hands at least once"

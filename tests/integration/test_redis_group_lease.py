@@ -130,3 +130,46 @@ def test_a_member_that_closes_hands_the_group_over_at_once(redis_url, opened, na
     ids += _publish(second, topic, 3)
     wait_until(lambda: len(after) == 3, 20, message=lambda: f"got {len(after)}")
     assert [d.message.id for d in before + after] == ids
+
+
+def test_with_partitions_the_members_of_a_group_read_at_once_each_key_in_order(
+    redis_url, opened, names
+):
+    topic, group = names
+    options = "partitions=4&lease_ttl=1"
+    first, second = _open(redis_url, opened, options), _open(redis_url, opened, options)
+    client = first.client  # type: ignore[attr-defined]
+    streams = [topic, *(f"{topic}:{i}" for i in range(1, 4))]
+    lock = threading.Lock()
+    handled: list[tuple[str, str, int]] = []  # (member, key, n)
+
+    def member(name: str):
+        def handle(delivery: Delivery):
+            key, n = delivery.message.body.decode().split(":")
+            with lock:
+                handled.append((name, key, int(n)))
+            return ACK
+
+        return handle
+
+    first.subscribe(topic, group, member("first"))
+    second.subscribe(topic, group, member("second"))
+
+    def holders() -> set[bytes | None]:
+        return {client.get(lease_key(stream, group)) for stream in streams}
+
+    # the first to start takes all four; the second's arrival makes it give two back
+    wait_until(lambda: len(holders()) == 2 and None not in holders(), 20, message=holders)
+    sent = [(f"k{n % 8}", n) for n in range(200)]
+    first.publish_many(
+        topic, [TransportMessage(f"e{n}", f"{k}:{n}".encode(), key=k) for k, n in sent]
+    )
+    wait_until(lambda: len(handled) >= 200, 20, message=lambda: f"got {len(handled)}")
+    assert sorted(n for _, _, n in handled) == list(range(200))
+    assert {name for name, _, _ in handled} == {"first", "second"}
+    for key in {k for k, _ in sent}:
+        numbers = [n for _, k, n in handled if k == key]
+        assert numbers == sorted(numbers), key
+        assert len({name for name, k, _ in handled if k == key}) == 1, "one reader per key"
+    replayed = [d.message.id for d in first.replay(topic)]
+    assert sorted(replayed) == sorted(f"e{n}" for n in range(200)), "replay reads every partition"
