@@ -11,7 +11,9 @@ Features
     a time; replay with XRANGE; seek with XGROUP SETID; dead letters to ``<topic>.dlq``. One
     member of a group reads at a time, holding the group's lease (``interchange:lease:<topic>|
     <group>``, a key with a TTL its holder renews); a new holder first finishes, oldest first,
-    the entries earlier holders left pending, then reads new ones.
+    the entries earlier holders left pending, then reads new ones. ``partitions=N``: a topic
+    is N streams (``<topic>``, ``<topic>:1``...), a key's by its CRC-32, each with its lease;
+    a member holds at most ``ceil(N / live members)`` of them (partitions.py).
     ``probe`` for ``interchange health`` (reports the fsync policy); ``RedisDedupeStore``.
 Connection string
     ``redis://[:password@]host:6379/0``, ``rediss://...`` for TLS.
@@ -19,6 +21,7 @@ Options (URL query; redis-py's own URL options pass through, anything else is re
     ``claim_idle`` (30): seconds an entry stays pending before another consumer takes it over,
     and an event member may finish no entry it has in hand before it gives up the lease;
     ``lease_ttl`` (10): seconds an event group waits for a holder that stopped renewing;
+    ``partitions`` (1): streams per event topic (the same in every process of a topic);
     ``maxlen`` and ``retention_ms``: trim event streams to a length or an age — never past an
     entry some group has not yet read or acknowledged (XTRIM would delete it from under them).
 Guarantees
@@ -27,15 +30,16 @@ Guarantees
     redis-py retries a command after a timeout, so an XADD may land twice: consumers dedupe by id.
     Acknowledged command entries are deleted; event streams are trimmed only when asked.
     With ``workers > 1`` an event member acknowledges each entry when done, in order per key.
-    Events: each group handles a topic's entries in publish order, so in order per key, with
-    any number of members (the others wait as standbys) — unless a holder that lost the lease
-    (Redis unreachable for ``lease_ttl``, or no entry finished for ``claim_idle``) was in a
-    handler: that one entry is handled again by the next holder (deduped by id) and its first
-    run may end after the next holder's later ones. A member checks the lease before each
-    entry and handles none once it lost it.
+    Events: each group handles a partition's entries in publish order, so in order per key,
+    with any number of members (those without a lease wait as standbys) — unless a holder
+    that lost the lease (Redis unreachable for ``lease_ttl``, or no entry finished for
+    ``claim_idle``) was in a handler: that entry is handled again by the next holder (deduped
+    by id) and its first run may end after the next holder's later ones. A member checks the
+    lease before each entry and handles none once it lost it.
 
 Rooms: ``transport`` (the protocol verbs, trimming), ``consumer`` (group readers; the event
-member is ``log_reader``, its group's lease ``lease``), ``stores``
+member is ``log_reader``, its group's lease ``lease``, partitions ``partitions``),
+``trimming``, ``stores``
 (the failover spool and the shared dedupe store), ``wire`` (TransportMessage ⇄ stream entry,
 stream positions), ``errors`` (driver exceptions → ours), ``options``.
 """
