@@ -2,11 +2,12 @@
 
 Redis gives a group's new entries to whichever member asks first, so members of one group
 handle one key's events at the same time and out of order. Kafka keeps a key's order because
-a partition has one reader per group; here the group's one stream is that partition, and the
-lease says who its reader is. It is a key in Redis, ``interchange:lease:<stream>|<group>``,
-holding the owner's consumer name with a TTL (``lease_ttl``): the owner renews it from a
-heartbeat thread every third of the TTL, and the others try to take it as often (every second
-at least). A member that dies stops renewing, and another takes over ``lease_ttl`` later; one
+a partition has one reader per group; here a stream (the topic's, or one of its partitions:
+partitions.py) is that partition, and the lease says who its reader is. It is a key in Redis,
+``interchange:lease:<stream>|<group>``, holding its holder's name (the consumer's, or the
+member's for partitions) with a TTL (``lease_ttl``): the holder renews it from a heartbeat
+thread every third of the TTL, and the others try to take it as often (every second at
+least). A member that dies stops renewing, and another takes over ``lease_ttl`` later; one
 that closes gives the lease back, and another takes over within a second.
 
 ``held()`` answers locally: the lease counts as held until ``lease_ttl`` after the moment the
