@@ -121,7 +121,8 @@ class GroupLease:
                 self.share.look(self.ttl)
                 if self.held() and self.share.over():
                     self._drop()
-                    self._yielding = True
+                    with self._yield_lock:
+                        self._yielding = True
                     return False
                 if not self.held() and not self.share.may_take():
                     return False
@@ -153,7 +154,6 @@ class GroupLease:
                 with contextlib.suppress(redis.RedisError):  # else it expires on its own
                     self._give_back(keys=[self.key], args=[self.owner])
                 self._yielding = False
-        self._yield_lock = threading.Lock()  # a renewal never re-takes a lease handed back
 
     def close(self, give_back: bool = True) -> None:
         """Stop renewing; with ``give_back`` (nothing of this member's is still running) hand
