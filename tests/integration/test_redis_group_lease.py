@@ -3,7 +3,9 @@ how a member takes over, and how it stops once the lease is not its own."""
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -173,3 +175,45 @@ def test_with_partitions_the_members_of_a_group_read_at_once_each_key_in_order(
         assert len({name for name, k, _ in handled if k == key}) == 1, "one reader per key"
     replayed = [d.message.id for d in first.replay(topic)]
     assert sorted(replayed) == sorted(f"e{n}" for n in range(200)), "replay reads every partition"
+
+
+def test_a_member_joining_mid_stream_never_overlaps_the_one_that_gives_it_a_partition(
+    redis_url, opened, names
+):
+    topic, group = names
+    options = "partitions=2&lease_ttl=1"
+    first = _open(redis_url, opened, options)
+    lock = threading.Lock()
+    runs: list[tuple[str, str, int, float, float]] = []  # member, key, n, start, end
+    slow_until = [0.0]  # while the second joins, the first's handlers take longer than the
+    # second's looks for a free lease: a lease handed over mid-entry would show as an overlap
+
+    def member(name: str):
+        def handle(delivery: Delivery):
+            key, n = delivery.message.body.decode().split(":")
+            started = time.monotonic()
+            slow = name == "first" and started < slow_until[0]
+            time.sleep(0.4 if slow else 0.01)  # the handler's own work
+            with lock:
+                runs.append((name, key, int(n), started, time.monotonic()))
+            return ACK
+
+        return handle
+
+    first.subscribe(topic, group, member("first"))
+    first.publish_many(
+        topic,
+        [TransportMessage(f"e{n}", f"k{n % 8}:{n}".encode(), key=f"k{n % 8}") for n in range(80)],
+    )
+    wait_until(lambda: len(runs) >= 10, 20)
+    second = _open(redis_url, opened, options)
+    slow_until[0] = time.monotonic() + 2
+    second.subscribe(topic, group, member("second"))  # takes one of the two partitions
+    wait_until(lambda: len(runs) >= 80, 30, message=lambda: f"got {len(runs)}")
+    assert sorted(n for _, _, n, _, _ in runs) == list(range(80))
+    assert {name for name, *_ in runs} == {"first", "second"}
+    for key in {key for _, key, *_ in runs}:
+        of_key = sorted((r for r in runs if r[1] == key), key=lambda r: r[3])
+        assert [r[2] for r in of_key] == sorted(r[2] for r in of_key), f"{key} out of order"
+        for before, after in itertools.pairwise(of_key):
+            assert before[4] <= after[3], f"{key}: {before} still ran when {after} started"
