@@ -211,6 +211,7 @@ class PartitionedReader:
         workers: int,
         lease_ttl: float,
     ) -> None:
+        self.name = name
         self.share = Share(client, topic, group, consumer_name(), partitions)
         self.readers = [
             LogReader(
@@ -227,6 +228,11 @@ class PartitionedReader:
             )
             for partition, stream in enumerate(partition_streams(topic, partitions))
         ]
+
+    @property
+    def alive(self) -> bool:
+        """Whether every partition's reading loop still runs."""
+        return all(reader.thread.alive for reader in self.readers)
 
     def stop(self) -> None:
         for reader in self.readers:
