@@ -10,6 +10,8 @@ def trim_stream(client: Any, stream: str, retention_ms: int | None, maxlen: int 
     """Apply ``maxlen`` / ``retention_ms``, but never past the first entry a group still
     needs: its oldest pending entry, or the first after its last-delivered id. Returns how
     many entries were deleted."""
+    if not client.exists(stream):  # a partition nothing was published to yet
+        return 0
     cut = _wanted_cut(client, stream, retention_ms, maxlen)
     if cut is None:
         return 0

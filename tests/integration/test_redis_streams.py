@@ -41,6 +41,23 @@ def test_trimming_never_deletes_what_a_group_has_not_finished(redis_url):
         events.close()
 
 
+def test_a_partitioned_topic_is_trimmed_partition_by_partition(redis_url):
+    topic = f"trim-{uuid.uuid4().hex[:8]}"
+    events = open_events(f"{redis_url}?maxlen=5&retention_ms=3600000&partitions=4")
+    streams = [topic, *(f"{topic}:{i}" for i in range(1, 4))]
+    try:
+        events.publish_many(topic, [TransportMessage("one", b"x", key="a")])  # one partition
+        for n in range(10):
+            keyed = [TransportMessage(f"{n}-{k}", b"x", key=k) for k in "abcdefgh"]
+            events.publish_many(topic, keyed)
+        lengths = [events.client.xlen(stream) for stream in streams]
+        assert lengths == [5, 5, 5, 5]
+        assert len(list(events.replay(topic))) == 20
+    finally:
+        events.client.delete(*streams)
+        events.close()
+
+
 def test_a_consumer_that_died_holding_a_command_is_replaced_after_claim_idle(redis_url):
     from interchange.adapters import open_commands
 
