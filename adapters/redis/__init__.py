@@ -21,7 +21,8 @@ Options (URL query; redis-py's own URL options pass through, anything else is re
     ``claim_idle`` (30): seconds an entry stays pending before another consumer takes it over,
     and an event member may finish no entry it has in hand before it gives up the lease;
     ``lease_ttl`` (10): seconds an event group waits for a holder that stopped renewing;
-    ``partitions`` (1): streams per event topic (the same in every process of a topic);
+    ``partitions`` (1): streams per event topic; the first process to use a topic records it,
+    and one configured with another count is refused (InvalidURL);
     ``maxlen`` and ``retention_ms``: trim event streams to a length or an age — never past an
     entry some group has not yet read or acknowledged (XTRIM would delete it from under them).
 Guarantees

@@ -3,13 +3,14 @@ while each key keeps its order, as Kafka's partitions do.
 
 Partition 0 is the stream named after the topic (so ``partitions=1``, the default, is the one
 stream it always was, and a topic that grows keeps its old entries readable in partition 0);
-partition ``i`` is ``<topic>:<i>``. A keyed entry goes to the partition its key's CRC-32 picks,
-an unkeyed one by its id's. Each partition stream has the group's lease of its own (lease.py);
-a member holds at most its share of them, ``ceil(partitions / live members)``, counting the
-members that announced themselves in ``interchange:members:<topic>|<group>`` (a sorted set of
-member → expiry, refreshed with the leases). A member over its share when another joins gives
-one lease back between two entries, and the newcomer takes it, finishing its pending entries
-first.
+partition ``i`` is ``<topic>:<i>``. The count is recorded in ``interchange:partitions:<topic>``
+on first use, and a process configured with another is refused. A keyed entry goes to the
+partition its key's CRC-32 picks, an unkeyed one by its id's. Each partition stream has the
+group's lease of its own (lease.py); a member holds at most its share of them,
+``ceil(partitions / live members)``, counting the members that announced themselves in
+``interchange:members:<topic>|<group>`` (a sorted set of member → expiry, refreshed with the
+leases). A member over its share when another joins gives one lease back between two entries,
+and the newcomer takes it, finishing its pending entries first.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from interchange.adapters.errors import InvalidURL
 from interchange.adapters.message import TransportMessage
+from interchange.adapters.redis.errors import mapped
 
 _REFRESH = 0.5
 """Seconds between a member's looks at the membership (its leases ask far more often)."""
@@ -30,6 +33,33 @@ _REFRESH = 0.5
 
 def partition_streams(topic: str, partitions: int) -> list[str]:
     return [topic, *(f"{topic}:{i}" for i in range(1, partitions))]
+
+
+class Layout:
+    """A transport's topics as partition streams, each topic's count checked against the one
+    on record: a process configured with another would send keys to other streams than its
+    peers, and their order would be lost."""
+
+    def __init__(self, client: Any, url: str, partitions: int) -> None:
+        self.client, self.url, self.partitions = client, url, partitions
+        self._agreed: set[str] = set()
+
+    def streams(self, topic: str) -> list[str]:
+        if topic not in self._agreed:
+            key = f"interchange:partitions:{topic}"
+            doing = f"read the partitions of {topic!r}"
+            with mapped(self.url, doing), self.client.pipeline(transaction=False) as pipe:
+                pipe.set(key, self.partitions, nx=True)  # the first to use the topic
+                pipe.get(key)
+                recorded = int(pipe.execute()[1])
+            if recorded != self.partitions:
+                raise InvalidURL(
+                    f"topic {topic!r} has {recorded} partitions on this Redis, this URL says "
+                    f"partitions={self.partitions}: every process of a topic needs the same "
+                    f"(to change it, stop them all and DEL {key})"
+                )
+            self._agreed.add(topic)
+        return partition_streams(topic, self.partitions)
 
 
 def partition_of(message: TransportMessage, partitions: int) -> int:

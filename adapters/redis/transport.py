@@ -22,7 +22,7 @@ from interchange.adapters.redis.consumer import QueueReader
 from interchange.adapters.redis.errors import mapped
 from interchange.adapters.redis.log_reader import LogReader, PartitionedReader
 from interchange.adapters.redis.options import client_url
-from interchange.adapters.redis.partitions import by_partition, merged, partition_streams
+from interchange.adapters.redis.partitions import Layout, by_partition, merged
 from interchange.adapters.redis.trimming import trim_stream
 from interchange.adapters.redis.wire import (
     first_id,
@@ -240,8 +240,9 @@ class RedisEventTransport(_RedisTransport):
     """Events on Redis Streams: a stream per topic partition (partitions.py), a consumer group
     per group, XRANGE replay, trimming only on request and never past what a group needs."""
 
-    def _partitions(self, topic: str) -> list[str]:
-        return partition_streams(topic, self.options.partitions)
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._partitions = Layout(self.client, self.url, self.options.partitions).streams
 
     def publish(self, topic: str, message: TransportMessage) -> None:
         self.publish_many(topic, [message])
