@@ -8,16 +8,11 @@ over: it never re-enters the stream, so on a broadcast stream no other group see
 Entries left pending by a consumer that died are taken over with XAUTOCLAIM once idle for
 ``claim_idle`` seconds; their delivery count comes from XPENDING.
 
-Events (``LogReader``): a member retries an entry in place, so nothing after it is handled
-first; one member per group keeps publish order (several share the entries, like partitions).
-With ``workers > 1`` a member hands entries to that many threads, in order per partition key
-(keyed.py): a Retry holds only its key, and entries held that long are claimed again by this
-consumer (XCLAIM JUSTID) every ``claim_idle / 4`` so no other member takes them as abandoned.
+Events: ``LogReader`` (log_reader.py), one member of a group at a time, under a lease.
 """
 
 from __future__ import annotations
 
-import functools
 import heapq
 import logging
 import os
@@ -29,7 +24,6 @@ from typing import Any
 
 import redis
 
-from interchange.adapters.keyed import KeyedWorkers, Work
 from interchange.adapters.lifecycle import Backoff, ConsumerThread, OnThread, run_handler
 from interchange.adapters.message import (
     Ack,
@@ -210,108 +204,3 @@ class QueueReader(_Reader):
             heapq.heappush(self._due, (time.monotonic() + outcome.delay, entry_id))
             return
         settled.append((entry_id, delivery, outcome))
-
-
-class LogReader(_Reader):
-    """One member of an event consumer group."""
-
-    def __init__(
-        self,
-        client: Any,
-        stream: str,
-        group: str,
-        handler: DeliveryHandler,
-        channel: str,
-        claim_idle: float,
-        name: str,
-        workers: int = 1,
-    ) -> None:
-        self.lanes: KeyedWorkers | None = None
-        if workers > 1:  # before the reading thread starts
-            self.lanes = KeyedWorkers(f"{name}-worker", workers, handler, self._settle)
-        self._held: set[bytes] = set()  # entries handed to the workers, not yet acknowledged
-        self._held_lock = threading.Lock()
-        self._next_touch = 0.0
-        super().__init__(client, stream, group, handler, channel, claim_idle, name)
-
-    def work(self, stop: threading.Event) -> None:
-        if self.lanes is not None:
-            self._work_keyed(self.lanes, stop)
-            return
-        for entry_id, fields, delivered in self.claim_abandoned():
-            if not self.handle(entry_id, fields, delivered, stop):
-                return
-        for entry_id, fields in self.read_new():
-            if stop.is_set() or not self.handle(entry_id, fields, 1, stop):
-                return  # left pending: claimed by the group's next member once idle
-
-    def handle(
-        self, entry_id: bytes, fields: dict[bytes, bytes], delivered: int, stop: threading.Event
-    ) -> bool:
-        while True:
-            delivery = self.delivery(entry_id, fields, delivered)
-            outcome = run_handler(self.handler, delivery)
-            if not isinstance(outcome, Retry):
-                break
-            if stop.wait(outcome.delay):
-                return False
-            delivered += 1
-        with self.client.pipeline(transaction=True) as pipe:
-            if isinstance(outcome, DeadLetter):
-                self.dead_letter(pipe, delivery, outcome)
-            pipe.xack(self.stream, self.group, entry_id)
-            pipe.execute()
-        return True
-
-    # -- several workers, in order per key --------------------------------------------------
-
-    def _work_keyed(self, lanes: KeyedWorkers, stop: threading.Event) -> None:
-        self._touch_held()
-        if not lanes.wait_for_room(_BLOCK_MS / 1000):
-            return
-        entries = [(i, f, n) for i, f, n in self.claim_abandoned() if i not in self._held]
-        entries += [(entry_id, fields, 1) for entry_id, fields in self.read_new()]
-        for entry_id, fields, delivered in entries:
-            first = self.delivery(entry_id, fields, delivered)
-            with self._held_lock:
-                self._held.add(entry_id)
-            again = functools.partial(self._again, entry_id, fields, delivered)
-            lanes.submit(Work(first.message.key, again, token=entry_id))
-
-    def _again(
-        self, entry_id: bytes, fields: dict[bytes, bytes], delivered: int, attempt: int
-    ) -> Delivery:
-        """The entry as delivered for the ``attempt``-th time by this member."""
-        return self.delivery(entry_id, fields, delivered + attempt - 1)
-
-    def _settle(self, work: Work, delivery: Delivery, outcome: Outcome) -> None:
-        entry_id: bytes = work.token
-        with self.client.pipeline(transaction=True) as pipe:
-            if isinstance(outcome, DeadLetter):
-                self.dead_letter(pipe, delivery, outcome)
-            pipe.xack(self.stream, self.group, entry_id)
-            pipe.execute()
-        with self._held_lock:
-            self._held.discard(entry_id)
-
-    def _touch_held(self) -> None:
-        """Reset the idle time of entries this member still holds (waiting behind their key
-        or out a Retry's delay), so the group's other members do not claim them."""
-        if time.monotonic() < self._next_touch:
-            return
-        self._next_touch = time.monotonic() + max(1.0, self.claim_idle_ms / 4000)
-        with self._held_lock:
-            held = list(self._held)
-        if held:
-            self.client.xclaim(self.stream, self.group, self.consumer, 0, held, justid=True)
-
-    def stop(self) -> None:
-        super().stop()
-        if self.lanes is not None:
-            self.lanes.stop()
-
-    def close(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        super().close(timeout)
-        if self.lanes is not None:
-            self.lanes.join(max(0.0, deadline - time.monotonic()))

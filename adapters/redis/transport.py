@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -11,17 +10,18 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from interchange.adapters.errors import PublishRejected, RequestTimeout
 from interchange.adapters.lifecycle import Consumers
 from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
 from interchange.adapters.protocols import Start, Verdict
 from interchange.adapters.redis import CAPABILITIES
-from interchange.adapters.redis.consumer import READ_BLOCK, LogReader, QueueReader
+from interchange.adapters.redis.consumer import READ_BLOCK, QueueReader
 from interchange.adapters.redis.errors import mapped
-from interchange.adapters.redis.options import client_url
+from interchange.adapters.redis.log_reader import LogReader, PartitionedReader
+from interchange.adapters.redis.options import client_url, impatient_client
+from interchange.adapters.redis.partitions import Layout, by_partition, merged
+from interchange.adapters.redis.trimming import trim_stream
 from interchange.adapters.redis.wire import (
     first_id,
     last_delivered_before,
@@ -32,6 +32,15 @@ from interchange.adapters.redis.wire import (
 )
 
 _REPLY_TTL_MS = 60_000
+_EXCHANGE_SUFFIX = ":broadcast"
+
+
+def exchange_stream(exchange: str) -> str:
+    """The stream an exchange's broadcasts are appended to. Never the stream of the queue of
+    the same name: by default a command's queue and its exchange are both named after the
+    contract, and on one stream point-to-point consumers would read broadcasts (and delete
+    them from under the broadcast groups) while every broadcast group read the sends."""
+    return exchange + _EXCHANGE_SUFFIX
 
 
 def probe(url: str, timeout: float = 5.0) -> str:
@@ -69,17 +78,11 @@ class _RedisTransport:
         # Consumers read with a client whose calls end within a second of their block: with the
         # 10 s timeout (and redis-py's retries) a read behind a black hole held a stop that long
         # and SIGTERM past its grace. A reader that fails backs off and reads again.
-        self.reading: Any = redis.Redis.from_url(
-            self.url,
-            socket_timeout=READ_BLOCK + 1.0,
-            socket_connect_timeout=1.0,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=15,
-        )
+        self.reading: Any = impatient_client(self.url, READ_BLOCK + 1.0, connect_timeout=1.0)
         self.consumers = Consumers()
         self._groups: set[tuple[str, str]] = set()
         self._streams: dict[str, str] = {}
-        """Broadcast group queue -> the exchange's stream it reads (declared here)."""
+        """Broadcast group queue -> the exchange stream it reads (declared here)."""
 
     def _group(self, stream: str, group: str, start: str) -> None:
         """Create a consumer group unless it exists; an existing group keeps its position."""
@@ -111,13 +114,7 @@ class _RedisTransport:
     def fail_fast(self, within: float) -> None:
         """Appends get a client of their own that waits ``within`` at most and never retries
         (redis-py retries a timed-out command three times by default); consumers keep theirs."""
-        self.publishing = redis.Redis.from_url(
-            self.url,
-            socket_timeout=within,
-            socket_connect_timeout=within,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=15,
-        )
+        self.publishing = impatient_client(self.url, within, connect_timeout=within)
 
     def sweep(self, channel: str, decide: Callable[[TransportMessage], Verdict]) -> int:
         """The stream's entries in order (XRANGE); a taken one is deleted (XDEL)."""
@@ -138,9 +135,13 @@ class _RedisTransport:
             low = "(" + entries[-1][0].decode()
 
     def _append(self, stream: str, messages: list[TransportMessage], doing: str) -> None:
+        self._append_split({stream: messages}, doing)
+
+    def _append_split(self, split: dict[str, list[TransportMessage]], doing: str) -> None:
         """XADD every message in one round trip; returns once Redis answered for all."""
         with mapped(self.url, doing), self.publishing.pipeline(transaction=False) as pipe:
-            stage_appends(pipe, stream, messages)
+            for stream, messages in split.items():
+                stage_appends(pipe, stream, messages)
             pipe.execute()
 
     def close(self) -> None:
@@ -159,9 +160,11 @@ class RedisCommandTransport(_RedisTransport):
         self.consumers.check_open()
         # a queue keeps what was sent before it had consumers; a broadcast group, like a
         # binding, only what is broadcast after it exists
-        self._group(exchange or queue, queue, "$" if exchange else "0")
-        if exchange is not None:
-            self._streams[queue] = exchange
+        if exchange is None:
+            self._group(queue, queue, "0")
+        else:
+            self._group(exchange_stream(exchange), queue, "$")
+            self._streams[queue] = exchange_stream(exchange)
 
     def send(self, queue: str, message: TransportMessage) -> None:
         self.send_many(queue, [message])
@@ -172,11 +175,12 @@ class RedisCommandTransport(_RedisTransport):
 
     def broadcast(self, exchange: str, message: TransportMessage) -> None:
         self.consumers.check_open()
+        stream = exchange_stream(exchange)
         with mapped(self.url, f"broadcast to {exchange!r}"):
-            groups = self.client.xinfo_groups(exchange) if self.client.exists(exchange) else []
+            groups = self.client.xinfo_groups(stream) if self.client.exists(stream) else []
             if not groups:
                 raise PublishRejected(f"no queue is bound to exchange {exchange!r}: unroutable")
-            self.publishing.xadd(exchange, to_fields(message))
+            self.publishing.xadd(stream, to_fields(message))
 
     def consume(
         self,
@@ -189,7 +193,7 @@ class RedisCommandTransport(_RedisTransport):
         self.declare(queue, exchange=exchange)
         reader = QueueReader(
             self.reading,
-            exchange or queue,
+            queue if exchange is None else exchange_stream(exchange),
             queue,
             handler,
             queue,
@@ -230,43 +234,40 @@ class RedisCommandTransport(_RedisTransport):
 
 
 class RedisEventTransport(_RedisTransport):
-    """Events on Redis Streams: a stream per topic, a consumer group per group, XRANGE replay,
-    trimming only on request and never past what a group still needs."""
+    """Events on Redis Streams: a stream per topic partition (partitions.py), a consumer group
+    per group, XRANGE replay, trimming only on request and never past what a group needs."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._partitions = Layout(self.client, self.url, self.options.partitions).streams
 
     def publish(self, topic: str, message: TransportMessage) -> None:
         self.publish_many(topic, [message])
 
     def publish_many(self, topic: str, messages: list[TransportMessage]) -> None:
         self.consumers.check_open()
-        self._append(topic, messages, f"publish to {topic!r}")
+        split = by_partition(self._partitions(topic), messages)
+        self._append_split(split, f"publish to {topic!r}")
         if self.options.maxlen is not None or self.options.retention_ms is not None:
             self.trim(topic)
 
     def trim(self, topic: str) -> int:
-        """Apply ``maxlen`` / ``retention_ms``, but never past the first entry a group still
-        needs: its oldest pending entry, or the first after its last-delivered id. Returns how
-        many entries were deleted."""
+        """Apply ``maxlen`` / ``retention_ms`` to each partition, but never past the first
+        entry a group still needs (trimming.py). Returns how many entries were deleted."""
         with mapped(self.url, f"trim {topic!r}"):
-            cut = self._wanted_cut(topic)
-            if cut is None:
-                return 0
-            for group in self.client.xinfo_groups(topic):
-                oldest = self.client.xpending(topic, group["name"])["min"]
-                needed = _id(oldest) if oldest else _after(_id(group["last-delivered-id"]))
-                cut = min(cut, needed)
-            # exact: approximate trimming ("~") only drops whole 100-entry nodes
-            return int(self.client.xtrim(topic, minid=f"{cut[0]}-{cut[1]}", approximate=False))
+            return sum(
+                trim_stream(self.client, stream, self.options.retention_ms, self.options.maxlen)
+                for stream in self._partitions(topic)
+            )
 
-    def _wanted_cut(self, topic: str) -> tuple[int, int] | None:
-        cuts = []
-        retention_ms, maxlen = self.options.retention_ms, self.options.maxlen
-        if retention_ms is not None:
-            cuts.append((int(time.time() * 1000) - retention_ms, 0))
-        if maxlen is not None:
-            newest = self.client.xrevrange(topic, count=maxlen)
-            if len(newest) == maxlen:
-                cuts.append(_id(newest[-1][0]))
-        return max(cuts) if cuts else None
+    def backlog(self, channel: str, group: str | None) -> dict[str, int]:
+        if self.options.partitions == 1:
+            return super().backlog(channel, group)
+        found: dict[str, int] = {}
+        for partition, stream in enumerate(self._partitions(channel)):
+            for count in super().backlog(stream, group).values():
+                found[str(partition)] = count
+        return found
 
     def subscribe(
         self,
@@ -276,33 +277,57 @@ class RedisEventTransport(_RedisTransport):
         *,
         start: Start = "earliest",
         workers: int = 1,
-    ) -> LogReader:
+    ) -> LogReader | PartitionedReader:
         self.consumers.check_open()
-        self._group(topic, group, last_delivered_before(start))
+        for stream in self._partitions(topic):
+            self._group(stream, group, last_delivered_before(start))
+        name, claim_idle = f"redis-subscribe-{topic}-{group}", self.options.claim_idle
+        lease_ttl, partitions = self.options.lease_ttl, self.options.partitions
+        if partitions > 1:
+            return self.consumers.add(
+                PartitionedReader(
+                    self.reading,
+                    topic,
+                    group,
+                    handler,
+                    claim_idle,
+                    name,
+                    partitions=partitions,
+                    workers=workers,
+                    lease_ttl=lease_ttl,
+                )
+            )
         reader = LogReader(
             self.reading,
             topic,
             group,
             handler,
             topic,
-            self.options.claim_idle,
-            f"redis-subscribe-{topic}-{group}",
+            claim_idle,
+            name,
             workers=workers,
+            lease_ttl=lease_ttl,
         )
         return self.consumers.add(reader)
 
     def replay(
         self, topic: str, *, since: Start = "earliest", until: datetime | None = None
     ) -> Iterator[Delivery]:
+        """Every partition's entries, merged in id (time) order."""
         self.consumers.check_open()
         low, high = first_id(since), last_id(until)
         if low == "+":
             return
+        for stream, entry_id, fields in merged(
+            self._partitions(topic), lambda stream: self._read(stream, low, high)
+        ):
+            yield to_delivery(stream, entry_id, fields, channel=topic)
+
+    def _read(self, stream: str, low: str, high: str) -> Iterator[tuple[bytes, Any]]:
         while True:
-            with mapped(self.url, f"read {topic!r}"):
-                entries = self.client.xrange(topic, min=low, max=high, count=500)
-            for entry_id, fields in entries:
-                yield to_delivery(topic, entry_id, fields, channel=topic)
+            with mapped(self.url, f"read {stream!r}"):
+                entries = self.client.xrange(stream, min=low, max=high, count=500)
+            yield from entries
             if len(entries) < 500:
                 return
             low = "(" + entries[-1][0].decode()
@@ -310,16 +335,7 @@ class RedisEventTransport(_RedisTransport):
     def seek(self, topic: str, group: str, to: Start) -> None:
         self.consumers.check_open()
         position = last_delivered_before(to)
-        self._group(topic, group, position)
-        with mapped(self.url, f"seek group {group!r} on {topic!r}"):
-            self.client.xgroup_setid(topic, group, position)
-
-
-def _id(raw: bytes | str) -> tuple[int, int]:
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    millis, _, seq = text.partition("-")
-    return int(millis), int(seq or 0)
-
-
-def _after(entry: tuple[int, int]) -> tuple[int, int]:
-    return entry[0], entry[1] + 1
+        for stream in self._partitions(topic):
+            self._group(stream, group, position)
+            with mapped(self.url, f"seek group {group!r} on {stream!r}"):
+                self.client.xgroup_setid(stream, group, position)

@@ -96,4 +96,12 @@ BACKENDS = [
     _broker("amqp", "rabbitmq", "amqp_url", "rabbitmq", events=False, refuses_late_replies=False),
     _broker("kafka", "kafka", "kafka_url", "kafka", commands=False),
     _broker("redis", "redis", "redis_url", "redis"),
+    # a topic as three partition streams, each read by one member of a group at a time
+    Backend(
+        "redis-partitioned",
+        importlib.import_module("interchange.adapters.redis").CAPABILITIES,
+        lambda request: request.getfixturevalue("redis_url") + "?partitions=3",
+        commands=False,
+        restart=_native_restart("redis"),
+    ),
 ]

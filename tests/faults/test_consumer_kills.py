@@ -169,3 +169,108 @@ def test_a_consumer_killed_20_times_mid_stream_loses_nothing_and_repeats_no_effe
         }
         assert broken == {}, f"each parcel's effects in publish order (seed {seed})"
     assert mid_stream >= KILLS // 2, f"only {mid_stream} kills left work behind (seed {seed})"
+
+
+CHURN_EVENTS = 3_000
+CHURN_MEMBERS = 3
+CHURN_EVERY = 2.0
+"""Seconds between kills: the schedule of the churn, not a wait for a result."""
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("concurrency", "partitions"), [(1, 1), (4, 1), (1, 4)])
+def test_redis_group_members_killed_in_turn_keep_each_keys_events_in_order(
+    concurrency, partitions, redis_url, tmp_path
+):
+    """Three worker processes in one group on Redis; every 2 s the oldest is SIGKILLed and a new
+    one joins, while 3,000 keyed events are published. Nothing is lost, no effect repeats, and
+    each key's effects are in publish order: only one member reads the group at a time (a
+    lease of ``lease_ttl``), and a new holder finishes what the previous one left pending, in
+    order, before it reads anything new. With ``partitions=4`` the topic is four streams with
+    a lease each, shared out among the members."""
+    run = uuid.uuid4().hex[:8]
+    prefix, group = f"churn-{run}.", f"weighing-{run}"
+    effects = redis.Redis.from_url(redis_url)
+    key = f"{prefix}effects"
+    url = f"{redis_url}?partitions={partitions}"
+    producer = Bus(
+        Settings.without_environment(
+            backends={"commands": f"memory://{run}", "events": url}, channel_prefix=prefix
+        )
+    )
+    log = tmp_path / "workers.log"
+    members: list[subprocess.Popen[bytes]] = []
+
+    def join() -> None:
+        arguments = ["events", url + "&claim_idle=1&lease_ttl=1", redis_url, prefix, group]
+        with log.open("ab") as stderr:
+            stderr.write(f"--- member {len(members)} ---\n".encode())
+            stderr.flush()
+            process = [sys.executable, str(WORKER), *arguments, str(concurrency)]
+            members.append(subprocess.Popen(process, stderr=stderr))
+
+    def handled() -> list[int]:
+        return [int(x) for x in effects.lrange(key, 0, -1)]
+
+    published = threading.Event()
+    publish_errors: list[str] = []
+
+    def publish() -> None:  # 3,000 events over ~10 s: the churn happens while they flow
+        try:
+            for start in range(0, CHURN_EVENTS, 50):
+                numbers = range(start, start + 50)
+                producer.publish_many(
+                    [ParcelWeighed(parcel=f"p{n % 16}", seq=n) for n in numbers],
+                    keys=[f"p{n % 16}" for n in numbers],
+                )
+                time.sleep(0.16)  # the producer's pace, not a wait for a result
+        except Exception as error:  # reported by the test, not lost in a thread
+            publish_errors.append(repr(error))
+        finally:
+            published.set()
+
+    kills = 0
+    publisher = threading.Thread(target=publish)
+    try:
+        for _ in range(CHURN_MEMBERS):
+            join()
+        publisher.start()
+        while not published.wait(CHURN_EVERY):
+            oldest = next(m for m in members if m.poll() is None)
+            oldest.kill()
+            oldest.wait(30)
+            kills += 1
+            join()
+        wait_until(
+            lambda: len(set(handled())) >= CHURN_EVENTS,
+            30,
+            message=lambda: (
+                f"handled {len(set(handled()))} of {CHURN_EVENTS}; workers' "
+                f"stderr ends:\n{log.read_text(errors='replace')[-3000:]}"
+            ),
+        )
+    finally:
+        for member in members:
+            member.kill()
+            member.wait(30)
+        publisher.join(60)
+        producer.close()
+    in_order = handled()
+    effects.delete(key)
+    topic = f"{prefix}{ParcelWeighed.contract_name}"
+    streams = [topic, *(f"{topic}:{i}" for i in range(1, partitions))]
+    readers = {c["name"] for s in streams for c in effects.xinfo_consumers(s, group)}
+    assert publish_errors == []
+    assert kills >= 4
+    assert len(readers) >= 2, "the group changed hands at least once"
+    assert sorted(in_order) == list(range(CHURN_EVENTS)), "every event's effect exactly once"
+    per_key: dict[int, list[int]] = {}
+    for seq in in_order:
+        per_key.setdefault(seq % 16, []).append(seq)
+    broken = {
+        k: [(a, b) for a, b in itertools.pairwise(seqs) if a > b][:3]
+        for k, seqs in per_key.items()
+        if seqs != sorted(seqs)
+    }
+    assert broken == {}, "each parcel's effects in publish order"

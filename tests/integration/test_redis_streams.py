@@ -41,6 +41,42 @@ def test_trimming_never_deletes_what_a_group_has_not_finished(redis_url):
         events.close()
 
 
+def test_a_partitioned_topic_is_trimmed_partition_by_partition(redis_url):
+    topic = f"trim-{uuid.uuid4().hex[:8]}"
+    events = open_events(f"{redis_url}?maxlen=5&retention_ms=3600000&partitions=4")
+    streams = [topic, *(f"{topic}:{i}" for i in range(1, 4))]
+    try:
+        events.publish_many(topic, [TransportMessage("one", b"x", key="a")])  # one partition
+        for n in range(10):
+            keyed = [TransportMessage(f"{n}-{k}", b"x", key=k) for k in "abcdefgh"]
+            events.publish_many(topic, keyed)
+        lengths = [events.client.xlen(stream) for stream in streams]
+        assert lengths == [5, 5, 5, 5]
+        assert len(list(events.replay(topic))) == 20
+    finally:
+        events.client.delete(*streams)
+        events.close()
+
+
+def test_a_process_with_another_partition_count_than_the_topics_is_refused(redis_url):
+    from interchange.adapters import InvalidURL
+
+    topic = f"parts-{uuid.uuid4().hex[:8]}"
+    four = open_events(f"{redis_url}?partitions=4")
+    one = open_events(redis_url)
+    try:
+        four.publish(topic, TransportMessage("first", b"x", key="k"))
+        with pytest.raises(InvalidURL, match="has 4 partitions on this Redis, this URL says"):
+            one.publish(topic, TransportMessage("second", b"x", key="k"))
+        with pytest.raises(InvalidURL, match="partitions=1"):
+            one.subscribe(topic, "g", lambda d: ACK)
+        assert [d.message.id for d in four.replay(topic)] == ["first"]
+    finally:
+        four.client.delete(f"interchange:partitions:{topic}")
+        four.close()
+        one.close()
+
+
 def test_a_consumer_that_died_holding_a_command_is_replaced_after_claim_idle(redis_url):
     from interchange.adapters import open_commands
 
