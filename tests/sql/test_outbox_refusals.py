@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 from interchange import Bus, Settings
 from interchange.adapters import TransportMessage
+from interchange.adapters.errors import ConfigurationError
 from interchange.adapters.memory import MemoryEventTransport
 from interchange.connectors.sql import OutboxRelay, add_to_outbox, create_outbox, engine_for
 from interchange.connectors.sql.tables import dead_letter_table
@@ -142,4 +143,32 @@ def test_an_unmapped_publish_error_leaves_no_transaction_open_and_is_parked(tagg
         assert "RuntimeError: a driver error nobody mapped" in parked.reason
     finally:
         relay.stop()
+        bus.close()
+
+
+class Misconfigured(MemoryEventTransport):
+    def publish_many(self, topic: str, messages: list[TransportMessage]) -> None:
+        raise ConfigurationError("no such option: acks=most")
+
+    def publish(self, topic: str, message: TransportMessage) -> None:
+        raise ConfigurationError("no such option: acks=most")
+
+
+def test_a_configuration_error_parks_nothing_and_leaves_no_transaction_open(tagged):
+    engine, table, name = tagged
+    _add(engine, table, [("a", "a", 0), ("b", "b", 0)])
+    bus = Bus(
+        Settings(backends={"commands": "memory://", "events": "memory://"}),
+        events=Misconfigured(f"memory://{uuid.uuid4().hex}"),
+    )
+    relay = OutboxRelay(bus, engine, table=table, max_attempts=1)
+    try:
+        for _ in range(2):
+            with pytest.raises(ConfigurationError, match="acks=most"):
+                relay.relay_once()
+            assert _left_open(engine, name) == []
+        assert list(_attempts(engine, table).values()) == [0, 0], "nothing counted"
+        with engine.connect() as connection:
+            assert connection.execute(select(dead_letter_table(table))).all() == []
+    finally:
         bus.close()

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, text, update
 
 from interchange.adapters import BackendUnavailable, TransportError
+from interchange.adapters.errors import ConfigurationError
 from interchange.bus import Bus
 from interchange.connectors.sql.outbox_claim import Batch, Ready, Row, array
 from interchange.contracts import Command, Event
@@ -47,6 +48,8 @@ class BatchPublisher:
                 batch.sent += [item.row.id for item in run]
             except BackendUnavailable as error:
                 return done, error
+            except ConfigurationError:  # every row would get the same answer: park none
+                raise
             except Exception as error:  # PublishRejected, or what no mapping foresaw
                 if not isinstance(error, TransportError):
                     log.exception("%s: publishing raised an unmapped error", self.name)
