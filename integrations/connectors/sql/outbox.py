@@ -14,10 +14,12 @@ business change; the relay publishes rows in order and marks them sent only afte
   earlier row another relay holds. A rolled-back row was never visible.
 - A row whose contract is unknown or whose payload does not validate goes to
   ``<table>_dead_letters`` with its reason, in the same transaction that takes it out of the
-  outbox; the relay continues. A row the broker refuses is tried again ``max_attempts`` times,
-  then parked there too: neither overtaken by its aggregate's later rows meanwhile, nor
-  blocking them forever. While the brokers and the fallback are all down nothing is counted:
-  the relay waits and tries again.
+  outbox; the relay continues. A row the broker refuses (or whose publishing raises an error
+  no mapping foresaw) is tried again ``max_attempts`` times, then parked there too: neither
+  overtaken by its aggregate's later rows meanwhile, nor blocking them forever. While the
+  brokers and the fallback are all down nothing is counted: the relay waits and tries again;
+  a ConfigurationError is raised, nothing counted. Every transaction the relay opens ends on
+  every error path: an open one would hold row locks and the database's xmin horizon.
 - Throughput: the running loop (``start()``) on PostgreSQL commits a batch's marks on a
   helper thread while it claims and publishes the next batch; a relay killed in between
   publishes the unmarked batch again, as above.
