@@ -79,6 +79,7 @@ def drop(table: str) -> None:
     engine = engine_for(POSTGRES)
     with engine.begin() as connection:
         connection.execute(text(f"DROP TABLE IF EXISTS {table}, {table}_dead_letters"))
+        connection.execute(text(f"DROP FUNCTION IF EXISTS {table}_commit_seq()"))
     engine.dispose()
 
 

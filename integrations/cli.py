@@ -303,7 +303,8 @@ def outbox_init(
         str | None, typer.Option(help="table name (default: connectors.outbox)")
     ] = None,
 ) -> None:
-    """Create the outbox table, its dead-letter table and (PostgreSQL) its NOTIFY trigger."""
+    """Create (or migrate) the outbox table, its dead-letter table and, on PostgreSQL, its
+    NOTIFY and commit-order triggers."""
     from interchange.adapters import redact
     from interchange.config import OutboxConnector
     from interchange.connectors.sql import create_outbox, engine_for

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
+    NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
     PrivateAttr,
@@ -201,6 +202,9 @@ class OutboxConnector(BaseModel):
     """Seconds between reads when no NOTIFY wakes the relay (PostgreSQL) or on SQLite."""
     max_attempts: PositiveInt = 10
     """A row the broker refuses this often goes to ``<table>_dead_letters``."""
+    retention_hours: NonNegativeFloat = 24.0
+    """Sent rows older than this are deleted (every 5 minutes, ``batch`` rows per
+    transaction); 0 keeps them. Dead letters are kept."""
 
 
 class SqlSinkConnector(BaseModel):

@@ -62,3 +62,17 @@ def delivery_failure(topic: str, total: int, errors: dict[str, Any]) -> Transpor
         + "; ".join(f"{i}: {e.str()}" for i, e in list(errors.items())[:5]),
         failed=list(errors),
     )
+
+
+def produce_failure(
+    topic: str, servers: str, refused_id: str, error: KafkaException, failed: list[str]
+) -> TransportError:
+    """The error for ``produce()`` raising before a record left the client (too large for
+    ``message.max.bytes``, an unknown partition, ...): PublishRejected with the reason, unless
+    the code says the cluster was not reached. ``failed``: that record and every later one of
+    the batch, never produced."""
+    kind = BackendUnavailable if code(error) in UNREACHED else PublishRejected
+    return kind(
+        f"Kafka at {servers} refused message {refused_id} to {topic!r} before sending it: {error}",
+        failed=failed,
+    )

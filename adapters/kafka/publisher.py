@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
-from interchange.adapters.errors import BackendUnavailable
-from interchange.adapters.kafka.errors import delivery_failure
+from interchange.adapters.errors import BackendUnavailable, TransportError
+from interchange.adapters.kafka.errors import delivery_failure, produce_failure
 from interchange.adapters.kafka.options import KafkaOptions
 from interchange.adapters.kafka.wire import record_id, to_headers
 from interchange.adapters.message import TransportMessage
@@ -59,8 +59,10 @@ class Publisher:
     ) -> None:
         """Produce every message, then wait for every delivery report, until ``deadline``
         (time.monotonic(); by default ``budget()`` from now). Raises PublishRejected
-        (``.failed`` ids) when the broker refused some, BackendUnavailable when some were not
-        acknowledged in time — those may or may not be in the log."""
+        (``.failed`` ids) when the broker refused some, or when the client refused one before
+        sending it (too large: it and every later one are ``.failed``, never produced);
+        BackendUnavailable when some were not acknowledged in time — those may or may not be
+        in the log."""
         errors: dict[str, Any] = {}
         reported = 0
 
@@ -73,6 +75,7 @@ class Publisher:
 
         started = time.monotonic()
         deadline = started + self.budget() if deadline is None else deadline
+        produced, refused = 0, cast(TransportError | None, None)
         for message in messages:
             headers = to_headers(message)
             while True:
@@ -85,6 +88,11 @@ class Publisher:
                         on_delivery=on_delivery,
                     )
                     break
+                except KafkaException as error:  # refused before sending (too large, ...)
+                    # the later messages are not produced: none may overtake this one
+                    failed = [m.id for m in messages[produced:]]
+                    refused = produce_failure(topic, self.servers, message.id, error, failed)
+                    break
                 except BufferError:  # the local queue is full: backpressure, wait for room
                     if time.monotonic() > deadline:
                         raise BackendUnavailable(
@@ -92,21 +100,27 @@ class Publisher:
                             f"{self.timeout}s (local queue full)"
                         ) from None
                     self.producer.poll(0.05)
+            if refused is not None:
+                break
+            produced += 1
         # flush() sends what lingers for batching at once and serves the delivery reports
         # (other threads' messages too: each caller still checks only its own).
         step = 1.0 if self.fail_within is None else 0.05
-        while reported < len(messages) and (now := time.monotonic()) < deadline:
+        while reported < produced and (now := time.monotonic()) < deadline:
             if self._given_up(started, now):
                 break
             self.producer.flush(max(0.0, min(step, deadline - now)))
-        if reported < len(messages):
+        if reported < produced:
             self._withdraw()
             down = " (every broker down)" if self._down_since is not None else ""
             raise BackendUnavailable(
-                f"{len(messages) - reported} message(s) to {topic!r} not acknowledged by Kafka at "
+                f"{produced - reported} message(s) to {topic!r} not acknowledged by Kafka at "
                 f"{self.servers}{down} within {time.monotonic() - started:.1f}s; they may or "
                 "may not be stored"
             )
+        if refused is not None:
+            refused.failed = [*errors, *refused.failed]  # earlier ones refused by the broker
+            raise refused
         if errors:
             raise delivery_failure(topic, len(messages), errors)
         self._down_since = None  # acknowledged: a broker is up

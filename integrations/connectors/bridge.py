@@ -90,6 +90,7 @@ def _loops(connectors: Connectors, bus: Bus, console: Console) -> list[Any]:
                 batch=outbox.batch,
                 poll_interval=outbox.poll_interval,
                 max_attempts=outbox.max_attempts,
+                retention_hours=outbox.retention_hours or None,  # 0: keep sent rows
             )
         )
     if connectors.pollers:

@@ -23,8 +23,7 @@ def database(request: pytest.FixtureRequest, tmp_path) -> Iterator[tuple[Engine,
     table = f"outbox_{uuid.uuid4().hex[:10]}"
     yield engine, table
     if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.execute(text(f"DROP TABLE IF EXISTS {table}, {table}_dead_letters"))
+        drop_outbox(engine, table)
     engine.dispose()
 
 
@@ -34,6 +33,12 @@ def postgres(postgres_url: str) -> Iterator[tuple[Engine, str]]:
     engine = engine_for(postgres_url)
     table = f"outbox_{uuid.uuid4().hex[:10]}"
     yield engine, table
+    drop_outbox(engine, table)
+    engine.dispose()
+
+
+def drop_outbox(engine: Engine, table: str) -> None:
+    """Drop an outbox and everything ``create_outbox`` made for it."""
     with engine.begin() as connection:
         connection.execute(text(f"DROP TABLE IF EXISTS {table}, {table}_dead_letters"))
-    engine.dispose()
+        connection.execute(text(f"DROP FUNCTION IF EXISTS {table}_commit_seq()"))

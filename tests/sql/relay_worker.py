@@ -5,13 +5,15 @@
 relays until the outbox is empty; with DIE_AT > 0 it SIGKILLs itself right after its DIE_AT-th
 batch was published (confirmed), before the transaction marking it sent commits: the worst
 point to die. MODE ``rounds`` calls ``relay_once()`` round after round; ``running`` runs
-``start()``, where the previous round's marks may still be committing at that point."""
+``start()``, where the previous round's marks may still be committing at that point;
+``forever`` runs ``start()`` next to writers that are still adding rows, until killed."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 from interchange import Bus, Settings
@@ -28,7 +30,7 @@ def main() -> None:
     bus = Bus(settings)
     relay = OutboxRelay(bus, url, table=table, batch=100)
     sends = 0
-    send = relay._send
+    send = relay.publisher.send
 
     def send_then_maybe_die(run: Any) -> None:
         nonlocal sends
@@ -37,8 +39,13 @@ def main() -> None:
         if sends == int(die_at):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    relay._send = send_then_maybe_die  # type: ignore[method-assign]
-    if mode == "running":
+    relay.publisher.send = send_then_maybe_die  # type: ignore[method-assign]
+    if mode == "forever":  # next to writers: until killed (or a minute passed)
+        relay.poll_interval = 0.05
+        relay.start()
+        time.sleep(60)
+        relay.stop()
+    elif mode == "running":
         relay.poll_interval = 0.05
         relay.start()
         wait_until(lambda: relay.pending() == 0, timeout=60, message="outbox drained")

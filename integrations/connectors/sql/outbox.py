@@ -5,21 +5,27 @@ business change; the relay publishes rows in order and marks them sent only afte
 - A row's message id is its ``message_id`` (``add_to_outbox`` fills one) or ``<table>-<id>``:
   a relay that dies between publishing and marking publishes the row again with the same id,
   and consumers dedupe it.
-- Order: rows are read by id, and an aggregate's rows are published in that order (its id is
-  the partition key). On PostgreSQL a relay reads only rows written by transactions older than
-  the oldest one still running (``tx < pg_snapshot_xmin(pg_current_snapshot())``), so a row
-  committed late with a lower id is never overtaken; several relays share the table with
-  ``FOR UPDATE SKIP LOCKED`` and a relay skips an aggregate whose earlier row another relay
-  holds. A rolled-back row was never visible.
+- Order: an aggregate's rows are published in the order their transactions committed, rows
+  of one transaction in id order (its id is the partition key). On PostgreSQL a deferred
+  trigger stamps each row with its transaction's place in the commit order as it commits
+  (outbox_order); the relay reads ``(commit_seq, id)``, and a running transaction holds
+  nothing back. On SQLite (one writer at a time) id order is commit order. Several relays
+  share the table with ``FOR UPDATE SKIP LOCKED`` and a relay skips an aggregate whose
+  earlier row another relay holds. A rolled-back row was never visible.
 - A row whose contract is unknown or whose payload does not validate goes to
   ``<table>_dead_letters`` with its reason, in the same transaction that takes it out of the
-  outbox; the relay continues. A row the broker refuses is tried again ``max_attempts`` times,
-  then parked there too: neither overtaken by its aggregate's later rows meanwhile, nor
-  blocking them forever. While the brokers and the fallback are all down nothing is counted:
-  the relay waits and tries again.
+  outbox; the relay continues. A row the broker refuses (or whose publishing raises an error
+  no mapping foresaw) is tried again ``max_attempts`` times, then parked there too: neither
+  overtaken by its aggregate's later rows meanwhile, nor blocking them forever. While the
+  brokers and the fallback are all down nothing is counted: the relay waits and tries again;
+  a ConfigurationError is raised, nothing counted. Every transaction the relay opens ends on
+  every error path: an open one would hold row locks and the database's xmin horizon.
 - Throughput: the running loop (``start()``) on PostgreSQL commits a batch's marks on a
   helper thread while it claims and publishes the next batch; a relay killed in between
   publishes the unmarked batch again, as above.
+- Retention: the running loop deletes rows sent more than ``retention_hours`` ago (24 by
+  default; ``None`` keeps them) every ``purge_every`` seconds, in batches of ``batch`` rows,
+  each a transaction of its own. Dead letters are kept.
 - Wake-up: PostgreSQL's LISTEN/NOTIFY (a trigger notifies on insert), with polling every
   ``poll_interval`` as the floor, which also makes up for a notification lost while
   reconnecting.
@@ -34,24 +40,18 @@ import time
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from datetime import timedelta
+from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import (
-    Connection,
-    Engine,
-    RootTransaction,
-    Table,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import Connection, Engine, Table, func, insert, select
+from sqlalchemy.exc import DBAPIError
 
-from interchange.adapters import BackendUnavailable, TransportError
+from interchange.adapters import BackendUnavailable
 from interchange.bus import Bus
+from interchange.connectors.sql import outbox_order
+from interchange.connectors.sql.outbox_claim import Batch, Claim, Ready, Row, headers_of
+from interchange.connectors.sql.outbox_publish import BatchPublisher, purge_sent
 from interchange.connectors.sql.rounds import Rounds
 from interchange.connectors.sql.tables import (
     CHANNEL,
@@ -59,7 +59,7 @@ from interchange.connectors.sql.tables import (
     engine_for,
     outbox_table,
 )
-from interchange.contracts import Command, Contract, Event, UnknownContract
+from interchange.contracts import Contract, UnknownContract
 
 log = logging.getLogger("interchange.connectors.outbox")
 
@@ -90,51 +90,6 @@ def add_to_outbox(
     return message_id
 
 
-class _Row(NamedTuple):
-    """An outbox row as the claim reads it: a plain tuple, since a SQLAlchemy Row's attribute
-    access cost more per row than publishing it (measured)."""
-
-    id: int
-    message_id: str | None
-    aggregate_type: str
-    aggregate_id: str
-    contract: str
-    version: int
-    payload: str
-    headers: str | None
-    attempts: int
-
-
-class _Ready(NamedTuple):
-    row: _Row
-    aggregate: tuple[str, str]
-    message: Contract
-    message_id: str
-    headers: dict[str, str] | None  # the row's own headers, parsed
-
-
-@dataclass(slots=True)
-class _Batch:
-    """One round's rows, claimed and decoded in a transaction of its own."""
-
-    connection: Connection
-    transaction: RootTransaction
-    claimed: list[int]  # every row locked, published or not
-    ready: list[_Ready]  # to publish, in id order
-    held: set[tuple[str, str]]  # aggregates whose rows wait for the next round
-    done: int = 0  # rows dead-lettered (out of the outbox)
-    sent: list[int] = field(default_factory=list)  # rows published, to mark sent
-
-    def close(self, commit: bool) -> None:
-        try:
-            if commit:
-                self.transaction.commit()
-            else:
-                self.transaction.rollback()
-        finally:
-            self.connection.close()
-
-
 class OutboxRelay(Rounds):
     """Publishes an outbox table's rows through a Bus; ``start()`` runs it on a thread."""
 
@@ -147,9 +102,13 @@ class OutboxRelay(Rounds):
         batch: int = 500,
         poll_interval: float = 1.0,
         max_attempts: int = 10,
+        retention_hours: float | None = 24.0,
     ) -> None:
         self.bus, self.batch, self.poll_interval = bus, batch, poll_interval
         self.max_attempts = max_attempts
+        self.retention = None if retention_hours is None else timedelta(hours=retention_hours)
+        self.purge_every = 300.0  # seconds between purges of the running loop
+        self._next_purge = 0.0  # time.monotonic() of the next: the first round purges
         self.engine = url if isinstance(url, Engine) else engine_for(url)
         self.postgres = self.engine.dialect.name == "postgresql"
         self.outbox: Table = outbox_table(table)
@@ -159,7 +118,16 @@ class OutboxRelay(Rounds):
         self.relayed = 0  # rows that left the outbox, committed
         self._listener: Any = None
         self._models: dict[tuple[str, int], type[Contract]] = {}  # each looked up once
-        self._claim_sql = self._claim_statement()
+        self._ordered = False  # the table's commit order checked (PostgreSQL)
+        self._claim = Claim(self.outbox, batch, self.postgres)
+        self.publisher = BatchPublisher(
+            bus,
+            self.outbox,
+            self.dead,
+            postgres=self.postgres,
+            max_attempts=max_attempts,
+            name=self.name,
+        )
         # the running loop's pipeline (PostgreSQL): the previous batch's marks commit here
         self._committer: ThreadPoolExecutor | None = None
         self._committing: Future[None] | None = None
@@ -173,7 +141,7 @@ class OutboxRelay(Rounds):
         while every backend is down."""
         self._settle()
         batch = self._prepare([])
-        moved, unavailable = self._publish_batch(batch)
+        moved, unavailable = self._publish_or_roll_back(batch)
         self._commit(batch, moved)
         if unavailable is not None:  # raised after committing what was sent
             raise unavailable
@@ -184,13 +152,15 @@ class OutboxRelay(Rounds):
         while the next batch is claimed and published (at most one commit in flight):
         1.1-1.3x round after round on this 2-core machine (bench/outbox_relay.py), more where
         the database is a network hop away."""
+        if self.retention is not None and time.monotonic() >= self._next_purge:
+            self._purge()
         if not self.postgres:
             return self.relay_once()
         batch = self._prepare(self._committing_ids)
         if not batch.claimed:
             batch.close(commit=False)
             return 0
-        moved, unavailable = self._publish_batch(batch)
+        moved, unavailable = self._publish_or_roll_back(batch)
         self._settle()
         if self._committer is None:
             self._committer = ThreadPoolExecutor(1, thread_name_prefix=self.name)
@@ -200,11 +170,23 @@ class OutboxRelay(Rounds):
             raise unavailable
         return moved
 
-    def _commit(self, batch: _Batch, moved: int) -> None:
+    def _publish_or_roll_back(self, batch: Batch) -> tuple[int, BackendUnavailable | None]:
+        """Publish the batch; on an error that escapes (the database went away), end its
+        transaction before raising: an open claim would hold its rows' locks and the xmin
+        horizon of the whole database (other relays, pollers, vacuum). What was published is
+        published again later, with the same ids."""
+        try:
+            return self.publisher.publish_batch(batch)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the error that matters is in flight
+                batch.close(commit=False)
+            raise
+
+    def _commit(self, batch: Batch, moved: int) -> None:
         """Mark the batch's published rows sent (one statement), then commit."""
         try:
             if batch.sent:
-                self._mark_sent(batch.connection, batch.sent)
+                self.publisher.mark_sent(batch.connection, batch.sent)
         except BaseException:
             batch.close(commit=False)
             raise
@@ -223,24 +205,28 @@ class OutboxRelay(Rounds):
         finally:
             self._committing, self._committing_ids = None, []
 
-    def _prepare(self, ours: list[int]) -> _Batch:
+    def _prepare(self, ours: list[int]) -> Batch:
         """Claim and decode a batch in a new transaction; ``ours`` are rows this relay has in
         flight (not another relay's). Bad rows are dead-lettered in that transaction."""
+        if self.postgres and not self._ordered:
+            self._migrate()
         connection = self.engine.connect()
         transaction = connection.begin()
         try:
             rows, elsewhere = self._claim(connection, ours)
-            batch = _Batch(connection, transaction, [row.id for row in rows], [], set())
+            batch = Batch(connection, transaction, [row.id for row in rows], [], set())
             for row in rows:
                 aggregate = (row.aggregate_type, row.aggregate_id)
-                if aggregate in batch.held or row.id > elsewhere.get(aggregate, row.id):
+                if aggregate in batch.held or row.key > elsewhere.get(aggregate, row.key):
                     batch.held.add(aggregate)  # never overtake another relay's earlier row
                     continue
                 try:
                     message = self._decode(row)
-                    item = _Ready(row, aggregate, message, self._id_of(row), _headers(row))
+                    item = Ready(
+                        row, aggregate, message, self.publisher.id_of(row), headers_of(row)
+                    )
                 except (UnknownContract, ValidationError, ValueError) as error:
-                    self._dead_letter(connection, row, f"{type(error).__name__}: {error}")
+                    self.publisher.dead_letter(connection, row, f"{type(error).__name__}: {error}")
                     batch.done += 1
                     continue
                 batch.ready.append(item)
@@ -251,75 +237,24 @@ class OutboxRelay(Rounds):
             raise
         return batch
 
-    def _claim(
-        self, connection: Connection, ours: list[int]
-    ) -> tuple[list[_Row], dict[tuple[str, str], int]]:
-        """The next batch of unsent rows, locked, and per aggregate the first unsent row before
-        our last that another relay holds: our rows of that aggregate after it must wait."""
-        if not self.postgres:  # one writer at a time: the rows read are every relay's first
-            c = self.outbox.c  # the columns a round uses: no time stamps to parse
-            query = select(*(c[name] for name in _Row._fields)).where(c.sent_at.is_(None))
-            query = query.order_by(c.id).limit(self.batch)
-            return [_Row._make(row) for row in connection.execute(query)], {}
-        # One round trip, on the driver's cursor (SQLAlchemy's result rows cost more per row
-        # than the query): the batch size and the ids are ints of ours, written as literals.
-        claim = self._claim_sql.format(
-            batch=int(self.batch),
-            # room for the rows in flight ahead of ours: the batch we are marking, other
-            # relays' batches (fewer than a batch is claimed when they fill it)
-            window=3 * int(self.batch),
-            marking=_array(ours),
-        )
-        rows, elsewhere = [], {}
-        with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-            cursor.execute(claim)
-            cursor.nextset()  # past the planner settings
-            for row in cursor:
-                if row[4] is None:  # another relay's first row of an aggregate: id, type, key
-                    elsewhere[row[2], row[3]] = row[0]
-                else:
-                    rows.append(_Row._make(row))
-        rows.sort()  # by id: the union's order is not promised
-        return rows, elsewhere
+    def _migrate(self) -> None:
+        """An outbox created by an older version has no commit order yet: add it (needs the
+        privileges ``interchange outbox init`` needs, once)."""
+        table = self.outbox.name
+        try:
+            with self.engine.begin() as connection:
+                if not outbox_order.installed(connection, table):
+                    log.warning("%s: adding commit order to the outbox table", self.name)
+                    outbox_order.install(connection, table)
+        except DBAPIError as error:
+            raise outbox_order.OutboxNotMigrated(
+                f"outbox {table} has no commit order (created by an older version) and adding "
+                f"it failed: {error.orig}. Run `interchange outbox init --table {table}` as a "
+                "role that may create tables, functions and triggers on it (its owner)"
+            ) from error
+        self._ordered = True
 
-    def _claim_statement(self) -> str:
-        """PostgreSQL's claim, ``{batch}``, ``{window}`` and ``{marking}`` to fill in.
-
-        First the planner settings: an outbox churns faster than autovacuum analyzes it, and
-        on stale statistics the planner sorts every unsent row per batch (26 ms at 20,000
-        rows, against 0.5 ms); the partial index of unsent rows, in id order, is always the
-        right plan. Then, in one statement: the first ``window`` unsent rows in id order
-        (``candidates``, unlocked); the batch, locked, from no further than the last of them
-        (rows of transactions still running cannot be overtaken by what we read now, so only
-        rows older than the oldest of them); and, with a NULL contract, per aggregate the
-        first candidate below our last
-        row that is neither ours nor one this relay published and is still marking
-        (``marking``, locked by the commit in flight): another relay holds it, or it is too
-        new to read. The candidates are a prefix in id order, so every such row is among
-        them; an unsent-row range scan (``id < our last``) instead let the planner pick the
-        primary key on statistics taken before the backlog drained, and walk every sent row
-        (measured: 30 ms a round at 40,000 sent rows)."""
-        columns = ", ".join(_Row._fields)
-        others = ", ".join(["min(id)", "NULL", "aggregate_type", "aggregate_id"] + ["NULL"] * 5)
-        t = self.outbox.name
-        return (
-            "SELECT set_config('enable_bitmapscan', 'off', true), "
-            "set_config('enable_seqscan', 'off', true); "
-            "WITH candidates AS MATERIALIZED (SELECT id, aggregate_type, aggregate_id "
-            f"FROM {t} WHERE sent_at IS NULL ORDER BY id LIMIT {{window}}), "
-            f"claimed AS (SELECT {columns} FROM {t} "
-            "WHERE sent_at IS NULL AND id <= (SELECT max(id) FROM candidates) "
-            "AND tx < pg_snapshot_xmin(pg_current_snapshot()) "
-            "ORDER BY id LIMIT {batch} FOR UPDATE SKIP LOCKED) "
-            "SELECT * FROM claimed "
-            f"UNION ALL SELECT {others} FROM candidates "
-            "WHERE id < (SELECT max(id) FROM claimed) "
-            "AND id NOT IN (SELECT id FROM claimed) "
-            "AND id NOT IN (SELECT unnest('{marking}'::bigint[])) "
-            "GROUP BY aggregate_type, aggregate_id"
-        )
-
-    def _decode(self, row: _Row) -> Contract:
+    def _decode(self, row: Row) -> Contract:
         model = self._models.get((row.contract, row.version))
         if model is None:
             model = self._models[row.contract, row.version] = self.bus.contracts.get(
@@ -327,106 +262,8 @@ class OutboxRelay(Rounds):
             )
         return model.model_validate_json(row.payload)
 
-    def _id_of(self, row: _Row) -> str:
+    def _id_of(self, row: Row) -> str:
         return row.message_id or f"{self.outbox.name}-{row.id}"
-
-    # -- publishing ------------------------------------------------------------------------
-
-    def _publish_batch(self, batch: _Batch) -> tuple[int, BackendUnavailable | None]:
-        """Publish in runs of one contract, noting each run sent once the broker confirmed it.
-        A refused run is sent again one row at a time to find the refused row, whose aggregate
-        then waits for the next round. Every backend down: stop, keep what was sent, and
-        return the error with the count of rows out of the outbox."""
-        connection, ready, held = batch.connection, batch.ready, batch.held
-        done, singles = batch.done, 0
-        while ready:
-            if held and not (ready := [item for item in ready if item.aggregate not in held]):
-                break
-            size = 1 if singles or ready[0].headers else _run_length(ready)
-            run, ready = ready[:size], ready[size:]
-            singles = max(0, singles - 1)
-            try:
-                self._send(run)
-                batch.sent += [item.row.id for item in run]
-            except BackendUnavailable as error:
-                return done, error
-            except TransportError as error:
-                if size > 1:
-                    ready, singles = run + ready, size
-                elif self._refused(connection, run[0], error, held):
-                    done += 1  # parked: out of the outbox, and out of its aggregate's way
-                continue
-            done += size
-        return done, None
-
-    def _send(self, run: list[_Ready]) -> None:
-        messages = [item.message for item in run]
-        ids = [item.message_id for item in run]
-        first, headers = run[0].row, run[0].headers
-        if isinstance(messages[0], Event):
-            keys: list[str | None] = [item.row.aggregate_id for item in run]
-            if headers:
-                self.bus.publish(messages[0], id=ids[0], key=keys[0], headers=headers)
-            else:
-                self.bus.publish_many(messages, ids=ids, keys=keys)  # type: ignore[arg-type]
-        elif isinstance(messages[0], Command):
-            if headers:
-                self.bus.send(messages[0], id=ids[0], headers=headers)
-            else:
-                self.bus.send_many(messages, ids=ids)  # type: ignore[arg-type]
-        else:
-            raise ValueError(f"{first.contract!r} is neither a command nor an event")
-
-    def _refused(
-        self,
-        connection: Connection,
-        item: _Ready,
-        error: TransportError,
-        held: set[tuple[str, str]],
-    ) -> bool:
-        """The broker refused this row: count the attempt, and park it once they are used up
-        (True). Until then its aggregate's later rows wait for it."""
-        reason = f"{type(error).__name__}: {error}"
-        attempts = item.row.attempts + 1
-        if attempts >= self.max_attempts:
-            self._dead_letter(connection, item.row, f"refused {attempts} times; last: {reason}")
-            return True
-        held.add(item.aggregate)
-        connection.execute(
-            update(self.outbox)
-            .where(self.outbox.c.id == item.row.id)
-            .values(attempts=attempts, last_error=reason)
-        )
-        return False
-
-    def _mark_sent(self, connection: Connection, ids: list[int]) -> None:
-        if self.postgres:  # one array parameter instead of a placeholder per id
-            marked = (
-                f"UPDATE {self.outbox.name} SET sent_at = now() "
-                "WHERE id = ANY(CAST(:ids AS bigint[]))"
-            )
-            connection.execute(text(marked), {"ids": _array(ids)})
-            return
-        connection.execute(
-            update(self.outbox).where(self.outbox.c.id.in_(ids)).values(sent_at=func.now())
-        )
-
-    def _dead_letter(self, connection: Connection, row: _Row, reason: str) -> None:
-        log.error("outbox row %s dead-lettered: %s", row.id, reason)
-        connection.execute(
-            insert(self.dead).values(
-                outbox_id=row.id,
-                message_id=self._id_of(row),
-                aggregate_type=row.aggregate_type,
-                aggregate_id=row.aggregate_id,
-                contract=row.contract,
-                version=row.version,
-                payload=row.payload,
-                headers=row.headers,
-                reason=reason,
-            )
-        )
-        self._mark_sent(connection, [row.id])
 
     # -- running ---------------------------------------------------------------------------
 
@@ -467,32 +304,24 @@ class OutboxRelay(Rounds):
             self._committer = None
         self._close_listener()
 
+    def purge_sent(self) -> int:
+        """Delete the rows sent more than ``retention_hours`` ago, in bounded batches (each a
+        transaction); the running loop does it every ``purge_every`` seconds. Returns how many
+        rows were deleted."""
+        if self.retention is None:
+            return 0
+        return purge_sent(self.engine, self.outbox, self.retention, batch=self.batch)
+
+    def _purge(self) -> None:
+        self._next_purge = time.monotonic() + self.purge_every
+        try:
+            if purged := self.purge_sent():
+                log.info("%s: purged %d rows sent before the retention", self.name, purged)
+        except Exception:  # relaying matters more: the next purge tries again
+            log.exception("%s: purging sent rows failed", self.name)
+
     def pending(self) -> int:
         """Rows not sent yet."""
         with self.engine.connect() as connection:
             count = select(func.count()).where(self.outbox.c.sent_at.is_(None))
             return int(connection.execute(count.select_from(self.outbox)).scalar_one())
-
-
-def _array(ids: list[int]) -> str:
-    """A PostgreSQL array literal of ids: psycopg's list adapter took a tenth of a round."""
-    return "{" + ",".join(map(str, ids)) + "}"
-
-
-def _headers(row: _Row) -> dict[str, str] | None:
-    """A row's own headers: a JSON object, or nothing."""
-    if not row.headers:
-        return None
-    headers = json.loads(row.headers)
-    if not isinstance(headers, dict):
-        raise ValueError(f"headers must be a JSON object, not {row.headers!r}")
-    return headers
-
-
-def _run_length(ready: list[_Ready]) -> int:
-    """How many rows from the first share its contract and carry no headers of their own."""
-    kind = type(ready[0].message)
-    for n, item in enumerate(ready):
-        if type(item.message) is not kind or item.headers:
-            return n
-    return len(ready)

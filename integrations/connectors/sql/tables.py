@@ -3,8 +3,8 @@
 SQLite is the embedded default, PostgreSQL the real one (psycopg 3). On SQLite every
 transaction a connector opens takes the write lock up front (``BEGIN IMMEDIATE``): two writers
 never deadlock upgrading a read lock. On PostgreSQL each outbox row records the transaction
-that wrote it (``tx``, an ``xid8``) and an insert notifies ``interchange_outbox``, so relays
-wake at once and read only rows no running transaction can still precede.
+that wrote it (``tx``, an ``xid8``) and its place in the commit order (``commit_seq``,
+outbox_order), and an insert notifies ``interchange_outbox``, so relays wake at once.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
+
+from interchange.connectors.sql import outbox_order
 
 CHANNEL = "interchange_outbox"
 """The PostgreSQL NOTIFY channel an outbox insert wakes relays on."""
@@ -109,7 +111,9 @@ def dead_letter_table(outbox: str, metadata: MetaData | None = None) -> Table:
 
 
 def create_outbox(engine: Engine, name: str = "interchange_outbox") -> None:
-    """Create the outbox and its dead-letter table (``interchange outbox init``). Idempotent."""
+    """Create the outbox and its dead-letter table (``interchange outbox init``); on
+    PostgreSQL also its NOTIFY trigger and its commit order (outbox_order), which migrates an
+    outbox of an older version. Idempotent."""
     metadata = MetaData()
     outbox_table(name, metadata)
     dead_letter_table(name, metadata)
@@ -137,3 +141,4 @@ def create_outbox(engine: Engine, name: str = "interchange_outbox") -> None:
                 "FOR EACH STATEMENT EXECUTE FUNCTION interchange_outbox_notify()"
             )
         )
+        outbox_order.install(connection, name)
