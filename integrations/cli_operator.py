@@ -305,12 +305,19 @@ def _follow_log(bus: Bus, model: Any, interval: float, start: Any) -> Iterator[d
     codec = Codec(bus.events.capabilities.header_prefix, contracts=bus.contracts)
     topic = bus.topic_of(model)
     since: Any = start
-    last: str | None = None
+    reread: str | None = None  # the record ``since`` is the position of
     while True:
+        # A replay from a record's position reads that record again, but not necessarily
+        # first: merged in time order, records of other partitions stored since (with earlier
+        # timestamps) may come before it. Skip it wherever it comes in this round (comparing
+        # with the record just before printed it twice).
+        skip = reread
         for delivery in bus.events.replay(topic, since=since):
             message = delivery.message
-            if message.id == last:
-                continue  # a replay from a record's position starts with that record
+            if delivery.position is not None:
+                since, reread = delivery.position, message.id
+            if message.id == skip:
+                continue
             line: dict[str, Any] = {"id": message.id, "key": message.key}
             try:
                 envelope = codec.decode(message.headers, message.body)
@@ -322,7 +329,6 @@ def _follow_log(bus: Bus, model: Any, interval: float, start: Any) -> Iterator[d
             except DecodeError as error:
                 line["undecodable"] = str(error)
             yield line
-            since, last = delivery.position or since, message.id
         time.sleep(interval)
 
 
