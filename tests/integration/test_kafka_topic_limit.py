@@ -66,6 +66,9 @@ def test_publish_many_names_as_failed_exactly_the_records_missing_from_the_log(k
         assert batch[4].id in missing
         assert refused.value.failed == missing, "failed must be exactly what is not stored"
         assert "?" not in str(refused.value)
+        after = _message(11)
+        transport.publish(topic, after)  # the producer goes on
+        assert _ids_in_log(kafka_url, topic)[-1] == after.id
     finally:
         transport.close()
 
