@@ -122,13 +122,13 @@ class Publisher:
                 f"{self.servers}{down} within {time.monotonic() - started:.1f}s; they may or "
                 "may not be stored"
             )
+        if errors:  # in the batch's order, whatever order the reports came in
+            errors = {m.id: errors[m.id] for m in messages[:produced] if m.id in errors}
         if refused is not None:
             refused.failed = [*errors, *refused.failed]  # earlier ones refused by the broker
             raise refused
         if errors:
-            # in the batch's order, whatever order the reports came in
-            ordered = {m.id: errors[m.id] for m in messages if m.id in errors}
-            raise delivery_failure(topic, len(messages), ordered)
+            raise delivery_failure(topic, len(messages), errors)
         self._down_since = None  # acknowledged: a broker is up
 
     def fail_fast(self, within: float) -> None:
