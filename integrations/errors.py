@@ -10,6 +10,8 @@
     ├── InvalidURL                 an option a backend does not know, or a bad value
     ├── InvalidRoute               a route its contract cannot work with (a partition key
     │                              the contract lacks)
+    ├── OutboxNotMigrated          an outbox of an older version without commit order, and a
+    │                              relay whose role may not add it (run ``outbox init``)
     └── InvalidSettings            the configuration (file, dict, INTERCHANGE_* variables)
                                    does not validate; ``problems`` lists each field's problem
     ContractError                  (contracts)
@@ -66,6 +68,12 @@ class PollerError(RuntimeError):
     Nothing was marked; the round is tried again."""
 
 
+class OutboxNotMigrated(ConfigurationError):
+    """An outbox created by an older version has no commit order, and this role may not add
+    it. Running ``interchange outbox init`` as a role that may (the table's owner) fixes it;
+    a relay tries again on its next round."""
+
+
 class UnseenTransactions(PollerError):
     """The poller cannot see every transaction of its database (a session of another role
     without ``pg_read_all_stats``, or ``track_activities`` off): it reads nothing rather than
@@ -86,6 +94,7 @@ __all__ = [
     "InvalidURL",
     "MalformedMessage",
     "NoConverter",
+    "OutboxNotMigrated",
     "PollerError",
     "PublishRejected",
     "Reject",
