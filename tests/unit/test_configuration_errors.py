@@ -139,7 +139,7 @@ def test_run_takes_config_dev_null_as_an_empty_configuration(tmp_path: Path) -> 
 def test_a_misspelled_variable_is_warned_at_the_callers_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("INTERCHANGE_BACKEND__EVENTS", "memory://")
+    monkeypatch.setenv("INTERCHANGE_" + "BACKEND__EVENTS", "memory://")  # misspelt on purpose
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         Bus.from_config({})
