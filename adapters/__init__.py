@@ -29,6 +29,7 @@ from interchange.adapters.backends import (
 )
 from interchange.adapters.capabilities import Capabilities
 from interchange.adapters.errors import (
+    AccessRefused,
     BackendUnavailable,
     ConfigurationError,
     InvalidURL,
@@ -76,6 +77,7 @@ __all__ = [
     "DLQ_SOURCE",
     "DLQ_TIME",
     "SCHEMES",
+    "AccessRefused",
     "Ack",
     "BackendUnavailable",
     "Capabilities",

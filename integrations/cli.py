@@ -169,13 +169,13 @@ def run(
     --wait-for-brokers seconds; then exit 3. With --workers N, N processes run under a
     supervisor that replaces one that dies. --ops-port P serves /healthz, /readyz and /metrics
     (with --workers: every worker's added up on P, worker k's own on P + 1 + k)."""
-    from interchange.config import CONFIG_FILE_VARIABLE
+    from interchange.config import CONFIG_FILE_VARIABLE, ConfigFileNotFound
     from interchange.runtime import BrokersUnreachable, Supervisor, load_target, serve
 
     _log_to(console, level="INFO", log_format=log_format)
     if config is not None:
-        if not config.is_file():
-            raise FileNotFoundError(2, "No such file", str(config))
+        if not config.exists():  # /dev/null is a file too: an empty configuration
+            raise ConfigFileNotFound(2, "No such file", str(config))
         os.environ[CONFIG_FILE_VARIABLE] = str(config.resolve())  # for the service's from_config()
     if workers > 1:
         command = [sys.executable, "-m", "interchange", "run", target, "--grace", str(grace)]
