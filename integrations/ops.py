@@ -109,7 +109,8 @@ def collect(bus: Bus) -> Iterator[Any]:
             labels=["side"],
         )
         depth = GaugeMetricFamily(
-            "interchange_failover_spool_depth", "Messages waiting in the fallback spool"
+            "interchange_failover_spool_depth",
+            "Messages waiting in the fallback spool for this Bus's primaries",
         )
         spooled = CounterMetricFamily(
             "interchange_failover_spooled", "Messages this Bus parked in the spool", labels=["side"]
@@ -125,7 +126,7 @@ def collect(bus: Bus) -> Iterator[Any]:
             spooled.add_metric([side], values["spooled"])
             drained.add_metric([side], values["drained"])
             rate.add_metric([side], values["drain_rate"])
-        depth.add_metric([], next(iter(status.values()))["spool_depth"])
+        depth.add_metric([], sum(values["spool_depth"] for values in status.values()))
         yield from (circuit, depth, spooled, drained, rate)
 
 

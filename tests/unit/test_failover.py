@@ -133,9 +133,9 @@ def test_a_line_another_drainer_holds_is_left_to_it(commands):
     primary.down = True
     failover.send_many("q", _messages(3))
     primary.down = False
-    failover.spool.claim("commands:send:q", "another-process", 60)
+    failover.spool.claim(f"{failover.namespace}send:q", "another-process", 60)
     assert failover.drain() == 0, "the other drainer keeps this line's order"
-    failover.spool.release("commands:send:q", "another-process")
+    failover.spool.release(f"{failover.namespace}send:q", "another-process")
     assert failover.drain() == 3
     assert _queued(primary, "q") == ["m-0", "m-1", "m-2"]
 

@@ -1,0 +1,176 @@
+"""The failover spool on a real Redis (and Kafka): a spooled message goes only to the primary it
+was spooled for, a message that primary cannot take is never spooled or, refused on drain, is set
+aside without holding the rest, and a Bus publishes behind a backlog another process spooled."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from interchange import Bus, Settings
+from interchange.adapters import PublishRejected, TransportMessage
+from interchange.adapters.redis import RedisSpool
+from interchange.contracts import Event
+from interchange.testing import wait_until
+from tests.net import closed_port
+
+
+class Tick(Event, name="spool.primaries.tick", version=1):
+    n: int
+    pad: str = ""
+
+
+class Tock(Event, name="spool.primaries.tock", version=1):
+    n: int
+
+
+@pytest.fixture
+def fallback(redis_url: str) -> Iterator[str]:
+    """A Redis database of this test's own (other test runs share db 0), emptied afterwards."""
+    url = f"{redis_url.rsplit('/', 1)[0]}/{random.randint(1, 15)}"
+    prefixes = (RedisSpool.PREFIX, RedisSpool.REFUSED, RedisSpool.CLAIM)
+    client = redis.Redis.from_url(url)
+    before = {key for p in prefixes for key in client.scan_iter(match=p + "*")}
+    yield url
+    # only the keys this test made: a colleague's run may use the same database
+    made = [k for p in prefixes for k in client.scan_iter(match=p + "*") if k not in before]
+    if made:
+        client.delete(*made)
+    client.close()
+
+
+def _bus(events: str, fallback: str, prefix: str, **backends: object) -> Bus:
+    settings = {"commands": "memory://", "events": events, "fallback": fallback, **backends}
+    return Bus(Settings(backends=settings, channel_prefix=prefix))
+
+
+def _events_side(bus: Bus) -> object:
+    assert bus.drainer is not None
+    return bus.drainer.sides[1]
+
+
+@pytest.mark.redis
+def test_a_bus_drains_only_what_was_spooled_for_its_own_primary(fallback):
+    """Tester's t5: A's Kafka down, 3 events spooled; B (another primary, same fallback and
+    prefix) must not drain them into its own; C (A's destination, other options) sees them."""
+    prefix = f"sp-{uuid.uuid4().hex[:8]}."
+    down = f"kafka://127.0.0.1:{closed_port()}"
+    a = _bus(down, fallback, prefix, fallback_timeout=1)
+    try:
+        spooled = [a.publish(Tick(n=n)) for n in range(3)]
+        assert a.failover_status()["events"]["spool_depth"] == 3
+    finally:
+        a.close()
+
+    b = _bus(f"memory://{uuid.uuid4().hex}", fallback, prefix, drain_interval=0.05)
+    got: list[str] = []
+
+    @b.subscribes(Tick, group="other-env", start="earliest")
+    def handle(event: Tick, ctx) -> None:
+        got.append(ctx.envelope.id)
+
+    with b:
+        assert b.drainer is not None
+        b.drainer.drain()
+        b.drainer.drain()
+        assert b.failover_status()["events"]["spool_depth"] == 0, "none of them is B's"
+        mine = b.publish(Tick(n=99))  # B's own, direct: its handler works
+        wait_until(lambda: mine in got, 10)
+    assert got == [mine], "B received A's spooled events"
+
+    # same destination as A, other options: the same primary, its spool is this Bus's
+    c = _bus(f"{down}?publish_timeout=3", fallback, prefix, fallback_timeout=1)
+    try:
+        assert c.failover_status()["events"]["spool_depth"] == 3
+        line = f"{_events_side(c).namespace}publish:{c.topic_of(Tick)}"
+        spool = RedisSpool(fallback)
+        assert [m.id for _, m in spool.head(line, 10)] == spooled
+        spool.close()
+    finally:
+        c.close()
+
+
+@pytest.mark.kafka
+@pytest.mark.redis
+def test_a_record_over_kafkas_client_limit_is_rejected_not_spooled_while_kafka_is_down(
+    fallback,
+):
+    """Tester's t16: Kafka down, a 2 MB event (client limit 1 MB) must be the caller's
+    PublishRejected, not a spooled entry the drain cannot deliver."""
+    prefix = f"sp-{uuid.uuid4().hex[:8]}."
+    bus = _bus(f"kafka://127.0.0.1:{closed_port()}", fallback, prefix, fallback_timeout=1)
+    try:
+        bus.publish(Tick(n=0))  # spooled: the circuit opens
+        with pytest.raises(PublishRejected, match=r"more than the primary takes \(1000000\)"):
+            bus.publish(Tick(n=1, pad="x" * 2_000_000))
+        with pytest.raises(PublishRejected) as batch:
+            bus.publish_many([Tick(n=2), Tick(n=3, pad="x" * 2_000_000), Tick(n=4)])
+        assert len(batch.value.failed) == 3, "none of the batch was stored"
+        bus.publish(Tick(n=5))
+        assert bus.failover_status()["events"]["spool_depth"] == 2
+    finally:
+        bus.close()
+
+
+@pytest.mark.kafka
+@pytest.mark.redis
+def test_a_spooled_entry_kafka_refuses_is_set_aside_and_the_drain_goes_on(kafka_url, fallback):
+    """Tester's t16b: an entry Kafka refuses on drain (here over the client limit, as a topic's
+    lower limit would be) held its topic's and every later topic's drain. Now it is moved to
+    the refused stream with the reason, and the others are delivered in order."""
+    prefix = f"sp-{uuid.uuid4().hex[:8]}."
+    bus = _bus(kafka_url, fallback, prefix)
+    side = _events_side(bus)
+    spool = RedisSpool(fallback)
+    tick, tock = bus.topic_of(Tick), bus.topic_of(Tock)
+    assert tick < tock, "the stuck line is drained first"  # lines drain in name order
+    big = TransportMessage(id=f"big-{uuid.uuid4().hex}", body=b"x" * 2_000_000)
+    before, after = (TransportMessage(id=f"{n}-{uuid.uuid4().hex}", body=b"{}") for n in "ab")
+    other = TransportMessage(id=f"c-{uuid.uuid4().hex}", body=b"{}")
+    try:
+        # spooled while Kafka was down, by a version that did not check sizes
+        spool.append(f"{side.namespace}publish:{tick}", [before, big, after])
+        spool.append(f"{side.namespace}publish:{tock}", [other])
+        assert bus.drainer is not None
+        bus.drainer.drain()
+        status = bus.failover_status()["events"]
+        assert (status["spool_depth"], status["refused"]) == (0, 1)
+        assert [d.message.id for d in bus.events.replay(tick)] == [before.id, after.id]
+        assert [d.message.id for d in bus.events.replay(tock)] == [other.id]
+        refused = spool.client.xrange(f"{RedisSpool.REFUSED}{side.namespace}publish:{tick}")
+        assert len(refused) == 1
+        assert b"too large" in refused[0][1][b"x-interchange-refused"].lower()
+    finally:
+        spool.close()
+        bus.close()
+
+
+@pytest.mark.redis
+def test_a_bus_publishes_behind_a_backlog_another_process_spooled(fallback):
+    """Tester's t16c: process A (its primary down) spooled k's events; process B, the same
+    primary up, published k's next event directly, ahead of them. B now spools behind."""
+    prefix = f"sp-{uuid.uuid4().hex[:8]}."
+    primary = f"memory://{uuid.uuid4().hex}"
+    a = _bus(primary, fallback, prefix, cool_down=60)
+    b = _bus(primary, fallback, prefix, drain_interval=0.05)
+    got: list[str] = []
+
+    @b.subscribes(Tick, group="g", start="earliest")
+    def handle(event: Tick, ctx) -> None:
+        got.append(ctx.envelope.id)
+
+    try:
+        _events_side(a).circuit.failed()  # A's primary down: A spools k's events
+        backlog = [a.publish(Tick(n=n)) for n in range(2)]
+        assert a.failover_status()["events"]["spool_depth"] == 2
+        mine = b.publish(Tick(n=3))  # B's primary up, before B's drainer ran
+        with b:
+            wait_until(lambda: len(got) == 3, 10)
+        assert got == [*backlog, mine]
+    finally:
+        a.close()
+        b.close()
