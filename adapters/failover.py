@@ -118,11 +118,11 @@ class _Failover:
     def _look(self, line: str) -> None:
         """Before a first publish to a destination: another process's backlog for it (its
         primary down, ours up) is one to spool behind, or ours would overtake it."""
+        self._looked.add(line)  # once: a silent spool costs one publish, not each of them
         try:
             if self.spool.head(line, 1):
                 self._backlog.add(line)
-            self._looked.add(line)
-        except TransportError as error:  # the spool is down: nothing can be spooled either
+        except TransportError as error:  # the drain rounds look again, every drain_interval
             log.debug("spool of %s not looked at: %s", line, error)
 
     def _park(
