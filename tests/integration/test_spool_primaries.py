@@ -174,3 +174,33 @@ def test_a_bus_publishes_behind_a_backlog_another_process_spooled(fallback):
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.redis
+def test_a_bus_already_publishing_spools_behind_a_backlog_its_drain_round_saw(fallback):
+    """B published to the destination before A's backlog appeared (its first-publish look saw
+    none); its next drain round sees the backlog (another drainer holds it): B's next message
+    is spooled behind it, not sent ahead."""
+    prefix = f"sp-{uuid.uuid4().hex[:8]}."
+    primary = f"memory://{uuid.uuid4().hex}"
+    a = _bus(primary, fallback, prefix, cool_down=60)
+    b = _bus(primary, fallback, prefix)
+    line = f"{_events_side(b).namespace}publish:{b.topic_of(Tick)}"
+    spool = RedisSpool(fallback)
+    try:
+        first = b.publish(Tick(n=0))  # direct: no backlog yet
+        _events_side(a).circuit.failed()
+        backlog = [a.publish(Tick(n=n)) for n in (1, 2)]
+        assert spool.claim(line, "a-drainer", 30)  # A's drainer works the line meanwhile
+        assert b.drainer is not None
+        b.drainer.drain()
+        later = b.publish(Tick(n=3))
+        assert b.failover_status()["events"]["spooled"] == 1, "B sent it ahead of the backlog"
+        spool.release(line, "a-drainer")
+        b.drainer.drain()
+        replayed = [d.message.id for d in b.events.replay(b.topic_of(Tick))]
+        assert replayed == [first, *backlog, later]
+    finally:
+        spool.close()
+        a.close()
+        b.close()
