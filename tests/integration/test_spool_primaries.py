@@ -204,3 +204,34 @@ def test_a_bus_already_publishing_spools_behind_a_backlog_its_drain_round_saw(fa
         spool.close()
         a.close()
         b.close()
+
+
+@pytest.mark.redis
+def test_health_counts_this_configurations_spool_apart_and_its_refused_entries(
+    fallback, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from interchange.adapters.spool_names import namespace, primary_identity
+    from interchange.cli import app
+
+    primary, other = (f"memory://{uuid.uuid4().hex}" for _ in range(2))
+    backends = {"commands": "memory://", "events": primary, "fallback": fallback}
+    config = tmp_path / "interchange.toml"
+    config.write_text("[backends]\n" + "".join(f'{k} = "{v}"\n' for k, v in backends.items()))
+    ours = f"{namespace('events', primary_identity(primary))}publish:t-{uuid.uuid4().hex}"
+    theirs = f"{namespace('events', primary_identity(other))}publish:t-{uuid.uuid4().hex}"
+    spool = RedisSpool(fallback)
+    message = [TransportMessage(id=f"m-{n}-{uuid.uuid4().hex}", body=b"{}") for n in range(3)]
+    try:
+        spool.append(ours, message[:2])
+        spool.append(theirs, message[2:])
+        spool.refuse(ours, spool.head(ours, 1), "too large for this topic")
+        monkeypatch.setenv("COLUMNS", "300")
+        result = CliRunner().invoke(app, ["health", "--config", str(config), "--timeout", "2"])
+        assert "fallback spool: 1 message(s) for these primaries" in result.output, result.output
+        assert "1 spooled message(s) refused by the primary" in result.output
+    finally:
+        spool.client.delete(RedisSpool.REFUSED + ours)
+        spool.client.srem(RedisSpool.REFUSED_LINES, ours)
+        spool.close()
