@@ -185,9 +185,9 @@ class _Failover:
                 # which of them? Those it lists as failed go one at a time: the refused aside,
                 # the others on, in order (none listed: all of them; any it had stored
                 # nevertheless arrive twice, and consumers dedupe)
-                failed = set(rejected.failed) or {message.id for _, message in entries}
-                stored = [entry for entry in entries if entry[1].id not in failed]
-                retried = [entry for entry in entries if entry[1].id in failed]
+                failed = set(rejected.failed)
+                retried = [entry for entry in entries if entry[1].id in failed] or entries
+                stored = [entry for entry in entries if entry not in retried]
                 done, reachable = self._one_by_one(line, forward, destination, retried)
                 done = stored + done
                 if not reachable:
@@ -196,8 +196,8 @@ class _Failover:
             self.circuit.succeeded()
             self.spool.remove(line, [spool_id for spool_id, _ in done])
             self.stats.drain_started = self.stats.drain_started or time.monotonic()
-            self.stats.drained += len(entries)
-            yield len(entries)
+            self.stats.drained += len(done)  # (the refused ones were set aside, not drained)
+            yield len(done)
 
     def _one_by_one(
         self, line: str, forward: Forward, destination: str, entries: list[Entry]

@@ -140,9 +140,14 @@ def drain(config: ConfigOption = None) -> None:
     ) as bar:
         task = bar.add_task("drain", total=waiting)
         forwarded = bus.drainer.drain(progress=lambda n: bar.advance(task, n))
-    left = bus.drainer.depth()
+    left, refused = bus.drainer.depth(), bus.drainer.refused()
     bus.close()
     console.print(f"forwarded {forwarded} message(s); {left} still in the spool")
+    if refused:  # set aside: they no longer hold the drain, an operator decides (README)
+        console.print(
+            f"[bold red]{refused} spooled message(s) refused by the primary, set aside[/bold red]"
+            ": redis-cli SMEMBERS interchange:spool-refused-lines"
+        )
     if left:
         raise typer.Exit(1)
 

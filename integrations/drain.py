@@ -117,6 +117,10 @@ class Drainer:
         """Entries waiting for this Bus's primaries (other primaries' lines not counted)."""
         return sum(int(self.spool.depth(side.namespace)) for side in self.sides)
 
+    def refused(self) -> int:
+        """Spooled entries this Bus's primaries refused, set aside (not drained again)."""
+        return sum(int(self.spool.refused(side.namespace)) for side in self.sides)
+
     def status(self) -> dict[str, dict[str, Any]]:
         return {side.side: side.status() for side in self.sides}
 

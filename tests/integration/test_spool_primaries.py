@@ -136,9 +136,9 @@ def test_a_spooled_entry_kafka_refuses_is_set_aside_and_the_drain_goes_on(kafka_
         spool.append(f"{side.namespace}publish:{tick}", [before, big, after])
         spool.append(f"{side.namespace}publish:{tock}", [other])
         assert bus.drainer is not None
-        bus.drainer.drain()
+        assert bus.drainer.drain() == 3
         status = bus.failover_status()["events"]
-        assert (status["spool_depth"], status["refused"]) == (0, 1)
+        assert (status["spool_depth"], status["refused"], status["drained"]) == (0, 1, 3)
         assert [d.message.id for d in bus.events.replay(tick)] == [before.id, after.id]
         assert [d.message.id for d in bus.events.replay(tock)] == [other.id]
         refused = spool.client.xrange(f"{RedisSpool.REFUSED}{side.namespace}publish:{tick}")
@@ -234,4 +234,34 @@ def test_health_counts_this_configurations_spool_apart_and_its_refused_entries(
     finally:
         spool.client.delete(RedisSpool.REFUSED + ours)
         spool.client.srem(RedisSpool.REFUSED_LINES, ours)
+        spool.close()
+
+
+@pytest.mark.kafka
+@pytest.mark.redis
+def test_interchange_drain_forwards_the_rest_and_names_what_was_refused(
+    kafka_url, fallback, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from interchange.adapters.spool_names import namespace, primary_identity
+    from interchange.cli import app
+
+    backends = {"commands": "memory://", "events": kafka_url, "fallback": fallback}
+    config = tmp_path / "interchange.toml"
+    config.write_text("[backends]\n" + "".join(f'{k} = "{v}"\n' for k, v in backends.items()))
+    line = f"{namespace('events', primary_identity(kafka_url))}publish:sp-{uuid.uuid4().hex}"
+    spool = RedisSpool(fallback)
+    big = TransportMessage(id=f"big-{uuid.uuid4().hex}", body=b"x" * 2_000_000)
+    small = TransportMessage(id=f"s-{uuid.uuid4().hex}", body=b"{}")
+    try:
+        spool.append(line, [big, small])
+        monkeypatch.setenv("COLUMNS", "300")
+        result = CliRunner().invoke(app, ["drain", "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        assert "forwarded 1 message(s); 0 still in the spool" in result.output
+        assert "1 spooled message(s) refused by the primary" in result.output
+    finally:
+        spool.client.delete(RedisSpool.REFUSED + line)
+        spool.client.srem(RedisSpool.REFUSED_LINES, line)
         spool.close()
