@@ -127,7 +127,12 @@ def collect(bus: Bus) -> Iterator[Any]:
             drained.add_metric([side], values["drained"])
             rate.add_metric([side], values["drain_rate"])
         depth.add_metric([], sum(values["spool_depth"] for values in status.values()))
-        yield from (circuit, depth, spooled, drained, rate)
+        refused = GaugeMetricFamily(
+            "interchange_failover_refused",
+            "Spooled messages the primary refused on drain, set aside for an operator",
+        )
+        refused.add_metric([], sum(values.get("refused", 0) for values in status.values()))
+        yield from (circuit, depth, refused, spooled, drained, rate)
 
 
 def _backlog(bus: Bus, gauge: Any) -> Any:

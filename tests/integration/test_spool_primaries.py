@@ -15,6 +15,7 @@ from interchange import Bus, Settings
 from interchange.adapters import PublishRejected, TransportMessage
 from interchange.adapters.redis import RedisSpool
 from interchange.contracts import Event
+from interchange.ops import collect
 from interchange.testing import wait_until
 from tests.net import closed_port
 
@@ -139,6 +140,8 @@ def test_a_spooled_entry_kafka_refuses_is_set_aside_and_the_drain_goes_on(kafka_
         assert bus.drainer.drain() == 3
         status = bus.failover_status()["events"]
         assert (status["spool_depth"], status["refused"], status["drained"]) == (0, 1, 3)
+        gauges = {family.name: family.samples for family in collect(bus)}
+        assert gauges["interchange_failover_refused"][0].value == 1
         assert [d.message.id for d in bus.events.replay(tick)] == [before.id, after.id]
         assert [d.message.id for d in bus.events.replay(tock)] == [other.id]
         refused = spool.client.xrange(f"{RedisSpool.REFUSED}{side.namespace}publish:{tick}")
