@@ -1,0 +1,100 @@
+"""Positions on a real Redis topic of three partition streams (``?partitions=3``): a replayed
+event's position names every partition, so resuming from it reads exactly the rest of that
+replay, even when entries of different streams share an id or a partition got entries after
+the replay had read it; and ``interchange tail`` prints every new event exactly once."""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from interchange.adapters import TransportMessage, open_events
+from interchange.adapters.redis.partitions import partition_streams
+from interchange.contracts import Event
+from interchange.testing import wait_until
+
+pytestmark = pytest.mark.redis
+
+
+class Ticked(Event, name="it.redis.positions.ticked", version=1):
+    n: int
+
+
+def _key_in(partition: int, n: int) -> str:
+    """A key our partitioner (CRC-32 of the key, modulo 3) puts in ``partition``."""
+    return next(
+        key for i in range(1_000) if zlib.crc32((key := f"k{n}-{i}").encode()) % 3 == partition
+    )
+
+
+def _messages(numbers: range, partitions: tuple[int, ...], tag: str) -> list[TransportMessage]:
+    return [
+        TransportMessage(f"{tag}-{n}", b"x", key=_key_in(partitions[n % len(partitions)], n))
+        for n in numbers
+    ]
+
+
+@pytest.fixture
+def topic_events(redis_url):
+    topic = f"positions-{uuid.uuid4().hex[:8]}"
+    events = open_events(f"{redis_url}?partitions=3")
+    yield topic, events
+    events.client.delete(*partition_streams(topic, 3), f"interchange:partitions:{topic}")
+    events.close()
+
+
+def _redis_millis(events: Any) -> int:
+    seconds, micros = events.client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def test_resuming_from_every_replayed_position_reads_exactly_the_rest(topic_events):
+    topic, events = topic_events
+    # one pipeline per batch: entries of the three streams share milliseconds and sequence
+    # numbers (ids are per stream), the case one entry id cannot place in every partition
+    events.publish_many(topic, _messages(range(30), (0, 1, 2), "before"))
+    edge = _redis_millis(events)
+    wait_until(lambda: _redis_millis(events) > edge)  # the window starts after "before"
+    since = datetime.fromtimestamp((edge + 1) / 1000, UTC)
+    events.publish_many(topic, _messages(range(5), (0,), "start"))  # only partition 0 at first
+    events.publish_many(topic, _messages(range(30), (0, 1, 2), "later"))
+
+    replayed = [d.message.id for d in events.replay(topic, since=since)]
+    assert sorted(replayed) == sorted(
+        [f"start-{n}" for n in range(5)] + [f"later-{n}" for n in range(30)]
+    )
+    wrong = {}
+    for k, delivery in enumerate(events.replay(topic, since=since)):
+        resumed = [d.message.id for d in events.replay(topic, since=delivery.position)]
+        if resumed != replayed[k:]:
+            wrong[k] = resumed[:6]
+    assert not wrong, f"resumed from these deliveries, not the rest: {wrong}"
+
+
+def test_a_replay_resumed_reads_what_a_partition_got_after_it_was_read(topic_events):
+    topic, events = topic_events
+    # partition 0 needs a second page (500 entries a read): partition 2, read once at the
+    # start, gets an entry before partition 0's second page is read, and that page ends with an
+    # entry newer still. The replay's last delivery is then partition 0's newest; what
+    # partition 2 got is newer than everything the replay gave of it, not than that.
+    events.publish_many(topic, _messages(range(600), (0,), "old"))
+    events.publish_many(topic, _messages(range(1), (2,), "old2"))
+    replay = events.replay(topic)
+    first = [next(replay)]
+    events.publish_many(topic, _messages(range(1), (2,), "late2"))
+    edge = _redis_millis(events)
+    wait_until(lambda: _redis_millis(events) > edge)  # late0's id is greater than late2's
+    events.publish_many(topic, _messages(range(1), (0,), "late0"))
+    rest = list(replay)
+    seen = [d.message.id for d in first + rest]
+    assert "late0-0" in seen  # the interleaving this test is about
+    assert "late2-0" not in seen
+
+    resumed = [d.message.id for d in events.replay(topic, since=rest[-1].position)]
+
+    # that delivery itself, and partition 2's entry the replay never gave (nothing else)
+    assert sorted(resumed) == ["late0-0", "late2-0"]
