@@ -5,15 +5,21 @@ the replay had read it; and ``interchange tail`` prints every new event exactly 
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
 import zlib
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from interchange import Bus, Settings
 from interchange.adapters import TransportMessage, open_events
 from interchange.adapters.redis.partitions import partition_streams
+from interchange.cli import app
 from interchange.contracts import Event
 from interchange.testing import wait_until
 
@@ -98,3 +104,52 @@ def test_a_replay_resumed_reads_what_a_partition_got_after_it_was_read(topic_eve
 
     # that delivery itself, and partition 2's entry the replay never gave (nothing else)
     assert sorted(resumed) == ["late0-0", "late2-0"]
+
+
+def test_tail_prints_every_event_exactly_once_while_batches_arrive(redis_url, tmp_path):
+    prefix = f"tail-{uuid.uuid4().hex[:8]}."
+    backends = {"commands": f"memory://{uuid.uuid4().hex}", "events": f"{redis_url}?partitions=3"}
+    config = tmp_path / "interchange.toml"
+    config.write_text(
+        f'channel_prefix = "{prefix}"\n[backends]\n'
+        + "".join(f'{name} = "{url}"\n' for name, url in backends.items())
+    )
+    bus = Bus(Settings.without_environment(backends=backends, channel_prefix=prefix))
+    batches, size = 30, 100
+    bus.publish(Ticked(n=-1), key="old")  # before --since: never printed
+    edge = _redis_millis(bus.events)
+    wait_until(lambda: _redis_millis(bus.events) > edge)
+    since = datetime.fromtimestamp((edge + 1) / 1000, UTC).isoformat()
+    arguments = ["it.redis.positions.ticked", "--config", str(config), "--module", __name__]
+    total = batches * size
+    tail = [*arguments, "--since", since, "--interval", "0.05", "--count", str(total)]
+    result: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: result.append(CliRunner().invoke(app, ["tail", *tail])), daemon=True
+    )
+    thread.start()
+    try:
+        n = 0
+        while thread.is_alive() and n < 400:
+            # 30 batches of 100 keys while tail reads; then single events past the 3000, so a
+            # tail that lost some still reaches --count and ends (and the test says what)
+            if n < batches:
+                keys = [f"k{j}" for j in range(size)]
+                bus.publish_many([Ticked(n=n * size + j) for j in range(size)], keys=keys)
+            else:
+                bus.publish(Ticked(n=total + n), key="filler")
+            n += 1
+            thread.join(0.05)
+        thread.join(30)
+    finally:
+        bus.close()
+        bus.events.client.delete(*partition_streams(f"{prefix}it.redis.positions.ticked", 3))
+    assert result, "tail did not finish"
+    assert result[0].exit_code == 0, result[0].output
+    printed = [
+        json.loads(line)["data"]["n"] for line in result[0].stdout.splitlines() if line[:1] == "{"
+    ]
+    missing = sorted(set(range(total)) - set(printed))
+    twice = sorted(n for n, times in Counter(printed).items() if times > 1)
+    assert (missing, twice) == ([], []), f"{len(missing)} missing, {len(twice)} printed twice"
+    assert -1 not in printed
