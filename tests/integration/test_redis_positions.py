@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from interchange import Bus, Settings
-from interchange.adapters import TransportMessage, open_events
+from interchange.adapters import ACK, TransportMessage, open_events
 from interchange.adapters.redis.partitions import partition_streams
 from interchange.cli import app
 from interchange.contracts import Event
@@ -153,3 +153,26 @@ def test_tail_prints_every_event_exactly_once_while_batches_arrive(redis_url, tm
     twice = sorted(n for n, times in Counter(printed).items() if times > 1)
     assert (missing, twice) == ([], []), f"{len(missing)} missing, {len(twice)} printed twice"
     assert -1 not in printed
+
+
+def test_a_group_moved_to_a_replayed_position_reads_the_rest_in_every_partition(topic_events):
+    topic, events = topic_events
+    events.publish_many(topic, _messages(range(30), (0, 1, 2), "e"))  # ids shared by streams
+    replayed = list(events.replay(topic))
+    rest = sorted(d.message.id for d in replayed[10:])
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    events.seek(topic, group, replayed[10].position)
+    received: list[str] = []
+
+    def handler(delivery):
+        received.append(delivery.message.id)
+        return ACK
+
+    subscription = events.subscribe(topic, group, handler)
+    try:
+        wait_until(lambda: len(received) >= len(rest), message=lambda: f"got {received}")
+        events.publish_many(topic, _messages(range(1), (0,), "after"))  # read after the rest
+        wait_until(lambda: "after-0" in received, message=lambda: f"got {received}")
+    finally:
+        subscription.close()
+    assert sorted(received) == sorted([*rest, "after-0"])
