@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from interchange.adapters.errors import PublishRejected, RequestTimeout
+from interchange.adapters.errors import ConfigurationError, PublishRejected, RequestTimeout
 from interchange.adapters.lifecycle import Consumers
 from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
 from interchange.adapters.protocols import Start, Verdict
@@ -160,6 +160,11 @@ class RedisCommandTransport(_RedisTransport):
         # a queue keeps what was sent before it had consumers; a broadcast group, like a
         # binding, only what is broadcast after it exists
         if exchange is None:
+            if queue.endswith(_EXCHANGE_SUFFIX):  # (Bus routes are refused before this)
+                raise ConfigurationError(
+                    f"queue {queue!r}: on Redis a queue's name cannot end in "
+                    f"{_EXCHANGE_SUFFIX!r}, that is the stream of an exchange's broadcasts"
+                )
             self._group(queue, queue, "0")
         else:
             self._group(exchange_stream(exchange), queue, "$")
