@@ -307,10 +307,14 @@ def _follow_log(bus: Bus, model: Any, interval: float, start: Any) -> Iterator[d
     since: Any = start
     last: str | None = None
     while True:
+        again = last  # read again: a replay from a record's position includes that record
         for delivery in bus.events.replay(topic, since=since):
             message = delivery.message
-            if message.id == last:
-                continue  # a replay from a record's position starts with that record
+            if message.id == again:
+                # not always first: records a partition got after the last look was read
+                # there can sort before it (Redis, a replay merges partitions by entry id)
+                again = None
+                continue
             line: dict[str, Any] = {"id": message.id, "key": message.key}
             try:
                 envelope = codec.decode(message.headers, message.body)
