@@ -9,6 +9,8 @@ The shape, the same for every broker:
     lifecycle.py    consumer threads, backoff, open/close — shared by every adapter
     urls.py         options in URLs (one pydantic model per backend), redaction
     failover.py     transports that wrap a primary and a spool, themselves transports
+                    (circuit.py: their circuit and counters; spool_names.py: lines named
+                    after their primary, what the spool refuses to take)
     memory/ rabbitmq/ kafka/ redis/   one package per backend, with the same rooms:
         __init__.py   datasheet, CAPABILITIES, the guarded driver import, openers
         transport.py  the protocol verbs only
@@ -29,6 +31,7 @@ from interchange.adapters.backends import (
 )
 from interchange.adapters.capabilities import Capabilities
 from interchange.adapters.errors import (
+    AccessRefused,
     BackendUnavailable,
     ConfigurationError,
     InvalidURL,
@@ -59,6 +62,7 @@ from interchange.adapters.protocols import (
     DedupeStore,
     EventTransport,
     HasBacklog,
+    LimitsMessageSize,
     Spool,
     Start,
     Subscription,
@@ -76,6 +80,7 @@ __all__ = [
     "DLQ_SOURCE",
     "DLQ_TIME",
     "SCHEMES",
+    "AccessRefused",
     "Ack",
     "BackendUnavailable",
     "Capabilities",
@@ -88,6 +93,7 @@ __all__ = [
     "EventTransport",
     "HasBacklog",
     "InvalidURL",
+    "LimitsMessageSize",
     "Outcome",
     "Position",
     "PublishRejected",

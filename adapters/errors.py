@@ -10,7 +10,10 @@ place, so callers never catch ``amqp.exceptions`` or ``KafkaException``.
 
     ConfigurationError       a wrong setting: retrying cannot help (also a ValueError)
     ├── UnknownBackend       a URL scheme no adapter serves
-    └── InvalidURL           an option the backend does not know, or a value it cannot take
+    ├── InvalidURL           an option the backend does not know, or a value it cannot take
+    └── AccessRefused        the broker answered and refused these credentials or this
+                             virtual host (RabbitMQ ACCESS_REFUSED / NOT_ALLOWED, Redis
+                             WRONGPASS / NOAUTH, Kafka SASL authentication)
 
 A configuration error is not a TransportError: code that retries on transport errors (a broker
 that may come back) must not retry a typo.
@@ -51,3 +54,8 @@ class UnknownBackend(ConfigurationError):
 
 class InvalidURL(ConfigurationError):
     """A backend URL names an option its backend does not know, or a value it cannot take."""
+
+
+class AccessRefused(ConfigurationError):
+    """The broker answered and refused the URL's credentials or virtual host. A wrong setting,
+    not an outage: a broker coming back gives the same answer, so nothing retries it."""

@@ -7,12 +7,17 @@ intact. A primary that can (FailsFast) is told to give up at once when its broke
 has closed connections and within ``within`` seconds (``fallback_timeout``) when it does not
 answer, instead of its own, longer timeouts: the caller of a publishing verb waits that long
 at most before the spool takes the message. A message the primary *refused* (PublishRejected:
-unroutable, too large) is the caller's error, never spooled. While a destination has spooled
-messages, new ones for it are spooled too, so the drain keeps their order. Both down:
-BackendUnavailable naming both.
+unroutable, too large) is the caller's error, never spooled; nor is one larger than a primary
+that knows its limit (LimitsMessageSize) would take. While a destination has spooled messages
+(this Bus's, or another process's it saw at its first publish there or in a drain round), new
+ones for it are spooled too, so the drain keeps their order. Both down: BackendUnavailable
+naming both.
 
-``drain()`` forwards spooled messages to the primary in order, deleting each batch only after
-the primary confirmed it. Consuming, request/reply, replay and seek use the primary directly.
+Lines are named after the primary (adapters.spool_names): a Bus drains only what was spooled
+for the destination its own primary delivers to. ``drain()`` forwards spooled messages to the
+primary in order, deleting each batch only after the primary confirmed it; an entry the primary
+refuses then is moved aside with its reason (``Spool.refuse``) and the drain goes on. Consuming,
+request/reply, replay and seek use the primary directly.
 """
 
 from __future__ import annotations
@@ -22,12 +27,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from interchange.adapters.capabilities import Capabilities
-from interchange.adapters.errors import BackendUnavailable
+from interchange.adapters.circuit import Circuit, Stats
+from interchange.adapters.errors import BackendUnavailable, PublishRejected, TransportError
 from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
 from interchange.adapters.protocols import (
     CommandTransport,
@@ -40,62 +45,17 @@ from interchange.adapters.protocols import (
     SweepsDeadLetters,
     Verdict,
 )
+from interchange.adapters.spool_names import namespace, refuse_oversized
 
 log = logging.getLogger("interchange.adapters.failover")
 _CLAIM_SECONDS = 60.0
 """How long a drainer holds a line without renewing (it renews every batch)."""
 
 
-@dataclass
-class Circuit:
-    """closed → (failure) → open → (after ``cool_down``) one probe → closed or open again."""
-
-    cool_down: float = 2.0
-    state: str = "closed"
-    failures: int = 0
-    _retry_at: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def allows(self) -> bool:
-        """May this call try the primary? While open, one caller per cool-down probes."""
-        with self._lock:
-            if self.state == "closed":
-                return True
-            if time.monotonic() >= self._retry_at:
-                self.state = "half-open"
-                self._retry_at = time.monotonic() + self.cool_down
-                return True
-            return False
-
-    def succeeded(self) -> None:
-        with self._lock:
-            if self.state != "closed":
-                log.warning("primary answers again: circuit closed")
-            self.state = "closed"
-
-    def failed(self) -> None:
-        with self._lock:
-            if self.state == "closed":
-                log.warning("primary unreachable: circuit open, spooling")
-            self.state = "open"
-            self.failures += 1
-            self._retry_at = time.monotonic() + self.cool_down
-
-
-@dataclass
-class Stats:
-    spooled: int = 0
-    drained: int = 0
-    drain_started: float | None = None
-
-    def rate(self) -> float:
-        if not self.drain_started or not self.drained:
-            return 0.0
-        return self.drained / max(1e-9, time.monotonic() - self.drain_started)
-
-
 Forward = Callable[[str, list[TransportMessage]], None]
 """How the primary takes a batch for one destination."""
+Entry = tuple[str, TransportMessage]
+"""A spooled message with its spool id."""
 
 
 class _Failover:
@@ -104,12 +64,21 @@ class _Failover:
     capabilities: Capabilities
 
     def __init__(
-        self, primary: object, spool: Spool, side: str, cool_down: float, within: float
+        self,
+        primary: object,
+        spool: Spool,
+        side: str,
+        cool_down: float,
+        within: float,
+        identity: str = "unnamed",
     ) -> None:
         if isinstance(primary, FailsFast):
             primary.fail_fast(within)  # the spool takes over instead of the caller waiting
         self.spool = spool
         self.side = side
+        self.namespace = namespace(side, identity)
+        """Every line of this side starts with it: other primaries' lines are not ours."""
+        self._looked: set[str] = set()
         self.circuit = Circuit(cool_down=cool_down)
         self.stats = Stats()
         self._backlog: set[str] = set()
@@ -130,9 +99,11 @@ class _Failover:
             return self._locks.setdefault(line, threading.Lock())
 
     def _publish(self, verb: str, destination: str, messages: list[TransportMessage]) -> None:
-        line = f"{self.side}:{verb}:{destination}"
+        line = f"{self.namespace}{verb}:{destination}"
         forward = self._forward[verb]
         with self._lock(line):
+            if line not in self._looked:
+                self._look(line)
             if line not in self._backlog and self.circuit.allows():
                 try:
                     forward(destination, messages)
@@ -144,9 +115,20 @@ class _Failover:
                     return
             self._park(line, messages, None)
 
+    def _look(self, line: str) -> None:
+        """Before a first publish to a destination: another process's backlog for it (its
+        primary down, ours up) is one to spool behind, or ours would overtake it."""
+        self._looked.add(line)  # once: a silent spool costs one publish, not each of them
+        try:
+            if self.spool.head(line, 1):
+                self._backlog.add(line)
+        except TransportError as error:  # the drain rounds look again, every drain_interval
+            log.debug("spool of %s not looked at: %s", line, error)
+
     def _park(
         self, line: str, messages: list[TransportMessage], primary_down: BackendUnavailable | None
     ) -> None:
+        refuse_oversized(self._primary, line, messages)
         try:
             self.spool.append(line, messages)
         except BackendUnavailable as spool_down:
@@ -166,8 +148,10 @@ class _Failover:
         were forwarded; stops early when the primary is still down."""
         forwarded = 0
         for line in self.spool.lines():
-            if not line.startswith(f"{self.side}:"):
-                continue
+            if not line.startswith(self.namespace):
+                continue  # another side's, or spooled for another primary
+            with self._lock(line):  # maybe another process's backlog: publish behind it
+                self._backlog.add(line)
             for count in self._drain_line(line, batch):
                 forwarded += count
                 if progress:
@@ -193,14 +177,47 @@ class _Failover:
                 continue
             try:
                 forward(destination, [message for _, message in entries])
+                done = entries
             except BackendUnavailable:
                 self.circuit.failed()
                 return
+            except PublishRejected as rejected:
+                # which of them? Those it lists as failed go one at a time: the refused aside,
+                # the others on, in order (none listed: all of them; any it had stored
+                # nevertheless arrive twice, and consumers dedupe)
+                failed = set(rejected.failed)
+                retried = [entry for entry in entries if entry[1].id in failed] or entries
+                stored = [entry for entry in entries if entry not in retried]
+                done, reachable = self._one_by_one(line, forward, destination, retried)
+                done = stored + done
+                if not reachable:
+                    self.spool.remove(line, [spool_id for spool_id, _ in done])
+                    return
             self.circuit.succeeded()
-            self.spool.remove(line, [spool_id for spool_id, _ in entries])
+            self.spool.remove(line, [spool_id for spool_id, _ in done])
             self.stats.drain_started = self.stats.drain_started or time.monotonic()
-            self.stats.drained += len(entries)
-            yield len(entries)
+            self.stats.drained += len(done)  # (the refused ones were set aside, not drained)
+            yield len(done)
+
+    def _one_by_one(
+        self, line: str, forward: Forward, destination: str, entries: list[Entry]
+    ) -> tuple[list[Entry], bool]:
+        """(entries the primary stored, whether it could still be reached)."""
+        done: list[Entry] = []
+        for entry in entries:
+            try:
+                forward(destination, [entry[1]])
+            except PublishRejected as refused:
+                log.error(
+                    "spooled message %s refused by the primary, set aside: %s", entry[1].id, refused
+                )
+                self.spool.refuse(line, [entry], str(refused))
+                continue
+            except BackendUnavailable:
+                self.circuit.failed()
+                return done, False
+            done.append(entry)
+        return done, True
 
     def _verbs(self) -> dict[str, Forward]:
         raise NotImplementedError
@@ -208,7 +225,8 @@ class _Failover:
     def status(self) -> dict[str, Any]:
         return {
             "circuit": self.circuit.state,
-            "spool_depth": self.spool.depth(),
+            "spool_depth": self.spool.depth(self.namespace),
+            "refused": self.spool.refused(self.namespace),
             "spooled": self.stats.spooled,
             "drained": self.stats.drained,
             "drain_rate": round(self.stats.rate(), 1),
@@ -226,10 +244,11 @@ class FailoverCommandTransport(_Failover):
         side: str = "commands",
         cool_down: float = 2.0,
         within: float = 5.0,
+        identity: str = "unnamed",
     ) -> None:
         self.primary = primary
         self.capabilities = primary.capabilities
-        super().__init__(primary, spool, side, cool_down, within)
+        super().__init__(primary, spool, side, cool_down, within, identity)
 
     def _verbs(self) -> dict[str, Forward]:
         def broadcast_each(exchange: str, messages: list[TransportMessage]) -> None:
@@ -284,10 +303,11 @@ class FailoverEventTransport(_Failover):
         side: str = "events",
         cool_down: float = 2.0,
         within: float = 5.0,
+        identity: str = "unnamed",
     ) -> None:
         self.primary = primary
         self.capabilities = primary.capabilities
-        super().__init__(primary, spool, side, cool_down, within)
+        super().__init__(primary, spool, side, cool_down, within, identity)
 
     def _verbs(self) -> dict[str, Forward]:
         return {"publish": self.primary.publish_many}

@@ -156,6 +156,17 @@ class FailsFast(Protocol):
 
 
 @runtime_checkable
+class LimitsMessageSize(Protocol):
+    """A transport that knows, without asking its broker, the largest message it sends: a
+    failover wrapper refuses a larger one at once instead of spooling what the primary would
+    refuse when the spool is drained."""
+
+    @property
+    def max_message_bytes(self) -> int:
+        """Body, key and header names and values of one message together may not exceed it."""
+
+
+@runtime_checkable
 class HasBacklog(Protocol):
     """A transport that can say how much waits for a consumer (the ops port's metrics)."""
 
@@ -202,8 +213,15 @@ class Spool(Protocol):
     def lines(self) -> list[str]:
         """Every line holding entries."""
 
-    def depth(self) -> int:
-        """Entries waiting, all lines together."""
+    def depth(self, prefix: str = "") -> int:
+        """Entries waiting in the lines whose name starts with ``prefix`` (all: "")."""
+
+    def refuse(self, line: str, entries: list[tuple[str, TransportMessage]], reason: str) -> None:
+        """Move entries the primary refused out of the line, in one step, into the line's
+        refused stream with ``reason``: kept for an operator, never drained again."""
+
+    def refused(self, prefix: str = "") -> int:
+        """Entries moved aside as refused, in the lines whose name starts with ``prefix``."""
 
     def claim(self, line: str, owner: str, seconds: float) -> bool:
         """Take, or renew, the right to drain a line for ``seconds``; False while another owner

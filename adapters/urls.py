@@ -67,6 +67,20 @@ def endpoints(url: str) -> list[tuple[str, int]]:
     return found
 
 
+def check_ports(url: str) -> None:
+    """Raise InvalidURL naming a port of ``url`` that is not a number from 1 to 65535 (a
+    driver would take ``:notaport`` as port 0, or fail with a bare ValueError at connect)."""
+    if ";" in url:
+        for node in url.split(";"):
+            check_ports(node)
+        return
+    for item in urlsplit(url).netloc.rsplit("@", 1)[-1].split(","):
+        # [::1]:9092 or host:9092
+        text = item.partition("]")[2][1:] if item.startswith("[") else item.partition(":")[2]
+        if text and not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+            raise InvalidURL(f"port {text!r} in {redact(url)} is not a number from 1 to 65535")
+
+
 class Options(BaseModel):
     """Base of each backend's URL options: frozen, and nothing it does not declare."""
 
@@ -81,7 +95,9 @@ def split_options(
 ) -> tuple[str, OptionsT, dict[str, str]]:
     """(the URL without any query, our options, the options handed to the driver as they are).
 
-    Raises InvalidURL naming the unknown option and the known ones, or the value refused."""
+    Raises InvalidURL naming the unknown option and the known ones, the value refused, or a
+    port that is not one."""
+    check_ports(url)
     parts = urlsplit(url)
     ours: dict[str, str] = {}
     driver: dict[str, str] = {}

@@ -114,7 +114,8 @@ class Codec:
         if envelope.partition_key is not None:
             headers[p + "partitionkey"] = envelope.partition_key
         refuse_controls(headers, ValueError)  # never send what no consumer would take
-        body = type(envelope.data).__pydantic_serializer__.to_json(envelope.data)
+        # by alias, as decode validates it: a field with ``alias="Tag"`` goes out as "Tag"
+        body = type(envelope.data).__pydantic_serializer__.to_json(envelope.data, by_alias=True)
         return headers, body
 
     def _attributes(
@@ -164,7 +165,7 @@ class Codec:
             headers[id_header] = message_id
             if key is not None:
                 headers[key_header] = key
-            encoded.append((headers, serialize(contract)))
+            encoded.append((headers, serialize(contract, by_alias=True)))  # as decode reads
         return encoded
 
     # -- decode ---------------------------------------------------------------------------

@@ -92,9 +92,27 @@ def health(
     )
     if backends.fallback and not url and fallback_up:
         from interchange.adapters import open_spool
+        from interchange.adapters.spool_names import namespace, primary_identity
 
         spool = open_spool(backends.fallback, timeout=timeout)
-        console.print(f"fallback spool: {spool.depth()} message(s) waiting to be drained")
+        # the spool's lines are named after their primary: count this configuration's apart
+        ours = [
+            namespace(side, primary_identity(primary))
+            for side, primary in (("commands", backends.commands), ("events", backends.events))
+        ]
+        waiting, everything = sum(spool.depth(n) for n in ours), spool.depth()
+        console.print(
+            f"fallback spool: {waiting} message(s) for these primaries waiting to be drained; "
+            f"{everything - waiting} for other primaries (or in lines of a version that did not "
+            "name them after their primary)"
+        )
+        refused = sum(spool.refused(n) for n in ours)
+        if refused:
+            console.print(
+                f"[bold red]{refused} spooled message(s) refused by the primary, set aside"
+                "[/bold red]: redis-cli SMEMBERS interchange:spool-refused-lines, "
+                "XRANGE interchange:spool-refused:<line> - +"
+            )
         _print_circuits(spool.reports())
         spool.close()
     if not all(result.up for result in results):
@@ -122,9 +140,14 @@ def drain(config: ConfigOption = None) -> None:
     ) as bar:
         task = bar.add_task("drain", total=waiting)
         forwarded = bus.drainer.drain(progress=lambda n: bar.advance(task, n))
-    left = bus.drainer.depth()
+    left, refused = bus.drainer.depth(), bus.drainer.refused()
     bus.close()
     console.print(f"forwarded {forwarded} message(s); {left} still in the spool")
+    if refused:  # set aside: they no longer hold the drain, an operator decides (README)
+        console.print(
+            f"[bold red]{refused} spooled message(s) refused by the primary, set aside[/bold red]"
+            ": redis-cli SMEMBERS interchange:spool-refused-lines"
+        )
     if left:
         raise typer.Exit(1)
 
@@ -169,13 +192,13 @@ def run(
     --wait-for-brokers seconds; then exit 3. With --workers N, N processes run under a
     supervisor that replaces one that dies. --ops-port P serves /healthz, /readyz and /metrics
     (with --workers: every worker's added up on P, worker k's own on P + 1 + k)."""
-    from interchange.config import CONFIG_FILE_VARIABLE
+    from interchange.config import CONFIG_FILE_VARIABLE, ConfigFileNotFound
     from interchange.runtime import BrokersUnreachable, Supervisor, load_target, serve
 
     _log_to(console, level="INFO", log_format=log_format)
     if config is not None:
-        if not config.is_file():
-            raise FileNotFoundError(2, "No such file", str(config))
+        if not config.exists():  # /dev/null is a file too: an empty configuration
+            raise ConfigFileNotFound(2, "No such file", str(config))
         os.environ[CONFIG_FILE_VARIABLE] = str(config.resolve())  # for the service's from_config()
     if workers > 1:
         command = [sys.executable, "-m", "interchange", "run", target, "--grace", str(grace)]

@@ -305,18 +305,15 @@ def _follow_log(bus: Bus, model: Any, interval: float, start: Any) -> Iterator[d
     codec = Codec(bus.events.capabilities.header_prefix, contracts=bus.contracts)
     topic = bus.topic_of(model)
     since: Any = start
-    reread: str | None = None  # the record ``since`` is the position of
+    last: str | None = None
     while True:
-        # A replay from a record's position reads that record again, but not necessarily
-        # first: merged in time order, records of other partitions stored since (with earlier
-        # timestamps) may come before it. Skip it wherever it comes in this round (comparing
-        # with the record just before printed it twice).
-        skip = reread
+        again = last  # read again: a replay from a record's position includes that record
         for delivery in bus.events.replay(topic, since=since):
             message = delivery.message
-            if delivery.position is not None:
-                since, reread = delivery.position, message.id
-            if message.id == skip:
+            if message.id == again:
+                # not always first: records a partition got after the last look was read
+                # there can sort before it (Redis, a replay merges partitions by entry id)
+                again = None
                 continue
             line: dict[str, Any] = {"id": message.id, "key": message.key}
             try:
@@ -329,6 +326,7 @@ def _follow_log(bus: Bus, model: Any, interval: float, start: Any) -> Iterator[d
             except DecodeError as error:
                 line["undecodable"] = str(error)
             yield line
+            since, last = delivery.position or since, message.id
         time.sleep(interval)
 
 

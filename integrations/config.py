@@ -27,11 +27,17 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from interchange.adapters.errors import ConfigurationError
 from interchange.adapters.urls import did_you_mean
-from interchange.environment import warn_unknown_variables
+from interchange.environment import PREFIX as ENV_PREFIX
+from interchange.environment import not_json, warn_unknown_variables
 
 DEFAULT_FILE = "interchange.toml"
 CONFIG_FILE_VARIABLE = "INTERCHANGE_CONFIG_FILE"
@@ -55,6 +61,13 @@ class InvalidSettings(ConfigurationError):
                 for e in error.errors(include_input=False, include_url=False)
             ]
         )
+
+
+class ConfigFileNotFound(FileNotFoundError, ConfigurationError):
+    """The configuration file named does not exist (also a FileNotFoundError)."""
+
+    def __str__(self) -> str:
+        return f"no such file: {self.filename}"
 
 
 class Backends(BaseModel):
@@ -358,7 +371,7 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="INTERCHANGE_", env_nested_delimiter="__", extra="forbid"
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
     )
 
     source: str = "interchange"
@@ -432,7 +445,13 @@ def load_settings(config: str | Path | Mapping[str, Any] | Settings | None = Non
     if isinstance(config, Mapping):
         return _validated(dict(config))
     path = Path(config)
-    text = path.read_text(encoding="utf-8")
+    if not path.exists():
+        raise ConfigFileNotFound(2, "No such file", str(path))
+    if path.is_dir():
+        raise ConfigurationError(f"configuration file {path} is a directory")
+    text = path.read_text(encoding="utf-8")  # a pipe or /dev/null reads too
+    if not text.strip():
+        return _validated({})  # an empty file: every setting at its default
     if path.suffix == ".toml":
         data: Any = tomllib.loads(text)
     elif path.suffix in (".yaml", ".yml"):
@@ -449,3 +468,5 @@ def _validated(data: dict[str, Any]) -> Settings:
         return Settings(**data)
     except ValidationError as error:
         raise InvalidSettings.from_validation(error) from None
+    except SettingsError as error:  # a structured variable that is not JSON
+        raise InvalidSettings(not_json(str(error), Settings, os.environ)) from None

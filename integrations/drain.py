@@ -20,6 +20,7 @@ from typing import Any
 from interchange.adapters import CommandTransport, EventTransport, Spool, TransportError, open_spool
 from interchange.adapters.failover import FailoverCommandTransport, FailoverEventTransport
 from interchange.adapters.logs import RateLimit
+from interchange.adapters.spool_names import primary_identity
 from interchange.config import Settings
 
 log = logging.getLogger("interchange")
@@ -78,6 +79,7 @@ class Drainer:
         status: dict[str, Any] = {"reported_at": time.time()}
         for side in self.sides:
             status[side.side] = {
+                "primary": side.namespace.rstrip(":"),
                 "circuit": side.circuit.state,
                 "spooled": side.stats.spooled,
                 "drained": side.stats.drained,
@@ -112,7 +114,12 @@ class Drainer:
             log.debug("failover status not withdrawn: %s", error)
 
     def depth(self) -> int:
-        return int(self.spool.depth())
+        """Entries waiting for this Bus's primaries (other primaries' lines not counted)."""
+        return sum(int(self.spool.depth(side.namespace)) for side in self.sides)
+
+    def refused(self) -> int:
+        """Spooled entries this Bus's primaries refused, set aside (not drained again)."""
+        return sum(int(self.spool.refused(side.namespace)) for side in self.sides)
 
     def status(self) -> dict[str, dict[str, Any]]:
         return {side.side: side.status() for side in self.sides}
@@ -129,7 +136,23 @@ def with_fallback(
     assert backends.fallback is not None
     spool = open_spool(backends.fallback, timeout=backends.fallback_timeout)
     within = backends.fallback_timeout
-    command_side = FailoverCommandTransport(commands, spool, "commands", backends.cool_down, within)
-    event_side = FailoverEventTransport(events, spool, "events", backends.cool_down, within)
+    # each side's lines are named after its primary's destination: only a Bus whose primary
+    # delivers there drains them (adapters.spool_names)
+    command_side = FailoverCommandTransport(
+        commands,
+        spool,
+        "commands",
+        backends.cool_down,
+        within,
+        identity=primary_identity(backends.commands),
+    )
+    event_side = FailoverEventTransport(
+        events,
+        spool,
+        "events",
+        backends.cool_down,
+        within,
+        identity=primary_identity(backends.events),
+    )
     drainer = Drainer(spool, [command_side, event_side], backends.drain_interval)
     return command_side, event_side, drainer

@@ -8,12 +8,16 @@ default in place without a word. A nested key under a known field is already an 
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import types
 import warnings
 from collections.abc import Iterator, Mapping
-from typing import Any, Union, get_args, get_origin
+from pathlib import Path
+from typing import Annotated, Any, Union, get_args, get_origin
 
+import pydantic
 from pydantic import BaseModel
 
 from interchange.adapters.urls import did_you_mean
@@ -68,8 +72,20 @@ def warn_unknown_variables(model: type[BaseModel], environ: Mapping[str, str]) -
             f"the environment variable {variable} sets no setting and is ignored{hint} "
             f"(settings are {PREFIX}<KEY>, nested keys joined by __)",
             ConfigurationWarning,
-            stacklevel=2,
+            stacklevel=_callers_level(),
         )
+
+
+def _callers_level() -> int:
+    """The ``stacklevel`` that points a warning at the first line outside Interchange and
+    pydantic (the caller's ``Bus.from_config()``), rather than at the settings code."""
+    ours = (str(Path(__file__).parent), str(Path(pydantic.__file__).parent))
+    frame, level = sys._getframe(2), 2  # 1: warn_unknown_variables, 2: its caller
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(ours) or "pydantic_settings" in frame.f_code.co_filename
+    ):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    return level
 
 
 def _known(model: type[BaseModel], prefix: str) -> Iterator[str]:
@@ -83,3 +99,55 @@ def _known(model: type[BaseModel], prefix: str) -> Iterator[str]:
         for arm in arms:
             if isinstance(arm, type) and issubclass(arm, BaseModel):
                 yield from _known(arm, variable + "__")
+
+
+def not_json(error: str, model: type[BaseModel], environ: Mapping[str, str]) -> list[str]:
+    """The variables behind pydantic-settings' 'error parsing value for field "x"' (which names
+    a field, not the variable): those of that field whose value is not JSON. Never their
+    values: they may be secrets."""
+    field = re.search(r'field "([^"]+)"', error)
+    name = f"{PREFIX}{field.group(1) if field else ''}".upper()
+    found = []
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if upper != name and not upper.startswith(name + "__"):
+            continue
+        if not _structured(model, upper[len(PREFIX) :].lower().split("__")):
+            continue  # a plain value (a string, a number) is never parsed as JSON
+        try:
+            json.loads(environ[variable])
+        except ValueError:
+            found.append(variable)
+    return [f"{variable}: must be JSON (a list or table of values)" for variable in found] or [
+        f"{name}: a variable of this setting must be JSON (a list or table of values)"
+    ]
+
+
+def _structured(model: type[BaseModel], path: list[str]) -> bool:
+    """Whether the setting at ``path`` (a variable's name split at ``__``) holds a list, a
+    table or a model: what pydantic-settings reads from a variable as JSON."""
+    annotation: Any = model
+    for part in path:
+        annotation = _unwrapped(annotation)
+        if get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]  # routes.<name>: the table's value
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part)
+            if field is None:
+                return False
+            annotation = field.annotation
+        else:
+            return False
+    annotation = _unwrapped(annotation)
+    origin = get_origin(annotation) or annotation
+    return origin in (list, dict, set, tuple, frozenset) or (
+        isinstance(origin, type) and issubclass(origin, BaseModel)
+    )
+
+
+def _unwrapped(annotation: Any) -> Any:
+    """``X`` of ``X | None`` and of ``Annotated[X, ...]``."""
+    while get_origin(annotation) in (Union, types.UnionType, Annotated):
+        arms = [arm for arm in get_args(annotation) if arm is not type(None)]
+        annotation = arms[0]
+    return annotation

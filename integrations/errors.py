@@ -7,9 +7,16 @@
     └── RequestTimeout             no reply in time
     ConfigurationError             a wrong setting (also a ValueError): retrying cannot help
     ├── UnknownBackend             a URL scheme no adapter serves
-    ├── InvalidURL                 an option a backend does not know, or a bad value
+    ├── InvalidURL                 an option a backend does not know, or a bad value (a port
+    │                              that is not 1-65535, a Redis db that is not a number)
+    ├── AccessRefused              a broker answered and refused the credentials or the
+    │                              virtual host (wrong password, missing vhost): not retried
     ├── InvalidRoute               a route its contract cannot work with (a partition key
     │                              the contract lacks)
+    ├── OutboxNotMigrated          an outbox of an older version without commit order, and a
+    │                              relay whose role may not add it (run ``outbox init``)
+    ├── ConfigFileNotFound         the configuration file named does not exist (also a
+    │                              FileNotFoundError)
     └── InvalidSettings            the configuration (file, dict, INTERCHANGE_* variables)
                                    does not validate; ``problems`` lists each field's problem
     ContractError                  (contracts)
@@ -37,6 +44,7 @@ what a broker coming back can fix, never a typo in a URL or a contract that cann
 from __future__ import annotations
 
 from interchange.adapters.errors import (
+    AccessRefused,
     BackendUnavailable,
     ConfigurationError,
     InvalidURL,
@@ -45,7 +53,7 @@ from interchange.adapters.errors import (
     TransportError,
     UnknownBackend,
 )
-from interchange.config import InvalidSettings
+from interchange.config import ConfigFileNotFound, InvalidSettings
 from interchange.contracts.errors import (
     ContractError,
     DecodeError,
@@ -66,6 +74,12 @@ class PollerError(RuntimeError):
     Nothing was marked; the round is tried again."""
 
 
+class OutboxNotMigrated(ConfigurationError):
+    """An outbox created by an older version has no commit order, and this role may not add
+    it. Running ``interchange outbox init`` as a role that may (the table's owner) fixes it;
+    a relay tries again on its next round."""
+
+
 class UnseenTransactions(PollerError):
     """The poller cannot see every transaction of its database (a session of another role
     without ``pg_read_all_stats``, or ``track_activities`` off): it reads nothing rather than
@@ -73,8 +87,10 @@ class UnseenTransactions(PollerError):
 
 
 __all__ = [
+    "AccessRefused",
     "BackendUnavailable",
     "BrokersUnreachable",
+    "ConfigFileNotFound",
     "ConfigurationError",
     "ConfigurationWarning",
     "ContractError",
@@ -86,6 +102,7 @@ __all__ = [
     "InvalidURL",
     "MalformedMessage",
     "NoConverter",
+    "OutboxNotMigrated",
     "PollerError",
     "PublishRejected",
     "Reject",

@@ -109,7 +109,8 @@ def collect(bus: Bus) -> Iterator[Any]:
             labels=["side"],
         )
         depth = GaugeMetricFamily(
-            "interchange_failover_spool_depth", "Messages waiting in the fallback spool"
+            "interchange_failover_spool_depth",
+            "Messages waiting in the fallback spool for this Bus's primaries",
         )
         spooled = CounterMetricFamily(
             "interchange_failover_spooled", "Messages this Bus parked in the spool", labels=["side"]
@@ -125,8 +126,13 @@ def collect(bus: Bus) -> Iterator[Any]:
             spooled.add_metric([side], values["spooled"])
             drained.add_metric([side], values["drained"])
             rate.add_metric([side], values["drain_rate"])
-        depth.add_metric([], next(iter(status.values()))["spool_depth"])
-        yield from (circuit, depth, spooled, drained, rate)
+        depth.add_metric([], sum(values["spool_depth"] for values in status.values()))
+        refused = GaugeMetricFamily(
+            "interchange_failover_refused",
+            "Spooled messages the primary refused on drain, set aside for an operator",
+        )
+        refused.add_metric([], sum(values.get("refused", 0) for values in status.values()))
+        yield from (circuit, depth, refused, spooled, drained, rate)
 
 
 def _backlog(bus: Bus, gauge: Any) -> Any:

@@ -43,7 +43,13 @@ class DuplicateHandler(ValueError):
 
 
 class InvalidRoute(ConfigurationError):
-    """A route that cannot work with its contract: a partition key the contract lacks."""
+    """A route that cannot work with its contract: a partition key the contract lacks, or (on
+    Redis) a queue named like an exchange's stream."""
+
+
+_BROADCAST_STREAM = ":broadcast"
+"""What ends the name of a Redis exchange's stream (adapters/redis/transport.py's
+``exchange_stream``): a queue named so would be that stream, sends and broadcasts mixed."""
 
 
 class Admission:
@@ -59,6 +65,8 @@ class Admission:
         for name, route in settings.routes.items():
             if route.partition_key and contracts.versions(name):
                 check_partition_key(name, route.partition_key, self._declared(name))
+            if route.queue:
+                check_queue(settings, route.queue, f'routes."{name}".queue')
 
     def admit(self, channel: str, handler: Handler) -> None:
         """Check ``handler`` for ``channel``, then record it; raises TypeError, ValueError,
@@ -124,6 +132,20 @@ def check_start(start: Any, events: Capabilities) -> None:
             )
         if start < 0:
             raise ValueError(f"start={start}: an offset is 0 or more (start takes {forms})")
+
+
+def check_queue(settings: Settings, queue: str, where: str) -> None:
+    """An InvalidRoute when commands go over Redis and ``queue`` is named like the stream of
+    an exchange: exchange ``shared`` broadcasts to the stream ``shared:broadcast``, so a queue
+    of that name would receive its broadcasts, and its consumers delete them."""
+    scheme = settings.backends.commands.partition(":")[0].lower()
+    if scheme in ("redis", "rediss") and queue.endswith(_BROADCAST_STREAM):
+        exchange = queue.removesuffix(_BROADCAST_STREAM)
+        raise InvalidRoute(
+            f"{where} = {queue!r}: on Redis a queue's name cannot end in {_BROADCAST_STREAM!r}, "
+            f"the stream of exchange {exchange!r}'s broadcasts is named so (name the queue "
+            "otherwise)"
+        )
 
 
 def check_partition_key(name: str, key: str, models: Iterable[type[Contract]]) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-from interchange.adapters.errors import BackendUnavailable, TransportError
+from interchange.adapters.errors import BackendUnavailable, ConfigurationError, TransportError
 from interchange.adapters.lifecycle import Abandonable, Backoff
 
 log = logging.getLogger("interchange.runtime")
@@ -66,8 +66,10 @@ class ServiceError(Exception):
 
 def load_target(target: str) -> Any:
     """The object ``package.module:attribute`` names; a callable that is not a Bus (a factory)
-    is called to make one. Raises ValueError saying what is wrong with ``target``, and
-    ServiceError (the original as its cause) when the service's own code raised."""
+    is called to make one. Raises ValueError saying what is wrong with ``target``, a
+    ConfigurationError met while the service built its Bus (``Bus.from_config()`` at module
+    level: a wrong setting, not a bug) as it is, and ServiceError (the original as its cause)
+    when the service's own code raised anything else."""
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"{target!r} is not module:attribute (e.g. myservice.app:bus)")
@@ -78,6 +80,8 @@ def load_target(target: str) -> Any:
         if error.name is None or not module_name.startswith(error.name):
             raise ServiceError(f"importing {module_name} raised {error!r}") from error
         raise  # the service's module itself is not there: a wrong target, one line
+    except ConfigurationError:
+        raise  # a wrong setting met while the module built its Bus: one line, exit 2
     except Exception as error:  # the user's module ran and raised: their bug, their traceback
         raise ServiceError(f"importing {module_name} raised {error!r}") from error
     found: Any = module
@@ -88,6 +92,8 @@ def load_target(target: str) -> Any:
     if not hasattr(found, "run_forever") and callable(found):
         try:
             found = found()
+        except ConfigurationError:
+            raise  # a wrong setting, not the factory's bug
         except Exception as error:
             raise ServiceError(f"calling {target} raised {error!r}") from error
     if not hasattr(found, "run_forever"):

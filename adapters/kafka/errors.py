@@ -8,7 +8,12 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from interchange.adapters.errors import BackendUnavailable, PublishRejected, TransportError
+from interchange.adapters.errors import (
+    AccessRefused,
+    BackendUnavailable,
+    PublishRejected,
+    TransportError,
+)
 
 UNREACHED = {
     KafkaError._MSG_TIMED_OUT,
@@ -22,6 +27,11 @@ UNREACHED = {
     KafkaError._PURGE_QUEUE,  # withdrawn when a publish gave up failing fast: never sent
 }
 """Errors after which the broker may simply not have been reachable in time."""
+
+
+REFUSED = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}
+"""The cluster answered and refused the client's SASL credentials: a wrong setting. (A topic
+the user may not write, TOPIC_AUTHORIZATION_FAILED, stays a PublishRejected of that record.)"""
 
 
 def code(error: Any) -> Any:
@@ -46,6 +56,10 @@ def mapped_errors(servers: str, doing: str) -> Iterator[None]:
             f"Kafka at {servers} did not answer in time while trying to {doing}"
         ) from error
     except KafkaException as error:
+        if code(error) in REFUSED:
+            raise AccessRefused(
+                f"Kafka at {servers} refused the credentials while trying to {doing}: {error}"
+            ) from error
         if code(error) in UNREACHED:
             raise BackendUnavailable(
                 f"Kafka at {servers} while trying to {doing}: {error}"

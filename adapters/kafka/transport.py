@@ -64,6 +64,12 @@ class KafkaEventTransport:
 
     # -- publishing -----------------------------------------------------------------------
 
+    @property
+    def max_message_bytes(self) -> int:
+        """librdkafka's ``message.max.bytes`` (a URL may set it): produce() refuses a larger
+        record before sending it, so a failover wrapper need not spool one."""
+        return int(self.config.get("message.max.bytes", 1_000_000))
+
     def fail_fast(self, within: float) -> None:
         """Publishing gives up half a second after librdkafka reports every broker down, and
         after ``within`` without acknowledgements, instead of after ``publish_timeout``."""

@@ -22,6 +22,7 @@ class MemorySpool:
         self.down = False
         self._claims: dict[str, tuple[str, float]] = {}
         self._reports: dict[str, tuple[dict[str, Any], float]] = {}
+        self._refused: dict[str, list[tuple[TransportMessage, str]]] = {}
         self._lock = threading.Lock()
 
     def append(self, line: str, messages: list[TransportMessage]) -> None:
@@ -45,9 +46,19 @@ class MemorySpool:
         with self._lock:
             return [line for line, entries in self._lines.items() if entries]
 
-    def depth(self) -> int:
+    def depth(self, prefix: str = "") -> int:
         with self._lock:
-            return sum(len(entries) for entries in self._lines.values())
+            return sum(len(e) for line, e in self._lines.items() if line.startswith(prefix))
+
+    def refuse(self, line: str, entries: list[tuple[str, TransportMessage]], reason: str) -> None:
+        with self._lock:
+            gone = {spool_id for spool_id, _ in entries}
+            self._lines[line] = [e for e in self._lines.get(line, []) if e[0] not in gone]
+            self._refused.setdefault(line, []).extend((m, reason) for _, m in entries)
+
+    def refused(self, prefix: str = "") -> int:
+        with self._lock:
+            return sum(len(e) for line, e in self._refused.items() if line.startswith(prefix))
 
     def claim(self, line: str, owner: str, seconds: float) -> bool:
         with self._lock:

@@ -64,6 +64,7 @@ class _Reader(OnThread):
         self.client, self.stream, self.group = client, stream, group
         self.handler, self.channel = handler, channel
         self.claim_idle_ms = int(claim_idle * 1000)
+        self.partition = 0  # of a partitioned topic (LogReader): what its positions name
         self.consumer = consumer_name()
         self._next_claim = 0.0
         self._backoff = Backoff()
@@ -122,7 +123,14 @@ class _Reader(OnThread):
         return claimed
 
     def delivery(self, entry_id: bytes, fields: dict[bytes, bytes], delivered: int) -> Delivery:
-        return to_delivery(self.stream, entry_id, fields, channel=self.channel, delivered=delivered)
+        return to_delivery(
+            self.stream,
+            entry_id,
+            fields,
+            channel=self.channel,
+            delivered=delivered,
+            partition=self.partition,
+        )
 
     def dead_letter(self, pipe: Any, delivery: Delivery, outcome: DeadLetter) -> None:
         # a queue's group is the queue itself; an event group is worth naming

@@ -48,6 +48,7 @@ class LogReader(_Reader):
         workers: int = 1,
         lease_ttl: float = 10.0,
         share: Share | None = None,
+        partition: int = 0,
     ) -> None:
         self.lanes: KeyedWorkers | None = None
         if workers > 1:  # before the reading thread starts
@@ -58,6 +59,7 @@ class LogReader(_Reader):
         self._cursor = b"0-0"  # how far the take-over went through the pending entries
         self.lease: GroupLease | None = None  # once the consumer's name is known
         super().__init__(client, stream, group, handler, channel, claim_idle, name)
+        self.partition = partition
         owner = self.consumer if share is None else share.member  # the process, in Redis
         self.lease = GroupLease(client, stream, group, owner, lease_ttl, claim_idle, share)
         self.lease.start()
@@ -225,6 +227,7 @@ class PartitionedReader:
                 workers=workers,
                 lease_ttl=lease_ttl,
                 share=self.share,
+                partition=partition,
             )
             for partition, stream in enumerate(partition_streams(topic, partitions))
         ]

@@ -5,6 +5,7 @@ consumers and fail-fast appends use."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from pydantic import PositiveFloat, PositiveInt
@@ -12,7 +13,8 @@ from redis.backoff import NoBackoff
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.retry import Retry
 
-from interchange.adapters.urls import Options, split_options, with_query
+from interchange.adapters.errors import InvalidURL
+from interchange.adapters.urls import Options, redact, split_options, with_query
 
 
 class RedisOptions(Options):
@@ -35,9 +37,26 @@ def _redis_py_option(name: str) -> bool:
     return name in URL_QUERY_ARGUMENT_PARSERS or name.startswith("ssl_")
 
 
+_NOT_NEGATIVE = {"db", "socket_timeout", "socket_connect_timeout", "timeout"}
+_NOT_NEGATIVE |= {"socket_read_size", "max_connections", "health_check_interval"}
+
+
 def client_url(url: str) -> tuple[str, RedisOptions]:
-    """(the URL for redis-py, with only its own options; ours)."""
+    """(the URL for redis-py, with only its own options; ours). Raises InvalidURL for a db
+    that is not a non-negative number and for a redis-py option's value redis-py would refuse
+    only when it connects (a float that is not one, a negative timeout)."""
     bare, options, driver = split_options(url, RedisOptions, passthrough=_redis_py_option)
+    db = urlsplit(bare).path.strip("/")
+    if db and not (db.isascii() and db.isdigit()):
+        raise InvalidURL(f"Redis db {db!r} in {redact(url)} is not a non-negative number")
+    for name, value in driver.items():
+        parse: Any = URL_QUERY_ARGUMENT_PARSERS.get(name)
+        try:
+            parsed: Any = parse(value) if parse is not None else value
+        except (ValueError, TypeError):
+            raise InvalidURL(f"redis:// option {name}={value!r} is not valid") from None
+        if name in _NOT_NEGATIVE and parsed < 0:
+            raise InvalidURL(f"redis:// option {name}={value!r} must not be negative")
     return with_query(bare, driver), options
 
 

@@ -81,16 +81,21 @@ def by_partition(
 
 def merged(
     streams: list[str], read: Callable[[str], Iterator[tuple[bytes, Any]]]
-) -> Iterator[tuple[str, bytes, Any]]:
-    """Every partition's entries, (stream, id, fields), merged in id (time) order."""
+) -> Iterator[tuple[int, bytes, Any]]:
+    """Every partition's entries, (partition, id, fields), merged in id (time) order; entries
+    of several partitions with the same id in partition order. Each partition's own order is
+    kept, so the entries after any one of them are, per partition, the rest of that partition:
+    a replay resumed from every partition's next entry goes on exactly where it was."""
 
-    def tagged(stream: str) -> Iterator[tuple[tuple[int, int], str, bytes, Any]]:
-        for entry_id, fields in read(stream):
+    def tagged(partition: int) -> Iterator[tuple[tuple[int, int, int], bytes, Any]]:
+        for entry_id, fields in read(streams[partition]):
             millis, _, seq = entry_id.partition(b"-")
-            yield (int(millis), int(seq or 0)), stream, entry_id, fields
+            yield (int(millis), int(seq or 0), partition), entry_id, fields
 
-    for _, stream, entry_id, fields in heapq.merge(*(tagged(s) for s in streams)):
-        yield stream, entry_id, fields
+    for (_, _, partition), entry_id, fields in heapq.merge(
+        *(tagged(p) for p in range(len(streams)))
+    ):
+        yield partition, entry_id, fields
 
 
 class Share:

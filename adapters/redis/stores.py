@@ -13,7 +13,9 @@ import redis
 from interchange.adapters.message import TransportMessage
 from interchange.adapters.redis.errors import mapped
 from interchange.adapters.redis.options import client_url
-from interchange.adapters.redis.wire import stage_appends, to_delivery
+from interchange.adapters.redis.wire import stage_appends, to_delivery, to_fields
+
+_REASON = "x-interchange-refused"
 
 
 class RedisDedupeStore:
@@ -77,6 +79,10 @@ class RedisSpool:
     PREFIX = "interchange:spool:"
     LINES = "interchange:spool-lines"
     CLAIM = "interchange:spool-claim:"
+    REFUSED = "interchange:spool-refused:"
+    """``<line>``'s entries the primary refused on drain, each with ``x-interchange-refused``
+    (the reason): an operator reads them with XRANGE and deletes the stream when done."""
+    REFUSED_LINES = "interchange:spool-refused-lines"
     STATUS = "interchange:failover-status"
     """A hash: process → its last failover status, with the wall-clock time it expires."""
 
@@ -145,9 +151,28 @@ class RedisSpool:
         with mapped(self.url, "list spools"):
             return [line for line, length in self._lengths().items() if length]
 
-    def depth(self) -> int:
+    def depth(self, prefix: str = "") -> int:
         with mapped(self.url, "measure spools"):
-            return sum(self._lengths().values())
+            return sum(n for line, n in self._lengths().items() if line.startswith(prefix))
+
+    def refuse(self, line: str, entries: list[tuple[str, TransportMessage]], reason: str) -> None:
+        # one MULTI: copied aside and removed from the line together, never lost or doubled
+        doing = f"set aside refused entries of {line}"
+        with mapped(self.url, doing), self.client.pipeline(transaction=True) as pipe:
+            for _, message in entries:
+                pipe.xadd(self.REFUSED + line, {**to_fields(message), _REASON: reason})
+            pipe.sadd(self.REFUSED_LINES, line)
+            ids = [spool_id for spool_id, _ in entries]
+            self._remove(keys=[self.PREFIX + line, self.LINES], args=[line, *ids], client=pipe)
+            pipe.execute()
+
+    def refused(self, prefix: str = "") -> int:
+        with mapped(self.url, "count refused spool entries"):
+            names = [m.decode() for m in self.client.smembers(self.REFUSED_LINES)]
+            with self.client.pipeline(transaction=False) as pipe:
+                for name in (n for n in names if n.startswith(prefix)):
+                    pipe.xlen(self.REFUSED + name)
+                return sum(map(int, pipe.execute()))
 
     def report(self, process: str, status: dict[str, Any] | None, ttl: float) -> None:
         with mapped(self.url, "report failover status"):

@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from interchange.adapters.errors import PublishRejected, RequestTimeout
+from interchange.adapters.errors import ConfigurationError, PublishRejected, RequestTimeout
 from interchange.adapters.lifecycle import Consumers
 from interchange.adapters.message import Delivery, DeliveryHandler, TransportMessage
 from interchange.adapters.protocols import Start, Verdict
@@ -20,12 +20,11 @@ from interchange.adapters.redis.consumer import READ_BLOCK, QueueReader
 from interchange.adapters.redis.errors import mapped
 from interchange.adapters.redis.log_reader import LogReader, PartitionedReader
 from interchange.adapters.redis.options import client_url, impatient_client
-from interchange.adapters.redis.partitions import Layout, by_partition, merged
+from interchange.adapters.redis.partitions import Layout, by_partition
+from interchange.adapters.redis.replay import replay
 from interchange.adapters.redis.trimming import trim_stream
 from interchange.adapters.redis.wire import (
-    first_id,
     last_delivered_before,
-    last_id,
     stage_appends,
     to_delivery,
     to_fields,
@@ -161,6 +160,11 @@ class RedisCommandTransport(_RedisTransport):
         # a queue keeps what was sent before it had consumers; a broadcast group, like a
         # binding, only what is broadcast after it exists
         if exchange is None:
+            if queue.endswith(_EXCHANGE_SUFFIX):  # (Bus routes are refused before this)
+                raise ConfigurationError(
+                    f"queue {queue!r}: on Redis a queue's name cannot end in "
+                    f"{_EXCHANGE_SUFFIX!r}, that is the stream of an exchange's broadcasts"
+                )
             self._group(queue, queue, "0")
         else:
             self._group(exchange_stream(exchange), queue, "$")
@@ -279,8 +283,8 @@ class RedisEventTransport(_RedisTransport):
         workers: int = 1,
     ) -> LogReader | PartitionedReader:
         self.consumers.check_open()
-        for stream in self._partitions(topic):
-            self._group(stream, group, last_delivered_before(start))
+        for partition, stream in enumerate(self._partitions(topic)):
+            self._group(stream, group, last_delivered_before(start, partition))
         name, claim_idle = f"redis-subscribe-{topic}-{group}", self.options.claim_idle
         lease_ttl, partitions = self.options.lease_ttl, self.options.partitions
         if partitions > 1:
@@ -313,29 +317,14 @@ class RedisEventTransport(_RedisTransport):
     def replay(
         self, topic: str, *, since: Start = "earliest", until: datetime | None = None
     ) -> Iterator[Delivery]:
-        """Every partition's entries, merged in id (time) order."""
+        """Every partition's entries, merged in id (time) order (replay.py)."""
         self.consumers.check_open()
-        low, high = first_id(since), last_id(until)
-        if low == "+":
-            return
-        for stream, entry_id, fields in merged(
-            self._partitions(topic), lambda stream: self._read(stream, low, high)
-        ):
-            yield to_delivery(stream, entry_id, fields, channel=topic)
-
-    def _read(self, stream: str, low: str, high: str) -> Iterator[tuple[bytes, Any]]:
-        while True:
-            with mapped(self.url, f"read {stream!r}"):
-                entries = self.client.xrange(stream, min=low, max=high, count=500)
-            yield from entries
-            if len(entries) < 500:
-                return
-            low = "(" + entries[-1][0].decode()
+        yield from replay(self.client, self.url, topic, self._partitions(topic), since, until)
 
     def seek(self, topic: str, group: str, to: Start) -> None:
         self.consumers.check_open()
-        position = last_delivered_before(to)
-        for stream in self._partitions(topic):
+        for partition, stream in enumerate(self._partitions(topic)):
+            position = last_delivered_before(to, partition)  # a Position names each its own
             self._group(stream, group, position)
             with mapped(self.url, f"seek group {group!r} on {stream!r}"):
                 self.client.xgroup_setid(stream, group, position)

@@ -61,9 +61,18 @@ def stage_appends(pipe: Any, stream: str, messages: list[TransportMessage]) -> N
 
 
 def to_delivery(
-    stream: str, entry_id: bytes, raw: dict[bytes, bytes], *, channel: str, delivered: int = 1
+    stream: str,
+    entry_id: bytes,
+    raw: dict[bytes, bytes],
+    *,
+    channel: str,
+    delivered: int = 1,
+    partition: int = 0,
+    position: Position | None = None,
 ) -> Delivery:
-    """``delivered`` counts deliveries of this very entry; retried copies carry earlier ones."""
+    """``delivered`` counts deliveries of this very entry; retried copies carry earlier ones.
+    Its position is ``position`` (a replay's cursor, every partition named), else the entry in
+    ``partition`` alone."""
     body = raw.get(_DATA, b"")
     try:  # strict decoding first: the quickest form, and what every entry we wrote takes
         text = {k.decode(): v.decode() for k, v in raw.items() if k != _DATA}
@@ -86,7 +95,7 @@ def to_delivery(
         attempt > 1,
         None,
         int(millis) / 1000,
-        Position(((0, (int(millis) << _SEQ_BITS) | int(seq)),)),
+        position or Position(((partition, (int(millis) << _SEQ_BITS) | int(seq)),)),
     )
 
 
@@ -94,8 +103,18 @@ def entry_id(offset: int) -> str:
     return f"{offset >> _SEQ_BITS}-{offset & ((1 << _SEQ_BITS) - 1)}"
 
 
-def first_id(at: Any) -> str:
-    """The smallest entry id at or after a start position, for XRANGE."""
+def offset_of(entry: bytes | str) -> int:
+    """An entry id as a Position's offset (``entry_id`` turns it back); ``-`` is 0."""
+    text = entry.decode() if isinstance(entry, bytes) else entry
+    if text == "-":
+        return 0
+    millis, _, seq = text.partition("-")
+    return (int(millis) << _SEQ_BITS) | int(seq or 0)
+
+
+def first_id(at: Any, partition: int = 0) -> str:
+    """The smallest entry id of ``partition`` at or after a start position, for XRANGE. A
+    Position that does not name the partition starts it at its oldest entry."""
     if at == "earliest":
         return "-"
     if at == "latest":
@@ -103,20 +122,21 @@ def first_id(at: Any) -> str:
     if isinstance(at, datetime):
         return f"{math.ceil(at.timestamp() * 1000)}-0"
     if isinstance(at, Position):
-        return entry_id(at.offset(0, 0))
+        return entry_id(at.offset(partition, 0))
     raise TypeError(
         f"a Redis stream does not number its entries, so {at!r} names no position in it: start "
         "from a Position a delivery carried, a datetime, 'earliest' or 'latest'"
     )
 
 
-def last_delivered_before(at: Any) -> str:
-    """The id a consumer group must be set to so that its next entry is the first at ``at``."""
+def last_delivered_before(at: Any, partition: int = 0) -> str:
+    """The id a group must be set to on ``partition`` so that its next entry there is the
+    first at ``at``."""
     if at == "earliest":
         return "0"
     if at == "latest":
         return "$"
-    millis, seq = (int(p) for p in first_id(at).split("-"))
+    millis, seq = (int(p) for p in first_id(at, partition).split("-"))
     if seq > 0:
         return f"{millis}-{seq - 1}"
     return f"{millis - 1}-{MAX_SEQ}" if millis > 0 else "0"

@@ -114,7 +114,8 @@ def test_a_refusing_primary_shows_as_an_open_circuit_and_a_degraded_ready_servic
         import redis
 
         with redis.Redis.from_url(redis_url) as client:
-            client.delete(f"interchange:spool:commands:send:{bus.queue_of(Parcel)}")
+            line = f"{bus.drainer.sides[0].namespace}send:{bus.queue_of(Parcel)}"
+            client.delete(f"interchange:spool:{line}")
     assert _value(metrics, "interchange_failover_circuit_open", side="commands") == 1
     assert _value(metrics, "interchange_failover_circuit_open", side="events") == 0
     assert _value(metrics, "interchange_failover_spooled_total", side="commands") == 1

@@ -6,7 +6,15 @@ import uuid
 
 import pytest
 
-from interchange.adapters import ACK, TransportMessage, open_events
+from interchange import Bus, InvalidRoute, Settings
+from interchange.adapters import (
+    ACK,
+    ConfigurationError,
+    TransportMessage,
+    open_commands,
+    open_events,
+)
+from interchange.contracts import Command
 from interchange.testing import wait_until
 
 pytestmark = pytest.mark.redis
@@ -95,4 +103,37 @@ def test_a_consumer_that_died_holding_a_command_is_replaced_after_claim_idle(red
         wait_until(lambda: commands.client.xlen(queue) == 0, 10)
     finally:
         commands.client.delete(queue)
+        commands.close()
+
+
+class Sent(Command, name="it.redis.names.sent", version=1):
+    n: int
+
+
+class Told(Command, name="it.redis.names.told", version=1):
+    n: int
+
+
+def test_a_queue_named_like_an_exchanges_stream_is_refused_when_the_bus_is_built(redis_url):
+    # exchange "shared" broadcasts to the stream "shared:broadcast": the queue would be it
+    shared = f"shared-{uuid.uuid4().hex[:8]}"
+    routes = {
+        Sent.contract_name: {"queue": f"{shared}:broadcast"},
+        Told.contract_name: {"exchange": shared},
+    }
+    settings = Settings.without_environment(
+        backends={"commands": redis_url, "events": f"memory://{uuid.uuid4().hex}"}, routes=routes
+    )
+    with pytest.raises(InvalidRoute, match=rf"queue = '{shared}:broadcast'.*exchange '{shared}'"):
+        Bus(settings)
+
+
+def test_a_send_to_a_queue_named_like_an_exchanges_stream_is_refused(redis_url):
+    stream = f"shared-{uuid.uuid4().hex[:8]}:broadcast"
+    commands = open_commands(redis_url)
+    try:
+        with pytest.raises(ConfigurationError, match="cannot end in ':broadcast'"):
+            commands.send(stream, TransportMessage("m", b"x"))
+        assert not commands.client.exists(stream)  # nothing appended, no group created
+    finally:
         commands.close()

@@ -1,7 +1,7 @@
 """Configuration: files, dicts, environment overrides, validation, backend lookup."""
 
-import os
 import re
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -143,17 +143,19 @@ def test_no_interchange_variable_the_project_itself_reads_warns(monkeypatch):
     errors, so a new one nobody taught the check would fail here first."""
     root = Path(__file__).resolve().parents[2]
     names: set[str] = set()
-    skipped = {".venv", ".git", "build", "node_modules", "__pycache__", ".pytest_cache"}
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [name for name in subfolders if name not in skipped]
-        for path in (Path(folder) / name for name in files):
-            code = path.suffix in {"", ".py", ".sh", ".toml", ".yml", ".yaml", ".json", ".cfg"}
-            if code and path != Path(__file__):  # this file misspells variables on purpose
-                try:
-                    found = re.findall(r"INTERCHANGE_[A-Z0-9_]*[A-Z0-9]", path.read_text())
-                except (UnicodeDecodeError, OSError):
-                    continue
-                names.update(found)
+    # the repository's own files only: what an install generates (egg-info's copy of the
+    # README, with its deliberately misspelt example) is not the project's code
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=root, check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    for path in (root / name for name in listed):
+        code = path.suffix in {"", ".py", ".sh", ".toml", ".yml", ".yaml", ".json", ".cfg"}
+        if code and path != Path(__file__):  # this file misspells variables on purpose
+            try:
+                found = re.findall(r"INTERCHANGE_[A-Z0-9_]*[A-Z0-9]", path.read_text())
+            except (UnicodeDecodeError, OSError):
+                continue
+            names.update(found)
     assert {"INTERCHANGE_REQUIRE_BROKERS", "INTERCHANGE_AMQP_PORT"} <= names
     for name in names:
         key = name.removeprefix("INTERCHANGE_").split("__")[0].lower()

@@ -133,9 +133,9 @@ def test_a_line_another_drainer_holds_is_left_to_it(commands):
     primary.down = True
     failover.send_many("q", _messages(3))
     primary.down = False
-    failover.spool.claim("commands:send:q", "another-process", 60)
+    failover.spool.claim(f"{failover.namespace}send:q", "another-process", 60)
     assert failover.drain() == 0, "the other drainer keeps this line's order"
-    failover.spool.release("commands:send:q", "another-process")
+    failover.spool.release(f"{failover.namespace}send:q", "another-process")
     assert failover.drain() == 3
     assert _queued(primary, "q") == ["m-0", "m-1", "m-2"]
 
@@ -202,3 +202,16 @@ def test_a_minute_of_fallback_outage_logs_a_few_drain_warnings_counting_the_rest
     assert "connection refused" in lines[0]
     assert lines[2].endswith("(59 more commands line(s) held back)")
     assert lines[3].endswith("(59 more events line(s) held back)")
+
+
+def test_a_primarys_identity_is_where_it_delivers_not_how_it_is_reached():
+    from interchange.adapters.spool_names import primary_identity as identity
+
+    kafka = identity("kafka://a:9092,b:9092")
+    assert identity("kafka://B:9092,a?publish_timeout=3") == kafka, "host order, port, options"
+    assert identity("kafka://a:9092") != kafka, "another cluster"
+    assert identity("amqp://u:secret@h:5672/%2F") == identity("amqp://other:pw@h")
+    assert identity("amqp://h/staging") != identity("amqp://h")
+    assert identity("redis://h/0") == identity("redis://h:6379")
+    assert identity("redis://h/1") != identity("redis://h/0")
+    assert identity("memory://a") != identity("memory://b")

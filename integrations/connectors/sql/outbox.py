@@ -83,7 +83,7 @@ def add_to_outbox(
             aggregate_id=aggregate_id,
             contract=message.contract_name,
             version=message.contract_version,
-            payload=message.model_dump_json(),
+            payload=message.model_dump_json(by_alias=True),  # as the relay validates it
             headers=json.dumps(dict(headers)) if headers else None,
         )
     )

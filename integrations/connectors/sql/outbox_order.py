@@ -25,19 +25,13 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from interchange.adapters.errors import ConfigurationError
+from interchange.errors import OutboxNotMigrated as OutboxNotMigrated  # re-exported
 
 COUNTER = "interchange_outbox_commits"
 """The one-row counter every outbox of a schema takes its commit stamps from."""
 
 SETTING = "interchange.commit_seq"
 """The transaction-local setting that remembers a transaction's stamp."""
-
-
-class OutboxNotMigrated(ConfigurationError):
-    """An outbox created by an older version has no commit order, and this role may not add
-    it. Running ``interchange outbox init`` as a role that may (the table's owner) fixes it;
-    a relay tries again on its next round."""
 
 
 def trigger_name(table: str) -> str:
