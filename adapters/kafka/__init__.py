@@ -3,12 +3,14 @@
 Features
     ``publish`` / ``publish_many`` to a keyed, append-only log: the idempotent producer
     (``enable.idempotence``, hence ``acks=all`` and ordered retries), and a call returns only
-    when every delivery report came back without error; topics created on first use through
+    when every delivery report came back without error (a failure names its record: the id
+    is bound to each produce); topics created on first use through
     the AdminClient with the configured partitions, replication and retention (existing topics
     are left alone; ``min.insync.replicas=2`` when replicated three ways);
     ``subscribe``: consumer groups, offsets stored only after the handler, committed on revoke
     and on close; start at ``earliest``, ``latest``, an offset (each partition), a mapping of
-    partition to offset, a Position from a delivery, or a time;
+    partition to offset, a Position from a delivery, or a time — resolved to an offset and
+    committed when a partition the group never committed is assigned (``assignment``);
     ``replay`` without a group and without moving any group's offset, in time order;
     ``seek`` a group (with no running members) to a new position;
     dead letters to ``<topic>.dlq`` with the reason in headers; the partition moves on.
@@ -20,7 +22,9 @@ Options (URL query)
     failing fast, the failover's ``within`` bounds it instead),
     ``queued_kbytes`` (8192: a member's prefetch bound). Any option containing a dot is handed
     to librdkafka as is (``security.protocol``, ``sasl.mechanism``, ``sasl.username``,
-    ``sasl.password``, ``ssl.ca.location``...) and never logged; any other is refused.
+    ``sasl.password``, ``ssl.ca.location``...) and never logged — a consumer-only property
+    (``session.timeout.ms``...) to consumers only, a producer-only one (``linger.ms``...) to
+    the producer only; any other is refused.
 Guarantees
     At least once. A record that timed out in flight may or may not be in the log: it is
     reported as BackendUnavailable, and a retry may duplicate it (consumers dedupe by id).
@@ -29,8 +33,8 @@ Guarantees
 
 Rooms: ``transport`` (the protocol verbs), ``publisher`` (produce + delivery reports),
 ``consumer`` (a group member), ``replay`` (reading without a group, seek positions),
-``topology`` (topics and metadata), ``wire`` (TransportMessage ⇄ record), ``errors`` (driver
-exceptions → ours), ``options``.
+``assignment`` (where a group begins), ``topology`` (topics and metadata), ``wire``
+(TransportMessage ⇄ record), ``errors`` (driver exceptions → ours), ``options``.
 """
 
 from __future__ import annotations

@@ -21,12 +21,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, cast
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
-    OFFSET_END,
     Consumer,
     KafkaError,
     KafkaException,
@@ -34,7 +31,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from interchange.adapters.kafka.wire import position, start_millis, to_delivery
+from interchange.adapters.kafka.assignment import begin_fresh
+from interchange.adapters.kafka.wire import position, to_delivery
 from interchange.adapters.keyed import KeyedWorkers, Watermarks, Work
 from interchange.adapters.lifecycle import ConsumerThread, OnThread, run_handler
 from interchange.adapters.message import (
@@ -43,7 +41,6 @@ from interchange.adapters.message import (
     Delivery,
     DeliveryHandler,
     Outcome,
-    Position,
     Retry,
     TransportMessage,
     dead_letter_copy,
@@ -97,26 +94,6 @@ class GroupMember(OnThread):
     # -- rebalance callbacks (run inside poll, on the member's thread) ----------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if isinstance(self.start, int | datetime | Position) and not isinstance(self.start, bool):
-            committed = consumer.committed(partitions, timeout=10)
-            fresh = [tp for tp in committed if tp.offset < 0]  # never committed by this group
-            if isinstance(self.start, datetime):
-                stamp = start_millis(self.start)
-                found = consumer.offsets_for_times(
-                    [TopicPartition(tp.topic, tp.partition, stamp) for tp in fresh], timeout=10
-                )
-                offsets = {
-                    tp.partition: tp.offset if tp.offset >= 0 else OFFSET_END for tp in found
-                }
-            elif isinstance(self.start, Position):
-                offsets = {
-                    tp.partition: self.start.offset(tp.partition, OFFSET_BEGINNING) for tp in fresh
-                }
-            else:
-                offsets = {tp.partition: self.start for tp in fresh}
-            for tp in partitions:
-                if tp.partition in offsets:
-                    tp.offset = offsets[tp.partition]
         log.info("%s/%s assigned %s", self.topic, self.group, _numbers(partitions))
         foreign = sorted({tp.topic for tp in partitions if tp.topic != self.topic})
         if foreign:
@@ -132,6 +109,8 @@ class GroupMember(OnThread):
                 ", ".join(foreign),
             )
             partitions = [tp for tp in partitions if tp.topic == self.topic]
+        if partitions:
+            begin_fresh(consumer, self.group, partitions, self.start)
         consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

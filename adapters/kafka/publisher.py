@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any, cast
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -12,7 +13,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from interchange.adapters.errors import BackendUnavailable, TransportError
 from interchange.adapters.kafka.errors import delivery_failure, produce_failure
 from interchange.adapters.kafka.options import KafkaOptions
-from interchange.adapters.kafka.wire import record_id, to_headers
+from interchange.adapters.kafka.wire import to_headers
 from interchange.adapters.message import TransportMessage
 
 log = logging.getLogger("interchange.adapters.kafka")
@@ -66,12 +67,17 @@ class Publisher:
         errors: dict[str, Any] = {}
         reported = 0
 
-        def on_delivery(error: Any, record: Any) -> None:
-            # one callback for the batch: the id is read back only for a failed record
+        def on_delivery(message_id: str, error: Any, record: Any) -> None:
+            # The id comes bound per produce: a delivery report's record carries no headers
+            # (read back from it, every failure was "?", one dict entry for all of them, and
+            # the caller was told the rest were stored). A success report is the only proof
+            # a record is in the log; the broker may refuse a whole batch for one record.
+            # Cost: ~1.3 µs of CPU a record (5.3 -> 6.7 µs, 20k-record batches, measured),
+            # mostly garbage collection of the callables held until their reports.
             nonlocal reported
             reported += 1
             if error is not None:
-                errors[record_id(record)] = error
+                errors[message_id] = error
 
         started = time.monotonic()
         deadline = started + self.budget() if deadline is None else deadline
@@ -85,7 +91,7 @@ class Publisher:
                         value=message.body,
                         key=message.key,
                         headers=headers,
-                        on_delivery=on_delivery,
+                        on_delivery=partial(on_delivery, message.id),
                     )
                     break
                 except KafkaException as error:  # refused before sending (too large, ...)
@@ -118,6 +124,8 @@ class Publisher:
                 f"{self.servers}{down} within {time.monotonic() - started:.1f}s; they may or "
                 "may not be stored"
             )
+        if errors:  # in the batch's order, whatever order the reports came in
+            errors = {m.id: errors[m.id] for m in messages[:produced] if m.id in errors}
         if refused is not None:
             refused.failed = [*errors, *refused.failed]  # earlier ones refused by the broker
             raise refused

@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient
 from interchange.adapters.kafka import CAPABILITIES, replay, sweep
 from interchange.adapters.kafka.consumer import GroupMember
 from interchange.adapters.kafka.errors import mapped_errors
-from interchange.adapters.kafka.options import client_config
+from interchange.adapters.kafka.options import client_config, for_consumer, for_producer
 from interchange.adapters.kafka.publisher import Publisher
 from interchange.adapters.kafka.topology import Topics
 from interchange.adapters.lifecycle import Consumers
@@ -24,7 +24,11 @@ def probe(url: str, timeout: float = 5.0) -> str:
     """Ask the cluster for its metadata; return how many brokers answered."""
     config, _ = client_config(url)
     admin = AdminClient(
-        {**config, "socket.connection.setup.timeout.ms": int(timeout * 1000), "log_level": 0}
+        {
+            **for_producer(config),
+            "socket.connection.setup.timeout.ms": int(timeout * 1000),
+            "log_level": 0,
+        }
     )
     with mapped_errors(config["bootstrap.servers"], "read the cluster's metadata"):
         metadata = admin.list_topics(timeout=timeout)
@@ -46,15 +50,16 @@ class KafkaEventTransport:
             # facing a backlog of 100-byte records, a member's RSS rose to 164 MB; at 10,000 it
             # peaks at 103 MB at the same rate (bench/memory.py). A URL may set it otherwise.
             "queued.min.messages": 10_000,
-            **self.config,
+            # a URL's options go to the clients they concern: another kind's is a CONFWARN
+            **for_consumer(self.config),
             "queued.max.messages.kbytes": self.options.queued_kbytes,
             # librdkafka waits this long to fetch again once the prefetch bound was reached
             # (default 1,000 ms): with the bound at 8 MB, 1 KB events starved at ~19k/s where
             # 10 ms gives ~350k/s (measured, bench/README.md)
             "fetch.queue.backoff.ms": 10,
         }
-        self.publisher = Publisher(self.config, self.options)
-        self.topics = Topics(self.config, self.options)
+        self.publisher = Publisher(for_producer(self.config), self.options)
+        self.topics = Topics(for_producer(self.config), self.options)
         self.consumers = Consumers()
 
     # -- publishing -----------------------------------------------------------------------

@@ -46,12 +46,6 @@ def to_headers(message: TransportMessage) -> dict[str, str | bytes | None]:
     return headers
 
 
-def record_id(record: Any) -> str:
-    """The message id a produced record carries (ID_HEADER, else its CloudEvents id)."""
-    headers = text_headers(record.headers() or [])
-    return headers.get(ID_HEADER) or headers.get(_CE_ID) or "?"
-
-
 def to_delivery(record: Any, attempt: int = 1, resume: Position | None = None) -> Delivery:
     """Our view of a record, delivered for the ``attempt``-th time. Its position is ``resume``
     (a replay's cursor) or, by default, the record's own offset in its partition."""
