@@ -305,6 +305,19 @@ def test_a_file_finished_within_the_window_is_not_read_again_after_a_restart(tmp
     assert sent.ids == [sent.ids[0]] * 2
 
 
+def test_a_running_folder_reads_an_identical_file_again_once_its_entry_expired(tmp_path):
+    clock = Clock()
+    folder, sent, _ = _folder(tmp_path, clock, ledger_days=1)
+    (folder.folder / "stock.csv").write_text("sku,quantity\nA-1,1\n")
+    assert folder.poll_once() == 1
+    clock.now += 25 * 3600  # past the day, and no restart, no append to compact the ledger
+    (folder.folder / "again.csv").write_text("sku,quantity\nA-1,1\n")
+    assert folder.poll_once() == 1, "an expired entry blocked the identical file"
+    assert sent.ids == [sent.ids[0]] * 2  # the same id as the first time: consumers dedupe
+    (folder.folder / "third.csv").write_text("sku,quantity\nA-1,1\n")
+    assert folder.poll_once() == 0  # its new entry is within the window
+
+
 def test_a_ledger_written_before_retention_is_kept_and_stamped_at_start(tmp_path):
     clock = Clock()
     first, sent, bus = _folder(tmp_path, clock, ledger_days=1)
