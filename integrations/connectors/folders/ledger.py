@@ -21,11 +21,38 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _DAY = 86400.0
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")  # .<name>.<pid>.tmp, as written atomically
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary files (``.<name>.<pid>.tmp``) a killed writer left in ``directory``:
+    those of a pid no longer alive, and of this process's own pid (after a restart in a
+    container the bridge is often pid 1 again; a folder starting has no write of its own in
+    flight). Another live process's are left alone. Returns the files deleted."""
+    removed: list[Path] = []
+    for path in directory.iterdir():
+        match = _TEMPORARY.match(path.name)
+        if match is None or not path.is_file():
+            continue
+        pid = int(match.group(1))
+        if pid != os.getpid():
+            try:
+                os.kill(pid, 0)  # signal 0: only asks whether the process exists
+                continue
+            except ProcessLookupError:
+                pass  # dead: its temporary file is stale
+            except PermissionError:  # alive, another user's
+                continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 class Ledger:
