@@ -307,9 +307,11 @@ def outbox_init(
     NOTIFY and commit-order triggers."""
     from interchange.adapters import redact
     from interchange.config import OutboxConnector
-    from interchange.connectors.sql import create_outbox, engine_for
+    from interchange.connectors.sql import create_outbox, engine_for  # the extra, or one line
 
     connectors = load_settings(config).connectors
+    from sqlalchemy.exc import DBAPIError, OperationalError  # there once the extra is
+
     if url is None:
         connectors.check_complete()  # [connectors.outbox] given in part: say what it lacks
     configured = connectors.outbox
@@ -322,6 +324,19 @@ def outbox_init(
     engine = engine_for(chosen.url)
     try:
         create_outbox(engine, chosen.table)
+    except DBAPIError as error:
+        # one line like every mistake: exit 3 when the database did not answer (as `run` does
+        # for a broker), 2 when it answered no (password, database name, privileges)
+        answered = (
+            engine.dialect.name != "postgresql"
+            or not isinstance(error, OperationalError)
+            or "FATAL" in str(error.orig)  # the server refused the session
+        )
+        typer.echo(
+            f"interchange: error: outbox init at {redact(chosen.url)}: {one_line(error.orig)}",
+            err=True,
+        )
+        raise typer.Exit(2 if answered else 3) from None
     finally:
         engine.dispose()
     console.print(f"outbox {chosen.table} ready at {redact(chosen.url)}")
