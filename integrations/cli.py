@@ -332,10 +332,8 @@ def outbox_init(
             or not isinstance(error, OperationalError)
             or "FATAL" in str(error.orig)  # the server refused the session
         )
-        typer.echo(
-            f"interchange: error: outbox init at {redact(chosen.url)}: {one_line(error.orig)}",
-            err=True,
-        )
+        reason = one_line(error.orig or error)
+        typer.echo(f"interchange: error: outbox init at {redact(chosen.url)}: {reason}", err=True)
         raise typer.Exit(2 if answered else 3) from None
     finally:
         engine.dispose()
