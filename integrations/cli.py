@@ -15,6 +15,7 @@ from interchange.adapters import TransportError, redact
 from interchange.cli_operator import dlq_app, replay, tail
 from interchange.cli_options import ConfigOption, ModulesOption, console
 from interchange.config import load_settings
+from interchange.errors import PollerError
 from interchange.runtime import DEFAULT_GRACE
 
 app = typer.Typer(no_args_is_help=True)
@@ -431,9 +432,16 @@ def _log_to(out: Console, level: str = "WARNING", log_format: str = "text") -> N
     logging.getLogger("interchange").setLevel(level)
 
 
-USER_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, TransportError, ImportError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    ValueError,
+    TransportError,
+    ImportError,
+    PollerError,
+)
 """What a user's input or setup can cause (a missing file, a bad setting, a broker down, a
-missing extra): one line and exit code 2, never a traceback."""
+missing extra, a poller's database refusing it at start): one line and exit code 2, never a
+traceback."""
 
 
 def main() -> None:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import MetaData, Table, create_engine, event, insert, text, update
@@ -303,3 +307,29 @@ def test_a_poller_killed_mid_batch_on_kafka_publishes_every_row_with_stable_ids(
     assert sorted(set(ids)) == sorted(f"test-{table}-{n}" for n in range(1, 1001))
     assert len(ids) == 1100, "batch 4 (rows 301-400) was published twice, with the same ids"
     bus.close()
+
+
+def test_a_poller_whose_database_fails_at_bridge_start_is_one_line_and_exit_2(tmp_path):
+    config = tmp_path / "interchange.toml"
+    config.write_text(
+        'contract_modules = ["tests.sql.test_poller"]\n'
+        "[[connectors.pollers]]\n"
+        'name = "p"\n'
+        'url = "postgresql://someone:secret@127.0.0.1:1/app"\n'  # nothing listens there
+        'table = "orders"\n'
+        'contract = "sql.poller.order_changed"\n'
+        'columns = { order_no = "order", total = "total" }\n'
+    )
+    root = Path(__file__).parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "interchange", "bridge", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("interchange: error: poller p: creating interchange_poller_state")
+    assert "secret" not in line
