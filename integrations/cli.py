@@ -15,6 +15,7 @@ from interchange.adapters import TransportError, redact
 from interchange.cli_operator import dlq_app, replay, tail
 from interchange.cli_options import ConfigOption, ModulesOption, console
 from interchange.config import load_settings
+from interchange.errors import PollerError
 from interchange.runtime import DEFAULT_GRACE
 
 app = typer.Typer(no_args_is_help=True)
@@ -330,9 +331,11 @@ def outbox_init(
     NOTIFY and commit-order triggers."""
     from interchange.adapters import redact
     from interchange.config import OutboxConnector
-    from interchange.connectors.sql import create_outbox, engine_for
+    from interchange.connectors.sql import create_outbox, engine_for  # the extra, or one line
 
     connectors = load_settings(config).connectors
+    from sqlalchemy.exc import DBAPIError, OperationalError  # there once the extra is
+
     if url is None:
         connectors.check_complete()  # [connectors.outbox] given in part: say what it lacks
     configured = connectors.outbox
@@ -345,6 +348,17 @@ def outbox_init(
     engine = engine_for(chosen.url)
     try:
         create_outbox(engine, chosen.table)
+    except DBAPIError as error:
+        # one line like every mistake: exit 3 when the database did not answer (as `run` does
+        # for a broker), 2 when it answered no (password, database name, privileges)
+        answered = (
+            engine.dialect.name != "postgresql"
+            or not isinstance(error, OperationalError)
+            or "FATAL" in str(error.orig)  # the server refused the session
+        )
+        reason = one_line(error.orig or error)
+        typer.echo(f"interchange: error: outbox init at {redact(chosen.url)}: {reason}", err=True)
+        raise typer.Exit(2 if answered else 3) from None
     finally:
         engine.dispose()
     console.print(f"outbox {chosen.table} ready at {redact(chosen.url)}")
@@ -441,9 +455,16 @@ def _log_to(out: Console, level: str = "WARNING", log_format: str = "text") -> N
     logging.getLogger("interchange").setLevel(level)
 
 
-USER_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, TransportError, ImportError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    ValueError,
+    TransportError,
+    ImportError,
+    PollerError,
+)
 """What a user's input or setup can cause (a missing file, a bad setting, a broker down, a
-missing extra): one line and exit code 2, never a traceback."""
+missing extra, a poller's database refusing it at start): one line and exit code 2, never a
+traceback."""
 
 
 def main() -> None:

@@ -44,6 +44,9 @@ class Bridged:
 
     def close(self) -> None:
         self.bus.close()
+        for loop in self.loops:  # the outbox relay's Bus of its own (_relay_bus)
+            if getattr(loop, "bus", self.bus) is not self.bus:
+                loop.bus.close()
 
 
 def _handlers(connectors: Connectors, bus: Bus, console: Console) -> list[Any]:
@@ -74,6 +77,16 @@ def _handlers(connectors: Connectors, bus: Bus, console: Console) -> list[Any]:
     return closing
 
 
+def _relay_bus(settings: Settings) -> Bus:
+    """The outbox relay's Bus: the same settings without ``backends.fallback``. The outbox
+    table is already the relay's durable store: while a broker is down its rows stay unsent,
+    in commit order, and are tried again. Spooled, a row would be marked sent before any
+    broker had it, overtaken by its aggregate's later rows another relay publishes directly,
+    and never counted as refused (an oversized row would not be parked)."""
+    backends = settings.backends.model_copy(update={"fallback": None})
+    return Bus(settings.model_copy(update={"backends": backends}))
+
+
 def _loops(connectors: Connectors, bus: Bus, console: Console) -> list[Any]:
     """The connectors that read a legacy source and publish."""
     loops: list[Any] = []
@@ -84,7 +97,7 @@ def _loops(connectors: Connectors, bus: Bus, console: Console) -> list[Any]:
         console.print(f"bridge: outbox {outbox.table} at {redact(outbox.url)}")
         loops.append(
             OutboxRelay(
-                bus,
+                _relay_bus(bus.settings) if bus.settings.backends.fallback else bus,
                 outbox.url,
                 table=outbox.table,
                 batch=outbox.batch,

@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -305,6 +308,19 @@ def test_a_file_finished_within_the_window_is_not_read_again_after_a_restart(tmp
     assert sent.ids == [sent.ids[0]] * 2
 
 
+def test_a_running_folder_reads_an_identical_file_again_once_its_entry_expired(tmp_path):
+    clock = Clock()
+    folder, sent, _ = _folder(tmp_path, clock, ledger_days=1)
+    (folder.folder / "stock.csv").write_text("sku,quantity\nA-1,1\n")
+    assert folder.poll_once() == 1
+    clock.now += 25 * 3600  # past the day, and no restart, no append to compact the ledger
+    (folder.folder / "again.csv").write_text("sku,quantity\nA-1,1\n")
+    assert folder.poll_once() == 1, "an expired entry blocked the identical file"
+    assert sent.ids == [sent.ids[0]] * 2  # the same id as the first time: consumers dedupe
+    (folder.folder / "third.csv").write_text("sku,quantity\nA-1,1\n")
+    assert folder.poll_once() == 0  # its new entry is within the window
+
+
 def test_a_ledger_written_before_retention_is_kept_and_stamped_at_start(tmp_path):
     clock = Clock()
     first, sent, bus = _folder(tmp_path, clock, ledger_days=1)
@@ -318,3 +334,19 @@ def test_a_ledger_written_before_retention_is_kept_and_stamped_at_start(tmp_path
     (first.folder / "again.csv").write_text("sku,quantity\nA-1,1\n")
     assert restarted.poll_once() == 0
     assert len(sent.ids) == 1
+
+
+def test_temporary_files_of_a_killed_writer_are_removed_at_start(tmp_path):
+    folder, _, bus = _folder(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a writer killed mid-write: its pid is gone, its temporary file stays
+    stale = [
+        folder.processing / f".h.csv.progress.{dead.pid}.tmp",
+        folder.archive / f".finished.{dead.pid}.tmp",
+    ]
+    live = folder.processing / f".k.csv.progress.{os.getppid()}.tmp"  # a live writer's
+    for path in [*stale, live]:
+        path.write_text("{}")
+    DropFolder(bus, folder.config)
+    assert [path.exists() for path in stale] == [False, False]
+    assert live.exists(), "a live process's temporary file was removed"

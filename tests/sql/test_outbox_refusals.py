@@ -141,6 +141,12 @@ def test_an_unmapped_publish_error_leaves_no_transaction_open_and_is_parked(tagg
         with engine.connect() as connection:
             [parked] = connection.execute(select(dead_letter_table(table))).all()
         assert "RuntimeError: a driver error nobody mapped" in parked.reason
+        assert parked.reason.startswith("refused 3 times")
+        with engine.connect() as connection:
+            attempts = connection.execute(
+                text(f"SELECT attempts FROM {table} WHERE id = :id"), {"id": parked.outbox_id}
+            ).scalar_one()
+        assert attempts == 3, "the parked row's attempts agree with its reason"
     finally:
         relay.stop()
         bus.close()

@@ -7,18 +7,25 @@ would hold these back."""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import MetaData, Table, create_engine, insert, text, update
+from sqlalchemy import MetaData, Table, create_engine, event, insert, text, update
 from sqlalchemy.engine import make_url
 
 from interchange import Bus, Event, Settings
 from interchange.config import TablePollerConnector
 from interchange.connectors.sql import engine_for
-from interchange.connectors.sql.poller import TablePoller
+from interchange.connectors.sql.poller import PollerError, TablePoller
+from interchange.testing import wait_until
 
 
 class OrderChanged(Event, name="sql.poller.order_changed", version=1):
@@ -175,7 +182,50 @@ def test_a_row_that_makes_no_valid_event_is_rejected_with_its_reason(legacy):
     assert rejected.row_id == "2"
     assert "order" in rejected.reason
     assert "ValidationError" in rejected.reason
+    assert json.loads(rejected.row)["order_no"] is None, "NULL is stored as JSON null"
     bus.close()
+
+
+def test_a_role_lacking_privileges_on_the_poller_tables_gets_one_line_naming_them(
+    pg_legacy, caplog
+):
+    engine, table = pg_legacy
+    _poller(_bus(), engine, table)  # its state tables, made by their owner
+    role = f"poller_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE ROLE {role} NOLOGIN"))
+        connection.execute(text(f"GRANT SELECT ON {table} TO {role}"))  # the polled table only
+    limited = engine_for(engine.url.render_as_string(hide_password=False))
+
+    @event.listens_for(limited, "connect")
+    def _as_role(dbapi_connection, _):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET ROLE {role}")
+        dbapi_connection.commit()
+
+    bus = _bus()
+    poller = _poller(bus, limited, table)
+    try:
+        with pytest.raises(PollerError) as refused:
+            poller.poll_once()
+        message = str(refused.value)
+        assert "\n" not in message, message
+        assert "permission denied for table interchange_poller_state" in message
+        assert "SELECT, INSERT, UPDATE on interchange_poller_state" in message
+        caplog.set_level(logging.ERROR, logger="interchange.connectors.sql")
+        poller.start()  # the running loop logs it in one line, without a traceback
+        wait_until(lambda: any("permission denied" in r.getMessage() for r in caplog.records))
+        poller.stop()
+        [logged] = [r for r in caplog.records if "permission denied" in r.getMessage()][:1]
+        assert logged.exc_info is None
+        assert "\n" not in logged.getMessage()
+    finally:
+        poller.stop()
+        limited.dispose()
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP OWNED BY {role}"))
+            connection.execute(text(f"DROP ROLE {role}"))
+        bus.close()
 
 
 def test_a_crash_between_publishing_and_moving_the_mark_publishes_the_same_ids_again(legacy):
@@ -257,3 +307,29 @@ def test_a_poller_killed_mid_batch_on_kafka_publishes_every_row_with_stable_ids(
     assert sorted(set(ids)) == sorted(f"test-{table}-{n}" for n in range(1, 1001))
     assert len(ids) == 1100, "batch 4 (rows 301-400) was published twice, with the same ids"
     bus.close()
+
+
+def test_a_poller_whose_database_fails_at_bridge_start_is_one_line_and_exit_2(tmp_path):
+    config = tmp_path / "interchange.toml"
+    config.write_text(
+        'contract_modules = ["tests.sql.test_poller"]\n'
+        "[[connectors.pollers]]\n"
+        'name = "p"\n'
+        'url = "postgresql://someone:secret@127.0.0.1:1/app"\n'  # nothing listens there
+        'table = "orders"\n'
+        'contract = "sql.poller.order_changed"\n'
+        'columns = { order_no = "order", total = "total" }\n'
+    )
+    root = Path(__file__).parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "interchange", "bridge", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("interchange: error: poller p: creating interchange_poller_state")
+    assert "secret" not in line

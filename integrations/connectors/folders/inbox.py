@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from interchange.bus import Bus
 from interchange.config import DropFolderConnector
 from interchange.connectors.folders.formats import BadFile, records, require_xml
-from interchange.connectors.folders.ledger import Ledger
+from interchange.connectors.folders.ledger import Ledger, remove_stale_temporaries
 from interchange.connectors.sql.rounds import Rounds
 from interchange.connectors.xml_fields import shaped
 from interchange.contracts import Command, Contract, Event
@@ -82,6 +82,9 @@ class DropFolder(Rounds):
             directory.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger(self.archive / ".finished", config.ledger_days, clock)
         self.ledger.compact()  # at start: what expired while the bridge was down
+        for directory in (self.processing, self.archive):  # what a kill -9 left mid-write
+            for stale in remove_stale_temporaries(directory):
+                log.warning("%s: removed %s, left by a writer that died", self.name, stale)
         # name -> (size and mtime, sightings unchanged, when last counted)
         self._sightings: dict[str, tuple[tuple[int, int], int, float]] = {}
         self._wake = threading.Event()

@@ -3,7 +3,8 @@ file read to its end, with when it finished, so an identical file dropped again 
 
 Retention: an entry is kept ``ledger_days`` (30 by default) after its file finished, then
 forgotten, so the ledger holds about one window of files instead of every file ever dropped.
-Expired entries are dropped when the folder starts and whenever an append finds a quarter of
+A lookup ignores expired entries;
+they are dropped from the file when the folder starts and whenever an append finds a quarter of
 the lines expired: the file never holds more than a third more lines than entries still within
 the window (plus the one being added). An identical file dropped again after its entry expired
 is read again, with the same message ids as the first time (they come from the content hash),
@@ -20,11 +21,38 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _DAY = 86400.0
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")  # .<name>.<pid>.tmp, as written atomically
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary files (``.<name>.<pid>.tmp``) a killed writer left in ``directory``:
+    those of a pid no longer alive, and of this process's own pid (after a restart in a
+    container the bridge is often pid 1 again; a folder starting has no write of its own in
+    flight). Another live process's are left alone. Returns the files deleted."""
+    removed: list[Path] = []
+    for path in directory.iterdir():
+        match = _TEMPORARY.match(path.name)
+        if match is None or not path.is_file():
+            continue
+        pid = int(match.group(1))
+        if pid != os.getpid():
+            try:
+                os.kill(pid, 0)  # signal 0: only asks whether the process exists
+                continue
+            except ProcessLookupError:
+                pass  # dead: its temporary file is stale
+            except PermissionError:  # alive, another user's
+                continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 class Ledger:
@@ -37,9 +65,11 @@ class Ledger:
         self._lock_path = path.with_name(path.name + ".lock")
 
     def __contains__(self, digest: object) -> bool:
-        """Whether a file of this content finished within the retention window."""
+        """Whether a file of this content finished within the retention window. An expired
+        entry still in the file (compaction runs at start and on appends) counts as absent:
+        a running folder forgets on time, not at its next compaction."""
         with self._locked():
-            return digest in dict(self._entries())
+            return any(seen == digest for seen, _ in self._live(list(self._entries())))
 
     def add(self, digest: str) -> None:
         """Record a finished file (flushed to disk before it returns); compacts the ledger

@@ -1,8 +1,8 @@
 """Legacy systems over their databases (SQLAlchemy Core; SQLite embedded, PostgreSQL real).
 
 - ``outbox``: the transactional outbox and its relay — rows an application writes in its own
-  transaction, published in order and marked sent only once a broker or the fallback stored
-  them.
+  transaction, published in order and marked sent only once a broker stored them
+  (the relay's Bus has no fallback: the table is its store).
 - ``poller``: a legacy table's new (or updated) rows published as events, the high-water mark
   in the same database (Kafka Connect JDBC source's ``incrementing`` and
   ``timestamp+incrementing`` modes).

@@ -1,6 +1,8 @@
 """The transactional outbox: an application writes a message row in the same transaction as its
 business change; the relay publishes rows in order and marks them sent only after the broker
-(or the fallback) confirmed them.
+confirmed them. The relay's Bus has no fallback (a Bus with one is refused): the table is its
+durable store, and a spooled row would be marked sent before a broker had it, overtaken by
+its aggregate's later rows, and never counted as refused.
 
 - A row's message id is its ``message_id`` (``add_to_outbox`` fills one) or ``<table>-<id>``:
   a relay that dies between publishing and marking publishes the row again with the same id,
@@ -17,7 +19,8 @@ business change; the relay publishes rows in order and marks them sent only afte
   outbox; the relay continues. A row the broker refuses (or whose publishing raises an error
   no mapping foresaw) is tried again ``max_attempts`` times, then parked there too: neither
   overtaken by its aggregate's later rows meanwhile, nor blocking them forever. While the
-  brokers and the fallback are all down nothing is counted: the relay waits and tries again;
+  broker is down (BackendUnavailable) nothing is counted: the rows stay unsent, the relay
+  waits and tries again;
   a ConfigurationError is raised, nothing counted. Every transaction the relay opens ends on
   every error path: an open one would hold row locks and the database's xmin horizon.
 - Throughput: the running loop (``start()``) on PostgreSQL commits a batch's marks on a
@@ -48,6 +51,7 @@ from sqlalchemy import Connection, Engine, Table, func, insert, select
 from sqlalchemy.exc import DBAPIError
 
 from interchange.adapters import BackendUnavailable
+from interchange.adapters.errors import ConfigurationError
 from interchange.bus import Bus
 from interchange.connectors.sql import outbox_order
 from interchange.connectors.sql.outbox_claim import Batch, Claim, Ready, Row, headers_of
@@ -104,6 +108,14 @@ class OutboxRelay(Rounds):
         max_attempts: int = 10,
         retention_hours: float | None = 24.0,
     ) -> None:
+        if bus.settings.backends.fallback:
+            # the table is the relay's durable store: spooled rows would count as sent before
+            # a broker had them, be overtaken by later rows, and never be counted as refused
+            raise ConfigurationError(
+                "the outbox relay publishes through a Bus without backends.fallback: while a "
+                "broker is down its rows stay unsent in the table, in order; give it a Bus "
+                "built from the same settings with fallback = None"
+            )
         self.bus, self.batch, self.poll_interval = bus, batch, poll_interval
         self.max_attempts = max_attempts
         self.retention = None if retention_hours is None else timedelta(hours=retention_hours)

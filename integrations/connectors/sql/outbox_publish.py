@@ -90,15 +90,17 @@ class BatchPublisher:
         (True). Until then its aggregate's later rows wait for it."""
         reason = f"{type(error).__name__}: {error}"
         attempts = item.row.attempts + 1
-        if attempts >= self.max_attempts:
-            self.dead_letter(connection, item.row, f"refused {attempts} times; last: {reason}")
-            return True
-        held.add(item.aggregate)
+        # counted on the parked row too, so that its attempts agree with the dead letter's
+        # "refused N times"
         connection.execute(
             update(self.outbox)
             .where(self.outbox.c.id == item.row.id)
             .values(attempts=attempts, last_error=reason)
         )
+        if attempts >= self.max_attempts:
+            self.dead_letter(connection, item.row, f"refused {attempts} times; last: {reason}")
+            return True
+        held.add(item.aggregate)
         return False
 
     def mark_sent(self, connection: Connection, ids: list[int]) -> None:

@@ -62,6 +62,21 @@ __all__ = ["PollerError", "TablePoller", "UnseenTransactions", "state_tables"]
 
 _STATE = "interchange_poller_state"
 _REJECTS = "interchange_poller_rejects"
+_PRIVILEGES = (
+    f"SELECT on the polled table; SELECT, INSERT, UPDATE on {_STATE}; INSERT on {_REJECTS} "
+    f"and, on PostgreSQL, USAGE on {_REJECTS}_id_seq (CREATE on the schema only while these "
+    "two tables do not exist yet)"
+)
+
+
+def _failure(name: str, doing: str, error: SQLAlchemyError) -> PollerError:
+    """One line: the driver's message (no SQL, no traceback needed) and, for a privilege the
+    role lacks, every privilege the poller needs. Raised ``from`` the driver's error."""
+    cause = getattr(error, "orig", None) or error
+    message = " ".join(str(cause).split())
+    if getattr(cause, "sqlstate", None) == "42501":  # insufficient_privilege
+        message += f"; the poller's role needs {_PRIVILEGES}"
+    return PollerError(f"poller {name}: {doing} failed: {message}")
 
 
 def state_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -101,7 +116,10 @@ class TablePoller(Rounds):
         self.contract = contract
         metadata = MetaData()
         self.state, self.rejects = state_tables(metadata)
-        metadata.create_all(self.engine)
+        try:
+            metadata.create_all(self.engine)  # creates only what does not exist yet
+        except SQLAlchemyError as error:
+            raise _failure(config.name, f"creating {_STATE} and {_REJECTS}", error) from error
         self.table = Table(config.table, MetaData(), autoload_with=self.engine)
         needed = [config.id_column, *config.columns, config.key_column or config.id_column]
         if config.mode == "timestamp+incrementing":
@@ -129,7 +147,7 @@ class TablePoller(Rounds):
         try:
             rows = self._read()
         except SQLAlchemyError as error:
-            raise PollerError(f"poller {self.config.name}: reading failed: {error}") from error
+            raise _failure(self.config.name, "reading", error) from error
         if not rows:
             return 0
         events, ids, keys, refused = [], [], [], []
@@ -150,9 +168,10 @@ class TablePoller(Rounds):
                     self._reject(connection, row, reason)
                 self._advance(connection, rows[-1])
         except SQLAlchemyError as error:
-            raise PollerError(
-                f"poller {self.config.name}: the batch was published but its mark did not move "
-                f"(it is published again, same ids): {error}"
+            raise _failure(
+                self.config.name,
+                "moving the mark of a published batch (it is published again, same ids)",
+                error,
             ) from error
         return len(rows)
 
@@ -245,7 +264,8 @@ class TablePoller(Rounds):
             connection.execute(insert(self.state).values(poller=self.config.name, **record))
 
     def _reject(self, connection: Connection, row: Row[Any], reason: str) -> None:
-        values = {k: _text(v) for k, v in row._mapping.items()}
+        # NULL stays JSON null, not the string "None"
+        values = {k: None if v is None else _text(v) for k, v in row._mapping.items()}
         log.error("poller %s: row %s rejected: %s", self.config.name, values, reason)
         connection.execute(
             insert(self.rejects).values(

@@ -8,6 +8,7 @@ import threading
 
 from interchange.adapters import BackendUnavailable
 from interchange.adapters.lifecycle import Backoff
+from interchange.errors import PollerError
 
 log = logging.getLogger("interchange.connectors.sql")
 
@@ -41,6 +42,10 @@ class Rounds:
                 backoff.reset()
             except BackendUnavailable as error:  # every backend down: nothing was marked
                 log.warning("%s: %s; trying again in %.1fs", self.name, error, backoff.next)
+                backoff.wait(self._stop)
+                continue
+            except PollerError as error:  # one line says it all (the driver's error chained)
+                log.error("%s: %s; trying again in %.1fs", self.name, error, backoff.next)
                 backoff.wait(self._stop)
                 continue
             except Exception:  # the database went away: keep the loop alive
