@@ -205,10 +205,11 @@ class _Failover:
     def _verbs(self) -> dict[str, Forward]:
         raise NotImplementedError
 
-    def status(self) -> dict[str, Any]:
+    def status(self, depth: bool = True) -> dict[str, Any]:
+        """``depth=False``: without the spool's depth, the one figure that asks the spool."""
         return {
             "circuit": self.circuit.state,
-            "spool_depth": self.spool.depth(),
+            **({"spool_depth": self.spool.depth()} if depth else {}),
             "spooled": self.stats.spooled,
             "drained": self.stats.drained,
             "drain_rate": round(self.stats.rate(), 1),

@@ -114,8 +114,8 @@ class Drainer:
     def depth(self) -> int:
         return int(self.spool.depth())
 
-    def status(self) -> dict[str, dict[str, Any]]:
-        return {side.side: side.status() for side in self.sides}
+    def status(self, depth: bool = True) -> dict[str, dict[str, Any]]:
+        return {side.side: side.status(depth) for side in self.sides}
 
     def close(self) -> None:
         self.stop()
