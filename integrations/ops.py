@@ -62,7 +62,7 @@ def collect(bus: Bus, measurer: Measurer) -> Iterator[Any]:
     }
     if bus.drainer is not None:
         jobs["spool_depth"] = bus.drainer.depth
-    readings = measurer.measure(jobs)
+    readings = measurer.measure(jobs, reuse=0.0)  # a scrape sees what waits now
     backlog = GaugeMetricFamily(
         "interchange_backlog_messages",
         "Messages waiting for a handler's consumers: Kafka lag per partition (latest minus "

@@ -2,11 +2,12 @@
 the fallback spool's depth), bounded in time so that a broker that refuses or does not answer
 at all never holds, nor breaks, an answer of /readyz or /metrics.
 
-Each measurement runs on a thread of its own, at most one at a time per measurement, and is
-reused for ``_FRESH`` seconds. A request waits for the ones it needs until its deadline
-(``WITHIN`` seconds in all): one that raised, or had not answered by then, is a Reading with
-an error and no value, which the request reports (the backend down, the gauge left out and
-``interchange_measure_errors_total`` counted). A measurement still waiting for a silent broker
+Each measurement runs on a thread of its own, at most one at a time per measurement (/readyz
+reuses a backend's probe for ``_FRESH`` seconds; /metrics measures afresh each scrape). A
+request waits for the ones it needs until its deadline (``WITHIN`` seconds in all): one that
+raised, or had not answered by then, is a Reading with an error and no value, which the
+request reports (the backend down, the gauge left out, ``interchange_measure_errors_total``
+counted). A measurement still waiting for a silent broker
 is not started again until it ends: a scrape every few seconds never piles up threads.
 """
 
@@ -43,15 +44,19 @@ class Measurer:
         self._errors: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def measure(self, jobs: dict[str, Callable[[], Any]]) -> dict[str, Reading]:
+    def measure(
+        self, jobs: dict[str, Callable[[], Any]], reuse: float | None = None
+    ) -> dict[str, Reading]:
         """The reading of each of ``jobs`` (name → what measures it), within ``self.within``
-        seconds in all."""
+        seconds in all; one taken less than ``reuse`` seconds ago (default ``fresh``) is
+        reused."""
+        reuse = self.fresh if reuse is None else reuse
         deadline = time.monotonic() + self.within
         waiting: list[threading.Thread] = []
         with self._lock:
             for name, job in jobs.items():
                 running = self._running.get(name)
-                if running is None and not self._fresh(name):
+                if running is None and not self._fresh(name, reuse):
                     running = threading.Thread(
                         target=self._run,
                         args=(name, job),
@@ -82,9 +87,9 @@ class Measurer:
         with self._lock:
             return dict(self._errors)
 
-    def _fresh(self, name: str) -> bool:
+    def _fresh(self, name: str, reuse: float) -> bool:
         last = self._last.get(name)
-        return last is not None and time.monotonic() - last[0] < self.fresh
+        return last is not None and time.monotonic() - last[0] < reuse
 
     def _run(self, name: str, job: Callable[[], Any]) -> None:
         try:
