@@ -339,10 +339,9 @@ class Bus(Routing):
         """What this Bus counted, per ``"<channel>|<group>"`` (interchange.metrics)."""
         return self.meters.snapshot()
 
-    def failover_status(self, depth: bool = True) -> dict[str, dict[str, Any]]:
-        """Per side: circuit state, spool depth (asks the spool; left out with ``depth=False``),
-        messages spooled and drained, drain rate."""
-        return self.drainer.status(depth) if self.drainer is not None else {}
+    def failover_status(self) -> dict[str, dict[str, Any]]:
+        """Per side: circuit state, spool depth, messages spooled and drained, drain rate."""
+        return self.drainer.status() if self.drainer is not None else {}
 
     def __enter__(self) -> Bus:
         return self.start()

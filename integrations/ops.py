@@ -74,7 +74,7 @@ def collect(bus: Bus, measurer: Measurer) -> Iterator[Any]:
         for part, waiting in parts.items():
             backlog.add_metric([channel, group or "", part], waiting)
     yield backlog
-    status = bus.failover_status(depth=False)
+    status = bus.drainer.status(depth=False) if bus.drainer is not None else {}
     if status:
         circuit = GaugeMetricFamily(
             "interchange_failover_circuit_open",

@@ -56,7 +56,7 @@ def readiness(bus: Bus, urls: dict[str, str], measurer: Measurer) -> tuple[bool,
     ]
     down = [side for side, health in backends.items() if not health.up and side not in degraded]
     ready = bus.workers.started and not dead and not down
-    failover = bus.failover_status(depth=False)
+    failover = bus.drainer.status(depth=False) if bus.drainer is not None else {}
     for values in failover.values():
         values["spool_depth"] = spool.value if spool is not None else None
     body = {
