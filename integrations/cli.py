@@ -147,7 +147,8 @@ def run(
         int, typer.Option("--workers", "-w", min=1, help="worker processes, supervised")
     ] = 1,
     grace: Annotated[
-        float, typer.Option(help="seconds in-flight handlers get to finish on SIGTERM/SIGINT")
+        float,
+        typer.Option(min=0, help="seconds in-flight handlers get to finish on SIGTERM/SIGINT"),
     ] = DEFAULT_GRACE,
     ops_port: OpsPortOption = None,
     ops_host: OpsHostOption = "127.0.0.1",

@@ -145,9 +145,7 @@ def serve(
         if len(received) > 1:
             log.warning("second signal: stopping at once")
             os._exit(1)
-        log.warning(
-            "%s: finishing what is in flight (up to %.0fs)", signal.strsignal(number), grace
-        )
+        log.warning("%s: finishing what is in flight (up to %gs)", signal.strsignal(number), grace)
         stopping.set()
 
     previous: dict[int, Any] = {}
@@ -174,7 +172,7 @@ def serve(
     if not finished:
         # Closing would wait for that handler again; its message is unacknowledged, so it
         # comes again — to this service's next run or another worker.
-        log.error("a handler outlived the %.0fs grace period: its message will come again", grace)
+        log.error("a handler outlived the %gs grace period: its message will come again", grace)
     return finished
 
 
