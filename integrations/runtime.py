@@ -18,9 +18,11 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +30,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-from interchange.adapters.errors import BackendUnavailable, TransportError
+from interchange.adapters.errors import BackendUnavailable, ConfigurationError, TransportError
 from interchange.adapters.lifecycle import Abandonable, Backoff
 
 log = logging.getLogger("interchange.runtime")
@@ -78,6 +80,8 @@ def load_target(target: str) -> Any:
         if error.name is None or not module_name.startswith(error.name):
             raise ServiceError(f"importing {module_name} raised {error!r}") from error
         raise  # the service's module itself is not there: a wrong target, one line
+    except ConfigurationError:  # Bus.from_config() at import: a bad setting, exit 2, one line
+        raise
     except Exception as error:  # the user's module ran and raised: their bug, their traceback
         raise ServiceError(f"importing {module_name} raised {error!r}") from error
     found: Any = module
@@ -187,11 +191,19 @@ def _close_within(bus: Runnable, seconds: float) -> None:
         log.warning("closing took over %.1fs (a broker does not answer): not waited for", seconds)
 
 
+START_FAILURES = frozenset({1, 2, 3})
+"""The exit codes of ``interchange run`` that say its start failed: the service's module raised
+(1), a bad setting (2), a broker did not answer (3)."""
+
+
 class Supervisor:
     """Runs ``count`` worker processes of the same command line and keeps them running: a
     worker that dies is replaced after a backoff (doubling up to ``max_backoff``, reset once a
-    worker lived ``settle`` seconds). SIGTERM or SIGINT is passed on to every worker, which
-    shuts down gracefully; a second signal kills them."""
+    worker lived ``settle`` seconds). A slot's first worker that exits with one of
+    START_FAILURES before it ever served (touched the ``--serving-file`` it is given) ends the
+    supervisor with that code, the others stopped: replacing it would fail the same way
+    forever. SIGTERM or SIGINT is passed on to every worker, which shuts down gracefully; a
+    second signal kills them."""
 
     def __init__(
         self,
@@ -218,6 +230,11 @@ class Supervisor:
         self._due = [0.0] * count
         self._stopping = threading.Event()
         self._signals = 0
+        self._marks = Path(tempfile.mkdtemp(prefix="interchange-serving-"))
+        self._served = [False] * count
+        """Whether the slot's worker ever served: then one that dies is replaced."""
+        self._failed: int | None = None
+        """The exit code of a worker whose start failed: the supervisor's own."""
 
     def _on_signal(self, number: int, frame: FrameType | None) -> None:
         self._signals += 1
@@ -231,7 +248,10 @@ class Supervisor:
         self._stopping.set()
 
     def _start(self, slot: int) -> None:
-        worker = self._spawn([*self.command, *self.slot_args(slot)])
+        mark = self._marks / str(slot)
+        mark.unlink(missing_ok=True)
+        serving = ["--serving-file", str(mark)]
+        worker = self._spawn([*self.command, *self.slot_args(slot), *serving])
         self.workers[slot] = worker
         self._started_at[slot] = time.monotonic()
         log.info("worker %d started (pid %d)", slot, worker.pid)
@@ -244,7 +264,16 @@ class Supervisor:
                 self._start(slot)
             return
         code = worker.poll()
+        self._served[slot] = self._served[slot] or (self._marks / str(slot)).exists()
         if code is None:
+            return
+        if code in START_FAILURES and not self._served[slot]:
+            log.error(
+                "worker %d (pid %d) failed to start (exit %d): stopping", slot, worker.pid, code
+            )
+            self.workers[slot] = None
+            self._failed = code
+            self._stopping.set()
             return
         lived = now - self._started_at[slot]
         if lived >= self.settle:
@@ -268,9 +297,12 @@ class Supervisor:
                 self._start(slot)
             while not self._stopping.wait(0.2):
                 for slot in range(self.count):
-                    self._tend(slot)
-            return self._shutdown()
+                    if not self._stopping.is_set():  # a failed start stops the others
+                        self._tend(slot)
+            code = self._shutdown()
+            return code if self._failed is None else self._failed
         finally:
+            shutil.rmtree(self._marks, ignore_errors=True)
             for number, handler in previous.items():
                 signal.signal(number, handler)
 
