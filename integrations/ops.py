@@ -9,6 +9,10 @@
                    and histograms (interchange.metrics), consumers running, failover circuit
                    state, spool depth, messages spooled and drained.
 
+What asks a broker is bounded (``ops_measure``): both answer within about 1.5 s whatever the
+brokers do; a backend whose probe failed or did not answer is down, a gauge whose measurement
+did not come is left out and counted in ``interchange_measure_errors_total``.
+
 ``serve_ops(bus, port)`` starts it on a daemon thread (``.close()`` stops it; it dies with the
 process); ``interchange run|bridge --ops-port`` too. It binds 127.0.0.1 unless told otherwise:
 the port shows topology, not secrets (URLs are redacted), but it is for the host's monitoring,

@@ -8,7 +8,8 @@ backoff, for up to ``wait_for_brokers`` seconds, then BrokersUnreachable.
 Shutdown, on SIGTERM or SIGINT: consumers stop taking messages, the handlers in flight finish
 within the grace period, what finished is acknowledged or committed, the transports flush, and
 the process exits 0 (1 when a handler outlived the grace period: its message comes again, to
-this service or another). A second signal stops at once. Closing the transports gets what is
+this service or another; consumers with no delivery in hand closing their connections are not
+handlers, see workers._CLOSING). A second signal stops at once. Closing the transports gets what is
 left of the grace period (at least a second): every message a publish returned for was
 already confirmed by its broker, so a close that a silent broker holds is left behind.
 """
