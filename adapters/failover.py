@@ -222,11 +222,14 @@ class _Failover:
     def _verbs(self) -> dict[str, Forward]:
         raise NotImplementedError
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "circuit": self.circuit.state,
-            "spool_depth": self.spool.depth(self.namespace),
-            "refused": self.spool.refused(self.namespace),
+    def status(self, depth: bool = True) -> dict[str, Any]:
+        """``depth=False``: without the spool's depth and refused count, the figures that ask
+        the spool."""
+        found: dict[str, Any] = {"circuit": self.circuit.state}
+        if depth:
+            found["spool_depth"] = self.spool.depth(self.namespace)
+            found["refused"] = self.spool.refused(self.namespace)
+        return found | {
             "spooled": self.stats.spooled,
             "drained": self.stats.drained,
             "drain_rate": round(self.stats.rate(), 1),

@@ -79,7 +79,7 @@ class Bus(Routing):
         self._command_codec = self._codec(self.commands.capabilities.header_prefix)
         self._event_codec = self._codec(self.events.capabilities.header_prefix)
         self.encoder = Encoder(self.settings, self, self._command_codec, self._event_codec)
-        self.workers = Workers()
+        self.workers = Workers(self.meters.in_flight)
         self._checks = Admission(self.settings, self.events.capabilities, contracts)
         self.handlers: list[Handler] = self._checks.handlers  # as registered, checked
         self._loops = EventLoops()
@@ -254,7 +254,7 @@ class Bus(Routing):
         def register(func: F) -> F:
             channel = self.dead_letter_channel_of(contract, group)
             self._checks.admit(channel, Handler("handles_dead_letters", contract, func, group))
-            reader = as_reader(func, self._loops)
+            reader = self.meters.in_flight.counted(as_reader(func, self._loops))
             retry = self.settings.route(contract.contract_name).retry or self.settings.retry
             start: Callable[[], Subscription]
             if issubclass(contract, Event):

@@ -171,7 +171,8 @@ def run(
         int, typer.Option("--workers", "-w", min=1, help="worker processes, supervised")
     ] = 1,
     grace: Annotated[
-        float, typer.Option(help="seconds in-flight handlers get to finish on SIGTERM/SIGINT")
+        float,
+        typer.Option(min=0, help="seconds in-flight handlers get to finish on SIGTERM/SIGINT"),
     ] = DEFAULT_GRACE,
     ops_port: OpsPortOption = None,
     ops_host: OpsHostOption = "127.0.0.1",
@@ -185,6 +186,9 @@ def run(
             "(default 0: once); exit 3 when it still does not",
         ),
     ] = 0.0,
+    serving_file: Annotated[
+        Path | None, typer.Option(hidden=True, help="touched once serving (for --workers)")
+    ] = None,
 ) -> None:
     """Run a service: import its module (found from the current directory), start its
     consumers, print "serving" once they run, and serve until SIGTERM or SIGINT, which stop
@@ -236,6 +240,8 @@ def run(
 
     def serving() -> None:
         console.print(f"serving {target} (pid {os.getpid()}) on {on}", soft_wrap=True)
+        if serving_file is not None:  # tells the supervisor this worker got past its start
+            serving_file.touch()
 
     try:
         finished = serve(bus, grace, wait_for_brokers=wait_for_brokers, on_serving=serving)

@@ -77,6 +77,10 @@ class Dispatcher:
         return dedupe_scope(self.channel, self.group) + "|"
 
     def __call__(self, delivery: Delivery) -> Outcome:
+        with self.meter.in_flight:  # what a stop waits for
+            return self._dispatch(delivery)
+
+    def _dispatch(self, delivery: Delivery) -> Outcome:
         message = delivery.message
         if delivery.attempt > self._limit:
             # Delivered again and again without an answer from us: consumers died holding it.

@@ -121,8 +121,8 @@ class Drainer:
         """Spooled entries this Bus's primaries refused, set aside (not drained again)."""
         return sum(int(self.spool.refused(side.namespace)) for side in self.sides)
 
-    def status(self) -> dict[str, dict[str, Any]]:
-        return {side.side: side.status() for side in self.sides}
+    def status(self, depth: bool = True) -> dict[str, dict[str, Any]]:
+        return {side.side: side.status(depth) for side in self.sides}
 
     def close(self) -> None:
         self.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -55,13 +56,49 @@ class Histogram:
         }
 
 
+class InFlight:
+    """How many deliveries a Bus's handlers are in the middle of: what a stop waits for. A
+    consumer thread that is still ending its loop or closing its connection, with no delivery
+    in hand, is not a handler outliving the grace period."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._changed = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._changed:
+            self._count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._changed:
+            self._count -= 1
+            if not self._count:
+                self._changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Whether no delivery is in hand within ``timeout`` seconds (0: now)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._count, max(0.0, timeout))
+
+    def counted(self, func: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``func`` (a consumer's per-delivery callable), counted while it runs."""
+
+        def call(delivery: Any) -> Any:
+            with self:
+                return func(delivery)
+
+        return call
+
+
 class Meter:
     """The counters and histograms of one channel and group, bound once (a dispatcher keeps
     its own): counting is a lock and an addition."""
 
-    def __init__(self, channel: str, group: str) -> None:
+    def __init__(self, channel: str, group: str, in_flight: InFlight | None = None) -> None:
         self.channel = channel
         self.group = group
+        self.in_flight = in_flight or InFlight()
+        """Where a delivery is counted while it is handled (the Bus's: what a stop waits for)."""
         self.counts = dict.fromkeys(COUNTERS, 0)
         self.handler_seconds = Histogram()
         self.publish_seconds = Histogram()
@@ -94,13 +131,14 @@ class Metrics:
     def __init__(self) -> None:
         self._meters: dict[tuple[str, str], Meter] = {}
         self._lock = threading.Lock()
+        self.in_flight = InFlight()
 
     def meter(self, channel: str, group: str | None = None) -> Meter:
         key = (channel, group or "")
         with self._lock:
             found = self._meters.get(key)
             if found is None:
-                found = self._meters[key] = Meter(*key)
+                found = self._meters[key] = Meter(*key, self.in_flight)
             return found
 
     def meters(self) -> list[Meter]:

@@ -9,6 +9,10 @@
                    and histograms (interchange.metrics), consumers running, failover circuit
                    state, spool depth, messages spooled and drained.
 
+What asks a broker is bounded (``ops_measure``): both answer within about 1.5 s whatever the
+brokers do; a backend whose probe failed or did not answer is down, a gauge whose measurement
+did not come is left out and counted in ``interchange_measure_errors_total``.
+
 ``serve_ops(bus, port)`` starts it on a daemon thread (``.close()`` stops it; it dies with the
 process); ``interchange run|bridge --ops-port`` too. It binds 127.0.0.1 unless told otherwise:
 the port shows topology, not secrets (URLs are redacted), but it is for the host's monitoring,
@@ -17,76 +21,31 @@ not for the world.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from interchange.health import Health, check
 from interchange.metrics import BUCKETS, Metrics
+from interchange.ops_measure import Measurer
+from interchange.ops_ready import readiness
 
 if TYPE_CHECKING:
     from interchange.bus import Bus
 
-_PROBE_EVERY = 1.0
-"""Seconds a /readyz answer about the backends is reused: probes open real connections."""
+log = logging.getLogger("interchange.ops")
 
 
-@dataclass
-class Readiness:
-    """Backends probed at most once per ``_PROBE_EVERY``."""
-
-    urls: dict[str, str]
-    """side (commands, events, fallback) → URL"""
-    timeout: float = 2.0
-    _last: tuple[float, dict[str, Health]] = (0.0, {})
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def backends(self) -> dict[str, Health]:
-        with self._lock:
-            at, found = self._last
-            if time.monotonic() - at >= _PROBE_EVERY:
-                results = check(list(self.urls.values()), self.timeout)
-                by_url = {result.url: result for result in results}
-                from interchange.adapters import redact
-
-                found = {side: by_url[redact(url)] for side, url in self.urls.items()}
-                self._last = (time.monotonic(), found)
-            return found
-
-
-def readiness(bus: Bus, probes: Readiness) -> tuple[bool, dict[str, Any]]:
-    """(ready, the JSON body of /readyz)."""
-    backends = probes.backends()
-    consumers = bus.workers.consumers()
-    dead = [name for name, alive in consumers if not alive]
-    fallback_up = "fallback" in backends and backends["fallback"].up
-    degraded = [
-        side
-        for side in ("commands", "events")
-        if side in backends and not backends[side].up and fallback_up
-    ]
-    down = [side for side, health in backends.items() if not health.up and side not in degraded]
-    ready = bus.workers.started and not dead and not down
-    body = {
-        "ready": ready,
-        "backends": {
-            side: {"url": h.url, "up": h.up, "detail": h.detail} for side, h in backends.items()
-        },
-        "degraded": degraded,
-        "consumers": {"running": len(consumers) - len(dead), "stopped": dead},
-        "started": bus.workers.started,
-        "failover": bus.failover_status(),
-    }
-    return ready, body
-
-
-def collect(bus: Bus) -> Iterator[Any]:
-    """The Prometheus metric families of one Bus, built at scrape time."""
+def collect(bus: Bus, measurer: Measurer) -> Iterator[Any]:
+    """The Prometheus metric families of one Bus, built at scrape time. What asks a broker
+    (backlogs, the spool's depth) is measured within ``measurer.within`` seconds in all: a
+    gauge whose measurement failed or did not answer is left out, and counted in
+    ``interchange_measure_errors_total``."""
     from prometheus_client.core import (
         CounterMetricFamily,
         GaugeMetricFamily,
@@ -100,8 +59,27 @@ def collect(bus: Bus) -> Iterator[Any]:
     )
     running.add_metric([], sum(alive for _, alive in consumers))
     yield running
-    yield _backlog(bus, GaugeMetricFamily)
-    status = bus.failover_status()
+    waits = _waits(bus)
+    jobs: dict[str, Callable[[], Any]] = {
+        f"backlog:{channel}|{group or ''}": functools.partial(backlog, channel, group)
+        for channel, group, backlog in waits
+    }
+    if bus.drainer is not None:
+        jobs["spool_depth"] = bus.drainer.depth
+        jobs["spool_refused"] = bus.drainer.refused
+    readings = measurer.measure(jobs, reuse=0.0)  # a scrape sees what waits now
+    backlog = GaugeMetricFamily(
+        "interchange_backlog_messages",
+        "Messages waiting for a handler's consumers: Kafka lag per partition (latest minus "
+        "committed), RabbitMQ ready messages, Redis entries undelivered plus pending",
+        labels=["channel", "group", "partition"],
+    )
+    for channel, group, _ in waits:
+        parts = readings[f"backlog:{channel}|{group or ''}"].value or {}
+        for part, waiting in parts.items():
+            backlog.add_metric([channel, group or "", part], waiting)
+    yield backlog
+    status = bus.drainer.status(depth=False) if bus.drainer is not None else {}
     if status:
         circuit = GaugeMetricFamily(
             "interchange_failover_circuit_open",
@@ -126,25 +104,37 @@ def collect(bus: Bus) -> Iterator[Any]:
             spooled.add_metric([side], values["spooled"])
             drained.add_metric([side], values["drained"])
             rate.add_metric([side], values["drain_rate"])
-        depth.add_metric([], sum(values["spool_depth"] for values in status.values()))
         refused = GaugeMetricFamily(
             "interchange_failover_refused",
             "Spooled messages the primary refused on drain, set aside for an operator",
         )
-        refused.add_metric([], sum(values.get("refused", 0) for values in status.values()))
+        for family, reading in (
+            (depth, readings["spool_depth"]),
+            (refused, readings["spool_refused"]),
+        ):
+            if reading.error is None:  # a spool that did not answer: left out, counted below
+                family.add_metric([], reading.value)
         yield from (circuit, depth, refused, spooled, drained, rate)
-
-
-def _backlog(bus: Bus, gauge: Any) -> Any:
-    """What waits for each registered handler: Kafka lag per partition, queue depth."""
-    from interchange.adapters import HasBacklog, TransportError
-
-    family = gauge(
-        "interchange_backlog_messages",
-        "Messages waiting for a handler's consumers: Kafka lag per partition (latest minus "
-        "committed), RabbitMQ ready messages, Redis entries undelivered plus pending",
-        labels=["channel", "group", "partition"],
+    errors = CounterMetricFamily(
+        "interchange_measure_errors",
+        "Answers of this ops port without a measurement (backlog, spool_depth, probe) because "
+        "its broker refused or did not answer in time: that gauge or backend was left out",
+        labels=["measurement"],
     )
+    for kind, count in sorted(measurer.errors().items()):
+        errors.add_metric([kind], count)
+    yield errors
+
+
+Backlog = Callable[[str, str | None], dict[str, int]]
+
+
+def _waits(bus: Bus) -> list[tuple[str, str | None, Backlog]]:
+    """(channel, group, how to measure its backlog) of each handler whose backend can say what
+    waits for it: Kafka lag per partition, queue depth."""
+    from interchange.adapters import HasBacklog
+
+    found: list[tuple[str, str | None, Backlog]] = []
     for handler in bus.handlers:
         transport: object
         if handler.verb == "subscribes":
@@ -158,15 +148,9 @@ def _backlog(bus: Bus, gauge: Any) -> Any:
             )
         else:
             continue
-        if not isinstance(transport, HasBacklog):
-            continue
-        try:
-            parts = transport.backlog(channel, group)
-        except TransportError:  # the broker does not answer: /readyz says so
-            continue
-        for part, waiting in parts.items():
-            family.add_metric([channel, group or "", part], waiting)
-    return family
+        if isinstance(transport, HasBacklog):
+            found.append((channel, group, transport.backlog))
+    return found
 
 
 _COUNTERS = {
@@ -239,11 +223,21 @@ class OpsEndpoints:
                 if path == "/healthz":
                     self._answer(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
                 elif path == "/readyz":
-                    is_ready, body = ready()
+                    try:
+                        is_ready, body = ready()
+                    except Exception as error:  # an answer, never an empty reply
+                        log.exception("/readyz failed")
+                        is_ready, body = False, {"ready": False, "error": repr(error)}
                     status = HTTPStatus.OK if is_ready else HTTPStatus.SERVICE_UNAVAILABLE
                     self._answer(status, json.dumps(body).encode(), "application/json")
                 elif path == "/metrics":
-                    text = metrics()
+                    try:
+                        text = metrics()
+                    except Exception as error:
+                        log.exception("/metrics failed")
+                        message = f"/metrics failed: {error!r}\n".encode()
+                        self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, message, "text/plain")
+                        return
                     self._answer(HTTPStatus.OK, text, "text/plain; version=0.0.4; charset=utf-8")
                 else:
                     self._answer(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
@@ -283,15 +277,15 @@ class OpsServer(OpsEndpoints):
     def __init__(self, bus: Bus, port: int = 0, host: str = "127.0.0.1") -> None:
         from prometheus_client import CollectorRegistry, generate_latest
 
+        measurer = Measurer()
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(Collector(lambda: collect(bus)))
+        registry.register(Collector(lambda: collect(bus, measurer)))
         backends = bus.settings.backends
         urls = {"commands": backends.commands, "events": backends.events}
         if backends.fallback:
             urls["fallback"] = backends.fallback
-        probes = Readiness(urls)
         super().__init__(
-            lambda: readiness(bus, probes), lambda: generate_latest(registry), port, host
+            lambda: readiness(bus, urls, measurer), lambda: generate_latest(registry), port, host
         )
 
 

@@ -22,7 +22,8 @@ from urllib.request import urlopen
 from interchange.ops import OpsEndpoints
 
 SUMMED_GAUGES = frozenset({"interchange_consumers_running", "interchange_failover_drain_rate"})
-_TIMEOUT = 2.0
+_TIMEOUT = 2.5
+"""Seconds a worker is waited for: its own measurements take up to ops_measure.WITHIN."""
 
 
 def worker_port(ops_port: int, slot: int) -> int:

@@ -8,7 +8,8 @@ backoff, for up to ``wait_for_brokers`` seconds, then BrokersUnreachable.
 Shutdown, on SIGTERM or SIGINT: consumers stop taking messages, the handlers in flight finish
 within the grace period, what finished is acknowledged or committed, the transports flush, and
 the process exits 0 (1 when a handler outlived the grace period: its message comes again, to
-this service or another). A second signal stops at once. Closing the transports gets what is
+this service or another; consumers with no delivery in hand closing their connections are not
+handlers, see workers._CLOSING). A second signal stops at once. Closing the transports gets what is
 left of the grace period (at least a second): every message a publish returned for was
 already confirmed by its broker, so a close that a silent broker holds is left behind.
 """
@@ -18,9 +19,11 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -151,9 +154,7 @@ def serve(
         if len(received) > 1:
             log.warning("second signal: stopping at once")
             os._exit(1)
-        log.warning(
-            "%s: finishing what is in flight (up to %.0fs)", signal.strsignal(number), grace
-        )
+        log.warning("%s: finishing what is in flight (up to %gs)", signal.strsignal(number), grace)
         stopping.set()
 
     previous: dict[int, Any] = {}
@@ -180,7 +181,7 @@ def serve(
     if not finished:
         # Closing would wait for that handler again; its message is unacknowledged, so it
         # comes again — to this service's next run or another worker.
-        log.error("a handler outlived the %.0fs grace period: its message will come again", grace)
+        log.error("a handler outlived the %gs grace period: its message will come again", grace)
     return finished
 
 
@@ -195,11 +196,19 @@ def _close_within(bus: Runnable, seconds: float) -> None:
         log.warning("closing took over %.1fs (a broker does not answer): not waited for", seconds)
 
 
+START_FAILURES = frozenset({1, 2, 3})
+"""The exit codes of ``interchange run`` that say its start failed: the service's module raised
+(1), a bad setting (2), a broker did not answer (3)."""
+
+
 class Supervisor:
     """Runs ``count`` worker processes of the same command line and keeps them running: a
     worker that dies is replaced after a backoff (doubling up to ``max_backoff``, reset once a
-    worker lived ``settle`` seconds). SIGTERM or SIGINT is passed on to every worker, which
-    shuts down gracefully; a second signal kills them."""
+    worker lived ``settle`` seconds). A slot's first worker that exits with one of
+    START_FAILURES before it ever served (touched the ``--serving-file`` it is given) ends the
+    supervisor with that code, the others stopped: replacing it would fail the same way
+    forever. SIGTERM or SIGINT is passed on to every worker, which shuts down gracefully; a
+    second signal kills them."""
 
     def __init__(
         self,
@@ -226,6 +235,11 @@ class Supervisor:
         self._due = [0.0] * count
         self._stopping = threading.Event()
         self._signals = 0
+        self._marks = Path(tempfile.mkdtemp(prefix="interchange-serving-"))
+        self._served = [False] * count
+        """Whether the slot's worker ever served: then one that dies is replaced."""
+        self._failed: int | None = None
+        """The exit code of a worker whose start failed: the supervisor's own."""
 
     def _on_signal(self, number: int, frame: FrameType | None) -> None:
         self._signals += 1
@@ -239,7 +253,10 @@ class Supervisor:
         self._stopping.set()
 
     def _start(self, slot: int) -> None:
-        worker = self._spawn([*self.command, *self.slot_args(slot)])
+        mark = self._marks / str(slot)
+        mark.unlink(missing_ok=True)
+        serving = ["--serving-file", str(mark)]
+        worker = self._spawn([*self.command, *self.slot_args(slot), *serving])
         self.workers[slot] = worker
         self._started_at[slot] = time.monotonic()
         log.info("worker %d started (pid %d)", slot, worker.pid)
@@ -252,7 +269,16 @@ class Supervisor:
                 self._start(slot)
             return
         code = worker.poll()
+        self._served[slot] = self._served[slot] or (self._marks / str(slot)).exists()
         if code is None:
+            return
+        if code in START_FAILURES and not self._served[slot]:
+            log.error(
+                "worker %d (pid %d) failed to start (exit %d): stopping", slot, worker.pid, code
+            )
+            self.workers[slot] = None
+            self._failed = code
+            self._stopping.set()
             return
         lived = now - self._started_at[slot]
         if lived >= self.settle:
@@ -276,9 +302,12 @@ class Supervisor:
                 self._start(slot)
             while not self._stopping.wait(0.2):
                 for slot in range(self.count):
-                    self._tend(slot)
-            return self._shutdown()
+                    if not self._stopping.is_set():  # a failed start stops the others
+                        self._tend(slot)
+            code = self._shutdown()
+            return code if self._failed is None else self._failed
         finally:
+            shutil.rmtree(self._marks, ignore_errors=True)
             for number, handler in previous.items():
                 signal.signal(number, handler)
 

@@ -11,6 +11,11 @@ from typing import Any, Literal
 from interchange.adapters import Start, Subscription
 from interchange.config import RetryPolicy
 from interchange.contracts import Contract
+from interchange.metrics import InFlight
+
+_CLOSING = 2.0
+"""Seconds consumer threads with no delivery in hand get to end their loop and close their
+connection, whatever is left of the grace period: bounded on its own, never a handler."""
 
 
 @dataclass(frozen=True)
@@ -39,13 +44,15 @@ class Registration:
 class Workers:
     """Registered handlers' consumers. A handler registered while running starts at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_flight: InFlight | None = None) -> None:
         self._registrations: list[Registration] = []
         self._running: list[Subscription] = []
         self._started = False
         self._starting = False
         self._generation = 0  # bumped by stop(): a start still under way is then abandoned
         self._lock = threading.Lock()
+        self.in_flight = in_flight or InFlight()
+        """The deliveries this Bus's handlers are in the middle of: what a stop waits for."""
 
     @property
     def started(self) -> bool:
@@ -91,7 +98,7 @@ class Workers:
                     if current:
                         self._running.extend(started)
                 if not current:
-                    _stop_all(started, 10.0)
+                    _stop_all(started, 10.0, self.in_flight)
                     return
         except BaseException:
             with self._lock:
@@ -111,13 +118,19 @@ class Workers:
             running, self._running = self._running, []
             self._started = self._starting = False
             self._generation += 1
-        return _stop_all(running, timeout)
+        return _stop_all(running, timeout, self.in_flight)
 
 
-def _stop_all(running: list[Subscription], timeout: float) -> bool:
+def _stop_all(running: list[Subscription], timeout: float, in_flight: InFlight) -> bool:
+    """Stop ``running``; True unless a handler still ran when ``timeout`` ran out."""
     for subscription in running:
         subscription.stop()
     deadline = time.monotonic() + timeout
+    idle = in_flight.wait_idle(deadline - time.monotonic())
+    # With no delivery in hand, the threads are only ending their loops and closing their
+    # connections: that gets _CLOSING seconds even past the grace (a grace of 0 stopped an idle
+    # service with "a handler outlived the grace period"); with one in hand, only the grace.
+    closing = max(deadline, time.monotonic() + _CLOSING) if idle else deadline
     for subscription in running:
-        subscription.close(max(0.0, deadline - time.monotonic()))
-    return time.monotonic() < deadline
+        subscription.close(max(0.0, closing - time.monotonic()))
+    return idle and in_flight.wait_idle(0)  # a delivery taken before the stop took hold counts
