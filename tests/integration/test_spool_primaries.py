@@ -16,6 +16,7 @@ from interchange.adapters import PublishRejected, TransportMessage
 from interchange.adapters.redis import RedisSpool
 from interchange.contracts import Event
 from interchange.ops import collect
+from interchange.ops_measure import Measurer
 from interchange.testing import wait_until
 from tests.net import closed_port
 
@@ -140,7 +141,7 @@ def test_a_spooled_entry_kafka_refuses_is_set_aside_and_the_drain_goes_on(kafka_
         assert bus.drainer.drain() == 3
         status = bus.failover_status()["events"]
         assert (status["spool_depth"], status["refused"], status["drained"]) == (0, 1, 3)
-        gauges = {family.name: family.samples for family in collect(bus)}
+        gauges = {family.name: family.samples for family in collect(bus, Measurer())}
         assert gauges["interchange_failover_refused"][0].value == 1
         assert [d.message.id for d in bus.events.replay(tick)] == [before.id, after.id]
         assert [d.message.id for d in bus.events.replay(tock)] == [other.id]
