@@ -33,11 +33,19 @@ def begin_fresh(
     the low one; a time: the first record at or after it, else the high watermark), and
     commit those offsets synchronously before any record is handed out. Partitions with a
     commit are left as they are (they resume there)."""
-    committed = consumer.committed(partitions, timeout=TIMEOUT)
-    fresh = [tp for tp in committed if tp.offset < 0]
-    if not fresh:
+    try:
+        committed = consumer.committed(partitions, timeout=TIMEOUT)
+        fresh = [tp for tp in committed if tp.offset < 0]
+        if not fresh:
+            return
+        offsets = _resolve(consumer, fresh, start)
+    except Exception as error:  # raised inside poll, it ended the consumer thread
+        # a leader moving while the member is assigned (a broker lost mid-rebalance): read as
+        # librdkafka's auto.offset.reset says (``start``), as before this module; only a
+        # restart before this member commits could then apply ``start`` again
+        topic = partitions[0].topic if partitions else "?"
+        log.warning("%s/%s: start offsets not resolved at assignment: %s", topic, group, error)
         return
-    offsets = _resolve(consumer, fresh, start)
     for tp in partitions:
         if tp.partition in offsets:
             tp.offset = offsets[tp.partition]
