@@ -11,34 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-from interchange import Bus, Settings
-from interchange.config import TablePollerConnector
-from interchange.connectors.sql.poller import TablePoller
-from tests.sql.test_poller import OrderChanged  # noqa: F401  (registers the contract)
+from tests.sql.poller_worker import order_poller
 
 
 def main() -> None:
     url, table, prefix, events, mode, stop = sys.argv[1:7]
-    bus = Bus(
-        Settings.without_environment(
-            backends={"commands": "memory://", "events": events}, channel_prefix=prefix
-        )
-    )
     timestamps = {"timestamp_column": "updated_at"} if mode != "incrementing" else {}
-    poller = TablePoller(
-        bus,
-        TablePollerConnector(
-            name=f"test-{table}",
-            url=url,
-            table=table,
-            contract="sql.poller.order_changed",
-            columns={"order_no": "order", "total": "total"},
-            key_column="order_no",
-            mode=mode,  # type: ignore[arg-type]
-            batch=20,
-            poll_interval=0.05,
-            **timestamps,  # type: ignore[arg-type]
-        ),
+    bus, poller = order_poller(
+        url, table, prefix, events, mode=mode, batch=20, poll_interval=0.05, **timestamps
     )
     poller.start()
     while not Path(stop).exists():

@@ -18,25 +18,31 @@ from interchange.connectors.sql.poller import TablePoller
 from tests.sql.test_poller import OrderChanged  # noqa: F401  (registers the contract)
 
 
-def main() -> None:
-    url, table, prefix, kafka, die_at = sys.argv[1:6]
+def order_poller(
+    url: str, table: str, prefix: str, events: str, **options: Any
+) -> tuple[Bus, TablePoller]:
+    """A Bus publishing to ``events`` and a poller of the test's orders table on it (the
+    worker processes of the poller tests share this)."""
     bus = Bus(
         Settings.without_environment(
-            backends={"commands": "memory://", "events": kafka}, channel_prefix=prefix
+            backends={"commands": "memory://", "events": events}, channel_prefix=prefix
         )
     )
-    poller = TablePoller(
-        bus,
-        TablePollerConnector(
-            name=f"test-{table}",
-            url=url,
-            table=table,
-            contract="sql.poller.order_changed",
-            columns={"order_no": "order", "total": "total"},
-            key_column="order_no",
-            batch=100,
-        ),
+    connector = TablePollerConnector(
+        name=f"test-{table}",
+        url=url,
+        table=table,
+        contract="sql.poller.order_changed",
+        columns={"order_no": "order", "total": "total"},
+        key_column="order_no",
+        **options,
     )
+    return bus, TablePoller(bus, connector)
+
+
+def main() -> None:
+    url, table, prefix, kafka, die_at = sys.argv[1:6]
+    bus, poller = order_poller(url, table, prefix, kafka, batch=100)
     batches = 0
     advance = poller._advance
 
